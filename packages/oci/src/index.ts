@@ -1,0 +1,17 @@
+export type {
+  BlobBody,
+  BlobChecker,
+  BlobFetcher,
+  BlobPusher,
+  Descriptor,
+  FetchedManifest,
+  ManifestDeleter,
+  ManifestFetcher,
+  ManifestPusher,
+  OciStore,
+  PushBlobOptions,
+  PushManifestOptions,
+  RequestOptions,
+  Tagger,
+  TagLister,
+} from './types.js';
