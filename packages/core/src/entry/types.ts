@@ -1,0 +1,99 @@
+/**
+ * Contract between the entry data plane (save/restore of one cache entry, `./save.ts`,
+ * `./restore.ts`) and the cached run (`../run/*`). Implementations live beside this file.
+ */
+import type { OciStore } from '@task-cache/oci';
+
+/** Progress of a push or a restore, for progress bars. */
+export interface TransferProgress {
+  /** `push` during save, `fetch` during restore. */
+  phase: 'push' | 'fetch';
+  /** Chunks finished so far / known in total (total is unknown while still packing: `undefined`). */
+  chunksDone: number;
+  chunksTotal?: number;
+  /** Bytes moved over the wire so far (compressed). */
+  bytesDone: number;
+  /** Uncompressed bytes of the entry processed so far. */
+  bytesProcessed: number;
+}
+
+/** Options of {@link SaveEntry}. */
+export interface SaveEntryOptions {
+  /** The task's directory; every output path is relative to it. */
+  dir: string;
+  /** Globs (relative to `dir`) selecting the outputs, as the task's `generates`. */
+  generates: readonly string[];
+  /** The tag to commit the entry under (the cache key). */
+  tag: string;
+  /** Task name, recorded in the entry's config. */
+  task: string;
+  /** The cache key, recorded in the entry's config (usually equal to `tag`). */
+  key: string;
+  /** Source files and their digests that made the key, recorded in the config. */
+  sources?: ReadonlyArray<{ path: string; digest: string }>;
+  /** Keep real mtimes instead of normalizing them. @default false */
+  keepMtimes?: boolean;
+  /** zstd level. @default 3 */
+  compressionLevel?: number;
+  /** FastCDC average chunk size in bytes (a power of two). @default 1048576 */
+  avgChunkSize?: number;
+  /** Max chunk layers per manifest before the entry becomes an image index. @default 500 */
+  layerCap?: number;
+  /** Refuse entries larger than this many uncompressed bytes. @default Infinity */
+  maxEntrySize?: number;
+  /** Parallel blob transfers. @default 8 */
+  concurrency?: number;
+  /** Called as transfer progresses. */
+  onProgress?: (progress: TransferProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** What a save did. */
+export interface SaveEntryResult {
+  /** Digest of the manifest (or index) the tag now points at. */
+  digest: string;
+  chunksTotal: number;
+  chunksPushed: number;
+  /** Uncompressed bytes of the entry. */
+  bytesTotal: number;
+  /** Compressed bytes actually uploaded (chunks + config + manifests). */
+  bytesPushed: number;
+  files: number;
+  durationMs: number;
+}
+
+/** Options of {@link RestoreEntry}. */
+export interface RestoreEntryOptions {
+  dir: string;
+  /** Only paths matching these globs may be written. */
+  generates: readonly string[];
+  tag: string;
+  /** Refuse entries larger than this many uncompressed bytes. @default 17179869184 (16 GiB) */
+  maxEntrySize?: number;
+  concurrency?: number;
+  onProgress?: (progress: TransferProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** What a restore did. */
+export interface RestoreEntryResult {
+  digest: string;
+  chunksFetched: number;
+  bytesFetched: number;
+  files: number;
+  durationMs: number;
+}
+
+/** Saves the outputs under `options.tag`; the tag is pushed last. */
+export type SaveEntry = (store: OciStore, options: SaveEntryOptions) => Promise<SaveEntryResult>;
+/**
+ * Restores the entry tagged `options.tag` atomically; `undefined` on a miss (no tag, or an
+ * entry with a missing part). Refused/corrupt entries throw typed errors and leave the
+ * outputs untouched.
+ */
+export type RestoreEntry = (
+  store: OciStore,
+  options: RestoreEntryOptions,
+) => Promise<RestoreEntryResult | undefined>;
+/** `true` when a complete entry is tagged `tag` (cheap: manifest fetch only). */
+export type HasEntry = (store: OciStore, tag: string, options?: { signal?: AbortSignal }) => Promise<boolean>;
