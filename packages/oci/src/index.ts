@@ -1,3 +1,43 @@
+export {
+  createDigester,
+  type DigestAlgorithm,
+  type Digester,
+  descriptorOf,
+  digestBytes,
+  digestStream,
+  isDigest,
+  type ParsedDigest,
+  parseDigest,
+  sha256Digest,
+} from './digest.js';
+export {
+  BlobUnknownError,
+  BlobUploadInvalidError,
+  BlobUploadUnknownError,
+  DeniedError,
+  DigestInvalidError,
+  DigestMismatchError,
+  InsecureRedirectError,
+  InvalidOptionError,
+  InvalidReferenceError,
+  ManifestBlobUnknownError,
+  ManifestInvalidError,
+  ManifestUnknownError,
+  NameInvalidError,
+  NameUnknownError,
+  NetworkError,
+  OciError,
+  type OciErrorCode,
+  type OciErrorOptions,
+  OciTimeoutError,
+  RegistryError,
+  SizeInvalidError,
+  SizeMismatchError,
+  TagInvalidError,
+  TooManyRequestsError,
+  UnauthorizedError,
+  UnsupportedError,
+} from './errors.js';
 export type {
   BlobBody,
   BlobChecker,
@@ -15,3 +55,4 @@ export type {
   Tagger,
   TagLister,
 } from './types.js';
+export { type VerifyOptions, verifyBytes, verifyStream } from './verify.js';

@@ -1,0 +1,118 @@
+/**
+ * THE shared verifying reader. Every store in the project (registry, image layout, core's
+ * memory and Redis stores) hands out its bytes through {@link verifyStream} or
+ * {@link verifyBytes}; nothing else verifies content.
+ */
+import { createHash } from 'node:crypto';
+import { parseDigest } from './digest.js';
+import { DigestMismatchError, SizeInvalidError, SizeMismatchError } from './errors.js';
+import type { Descriptor } from './types.js';
+
+/** Options for {@link verifyStream}. */
+export interface VerifyOptions {
+  /** Stops reading (and throws the signal's reason) when it fires. */
+  signal?: AbortSignal;
+  /** Where the bytes come from, for error messages (no credentials). */
+  location?: string;
+}
+
+function checkExpected(expected: Pick<Descriptor, 'digest' | 'size'>): 'sha256' | 'sha512' {
+  const { algorithm } = parseDigest(expected.digest);
+  if (!Number.isSafeInteger(expected.size) || expected.size < 0) {
+    throw new SizeInvalidError(
+      `descriptor size must be a non-negative integer, got ${String(expected.size)}`,
+      {
+        digest: expected.digest,
+      },
+    );
+  }
+  return algorithm;
+}
+
+function where(options: VerifyOptions | undefined): string {
+  return options?.location ? ` from ${options.location}` : '';
+}
+
+/**
+ * Passes `source` through while checking its size and digest against `expected`.
+ *
+ * - More bytes than `expected.size` throw {@link SizeMismatchError} as soon as they arrive.
+ * - Fewer bytes, or a digest mismatch, throw at the end.
+ * - The last piece is held back until the digest checks out, so complete unverified content
+ *   is never handed on: a consumer that writes what it receives holds at most a truncated
+ *   prefix when verification fails, and must discard it on the error.
+ *
+ * Empty pieces are dropped. The input digest is validated before the first read
+ * ({@link DigestInvalidError} / {@link SizeInvalidError}).
+ */
+export async function* verifyStream(
+  source: AsyncIterable<Uint8Array>,
+  expected: Pick<Descriptor, 'digest' | 'size'>,
+  options?: VerifyOptions,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const algorithm = checkExpected(expected);
+  const signal = options?.signal;
+  signal?.throwIfAborted();
+  const hash = createHash(algorithm);
+  let seen = 0;
+  let held: Uint8Array | undefined;
+  for await (const chunk of source) {
+    signal?.throwIfAborted();
+    if (chunk.byteLength === 0) continue;
+    seen += chunk.byteLength;
+    if (seen > expected.size) {
+      throw new SizeMismatchError(
+        `content${where(options)} is longer than the expected ${expected.size} bytes (got at least ${seen})`,
+        { digest: expected.digest },
+      );
+    }
+    hash.update(chunk);
+    if (held !== undefined) yield held;
+    held = chunk;
+  }
+  signal?.throwIfAborted();
+  if (seen !== expected.size) {
+    throw new SizeMismatchError(
+      `content${where(options)} is shorter than the expected ${expected.size} bytes (got ${seen})`,
+      { digest: expected.digest },
+    );
+  }
+  const actual = `${algorithm}:${hash.digest('hex')}`;
+  if (actual !== expected.digest) {
+    throw new DigestMismatchError(
+      `content${where(options)} has digest ${actual}, expected ${expected.digest}`,
+      {
+        digest: expected.digest,
+      },
+    );
+  }
+  if (held !== undefined) yield held;
+}
+
+/**
+ * Verifies in-memory bytes against `expected` and returns them unchanged.
+ * @throws {SizeMismatchError | DigestMismatchError} on a mismatch.
+ */
+export function verifyBytes(
+  bytes: Uint8Array,
+  expected: Pick<Descriptor, 'digest' | 'size'>,
+  options?: Omit<VerifyOptions, 'signal'>,
+): Uint8Array {
+  const algorithm = checkExpected(expected);
+  if (bytes.byteLength !== expected.size) {
+    throw new SizeMismatchError(
+      `content${where(options)} is ${bytes.byteLength} bytes, expected ${expected.size}`,
+      { digest: expected.digest },
+    );
+  }
+  const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+  if (actual !== expected.digest) {
+    throw new DigestMismatchError(
+      `content${where(options)} has digest ${actual}, expected ${expected.digest}`,
+      {
+        digest: expected.digest,
+      },
+    );
+  }
+  return bytes;
+}
