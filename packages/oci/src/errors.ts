@@ -33,7 +33,11 @@ export type OciErrorCode =
   | 'INSECURE_REDIRECT'
   | 'TIMEOUT'
   | 'NETWORK'
-  | 'REGISTRY_ERROR';
+  | 'REGISTRY_ERROR'
+  // Image-layout store (src/layout): corrupt index.json / oci-layout, unsupported layout version, index lock.
+  | 'LAYOUT_INVALID'
+  | 'LAYOUT_VERSION_UNSUPPORTED'
+  | 'LOCK_TIMEOUT';
 
 /** Structured fields an {@link OciError} may carry. */
 export interface OciErrorOptions {
