@@ -1,0 +1,53 @@
+import type { CacheEvent } from './types.js';
+
+const UNITS = ['kB', 'MB', 'GB'] as const;
+
+/**
+ * Formats a byte count in SI units (1 kB = 1000 B) with one decimal: `999 B`, `1.0 kB`,
+ * `13.5 MB`, `2.1 GB`. Counts below 1000 are whole bytes and printed without a decimal;
+ * counts of 1000 GB and more stay in GB.
+ */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`formatBytes: expected a byte count >= 0, got ${bytes}`);
+  if (bytes < 1000) return `${Math.round(bytes)} B`;
+  let value = bytes;
+  let unit: (typeof UNITS)[number] = 'kB';
+  for (const u of UNITS) {
+    value /= 1000;
+    unit = u;
+    // NOTE: round first, so 999 950 B prints as `1.0 MB`, not `1000.0 kB`.
+    if (Math.round(value * 10) / 10 < 1000) break;
+  }
+  return `${value.toFixed(1)} ${unit}`;
+}
+
+/**
+ * The line a build tool prints for an event, in the operator guide's words, or `undefined` for
+ * events that have no line (lookup, hit, miss, progress, lock-acquired):
+ *
+ * - saved: `task: "build" saved to cache (pushed 42/42 chunks, 13.5 MB)` (size = compressed bytes uploaded)
+ * - restored: `task: "build" restored from cache`
+ * - lock-waiting: `task: "build" waiting for the cache lock`
+ * - lock-peer-finished: `task: "build" built by another job, restoring`
+ * - lock-unavailable: `task: "build" cache lock unavailable, building without it (<message>)`
+ * - warning: `task: "build" cache warning: <message>`
+ */
+export function formatEvent(event: CacheEvent): string | undefined {
+  const task = JSON.stringify(event.task);
+  switch (event.type) {
+    case 'saved':
+      return `task: ${task} saved to cache (pushed ${event.chunksPushed}/${event.chunksTotal} chunks, ${formatBytes(event.bytesPushed)})`;
+    case 'restored':
+      return `task: ${task} restored from cache`;
+    case 'lock-waiting':
+      return `task: ${task} waiting for the cache lock`;
+    case 'lock-peer-finished':
+      return `task: ${task} built by another job, restoring`;
+    case 'lock-unavailable':
+      return `task: ${task} cache lock unavailable, building without it (${event.message})`;
+    case 'warning':
+      return `task: ${task} cache warning: ${event.message}`;
+    default:
+      return undefined;
+  }
+}

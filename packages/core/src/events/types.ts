@@ -1,0 +1,136 @@
+/**
+ * The typed event stream of a cached run. Events carry no secrets: store and lock locations are
+ * redacted (`location` of the store, `redis://***@host:port`), warnings carry a code and a message
+ * built from redacted errors.
+ */
+
+/** Fields every event carries. */
+export interface CacheEventBase {
+  /** The task's name, as passed to `run()`. */
+  task: string;
+  /** The cache key (the tag of the entry); absent only before the key is known. */
+  key?: string;
+}
+
+/** Codes of {@link CacheWarningEvent}: why the cache could not do its part (the build is unaffected). */
+export type CacheWarningCode =
+  | 'LOOKUP_FAILED'
+  | 'RESTORE_FAILED'
+  | 'SAVE_FAILED'
+  | 'OUTPUTS_MISSING'
+  | 'ENTRY_TOO_LARGE'
+  | 'LOCK_UNAVAILABLE'
+  | 'LOCK_TIMED_OUT'
+  | 'LEASE_LOST'
+  | 'CIRCUIT_OPEN'
+  | 'STORE_OUT_OF_MEMORY';
+
+/** The cache is asked for `key` in `store`. */
+export interface CacheLookupEvent extends CacheEventBase {
+  type: 'lookup';
+  key: string;
+  /** Redacted store location. */
+  store: string;
+}
+/** The store has a complete entry for `key`. */
+export interface CacheHitEvent extends CacheEventBase {
+  type: 'hit';
+  key: string;
+}
+/** The store has no entry for `key`. */
+export interface CacheMissEvent extends CacheEventBase {
+  type: 'miss';
+  key: string;
+}
+/** Another process holds the lock: waiting for it to finish or release. */
+export interface LockWaitingEvent extends CacheEventBase {
+  type: 'lock-waiting';
+  key: string;
+  /** Redacted lock location. */
+  lock: string;
+}
+/** This run holds the lock and builds. */
+export interface LockAcquiredEvent extends CacheEventBase {
+  type: 'lock-acquired';
+  key: string;
+  /** Fencing token of the lease, when the lock provides one. */
+  fence?: string;
+}
+/** A peer built and saved the entry while this run waited. */
+export interface LockPeerFinishedEvent extends CacheEventBase {
+  type: 'lock-peer-finished';
+  key: string;
+}
+/** The lock could not be used (server down, OOM, timed out): the run builds without it. */
+export interface LockUnavailableEvent extends CacheEventBase {
+  type: 'lock-unavailable';
+  key: string;
+  /** `'unavailable'` (server trouble) or `'timed-out'` (waited longer than `lockWaitTimeoutMs`). */
+  reason: 'unavailable' | 'timed-out';
+  message: string;
+}
+/** Progress of a push (save) or a fetch (restore), for progress bars. */
+export interface CacheProgressEvent extends CacheEventBase {
+  type: 'progress';
+  key: string;
+  phase: 'push' | 'fetch';
+  chunksDone: number;
+  /** Unknown (`undefined`) while the entry is still being packed. */
+  chunksTotal?: number;
+  /** Compressed bytes moved over the wire so far. */
+  bytesDone: number;
+  /** Uncompressed bytes processed so far. */
+  bytesProcessed: number;
+}
+/** The build's outputs were saved under `key`. */
+export interface CacheSavedEvent extends CacheEventBase {
+  type: 'saved';
+  key: string;
+  digest: string;
+  chunksPushed: number;
+  chunksTotal: number;
+  /** Compressed bytes uploaded (the size the formatter prints). */
+  bytesPushed: number;
+  /** Uncompressed bytes of the entry. */
+  bytesTotal: number;
+  files: number;
+  durationMs: number;
+  /** `true` when the lease was lost during the build (the entry is content-addressed, so still valid). */
+  leaseLost?: boolean;
+}
+/** The outputs were restored from the entry `key`. */
+export interface CacheRestoredEvent extends CacheEventBase {
+  type: 'restored';
+  key: string;
+  digest: string;
+  chunksFetched: number;
+  bytesFetched: number;
+  files: number;
+  durationMs: number;
+}
+/** The cache could not do its part; the build runs or its result stands. */
+export interface CacheWarningEvent extends CacheEventBase {
+  type: 'warning';
+  code: CacheWarningCode;
+  /** Human-readable reason, secrets redacted. */
+  message: string;
+  /** `code` of the underlying typed error, when there is one (e.g. `UNAUTHORIZED`, `REDIS_OOM`). */
+  causeCode?: string;
+}
+
+/** Every event `onEvent` receives; discriminated by `type`. */
+export type CacheEvent =
+  | CacheLookupEvent
+  | CacheHitEvent
+  | CacheMissEvent
+  | LockWaitingEvent
+  | LockAcquiredEvent
+  | LockPeerFinishedEvent
+  | LockUnavailableEvent
+  | CacheProgressEvent
+  | CacheSavedEvent
+  | CacheRestoredEvent
+  | CacheWarningEvent;
+
+/** Receives events; must not throw (a throwing listener is ignored). */
+export type CacheEventListener = (event: CacheEvent) => void;
