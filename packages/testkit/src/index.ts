@@ -1,1 +1,2 @@
-export {};
+export { RedisReplyError, TestkitError, type TestkitErrorCode } from './errors.js';
+export { type RedisAclUser, type RedisFixture, type RedisFixtureOptions, startRedis } from './redis.js';

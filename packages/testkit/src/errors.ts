@@ -1,0 +1,31 @@
+/** Codes of {@link TestkitError}. */
+export type TestkitErrorCode =
+  | 'SPAWN_FAILED'
+  | 'START_FAILED'
+  | 'TIMEOUT'
+  | 'INVALID_OPTION'
+  | 'COMMAND_FAILED'
+  | 'MISSING_TOOLS';
+
+/** Error raised by the test fixtures themselves (not by the servers they run). */
+export class TestkitError extends Error {
+  override readonly name = 'TestkitError';
+  /** What went wrong, as a literal code. */
+  readonly code: TestkitErrorCode;
+  constructor(code: TestkitErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** An error reply (`-ERR ...`, `-WRONGPASS ...`, `-OOM ...`) from redis-server. */
+export class RedisReplyError extends Error {
+  override readonly name = 'RedisReplyError';
+  readonly code = 'REDIS_REPLY_ERROR' as const;
+  /** First word of the reply, e.g. `WRONGPASS`, `NOAUTH`, `OOM`. */
+  readonly prefix: string;
+  constructor(reply: string, options?: { cause?: unknown }) {
+    super(reply, options);
+    this.prefix = reply.split(' ', 1)[0] ?? '';
+  }
+}

@@ -1,0 +1,242 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestkitError } from './errors.js';
+import {
+  freePort,
+  makeTempDir,
+  removeTempDir,
+  spawnTracked,
+  type TrackedProcess,
+  terminate,
+  waitUntil,
+} from './internal/process.js';
+import { sendCommand } from './internal/resp.js';
+
+/** An ACL user created in the Redis fixture (`ACL SETUSER name on >password <rules>`). */
+export interface RedisAclUser {
+  /** ACL user name. */
+  name: string;
+  /** The user's password. */
+  password: string;
+  /** ACL rules, space separated, e.g. `'~allowed:* +@all'`. */
+  rules: string;
+}
+
+/** Options of {@link startRedis}. */
+export interface RedisFixtureOptions {
+  /**
+   * `requirepass` of the default user. `null` → no password (the default user needs no AUTH).
+   * @default a random 32-character hex password
+   */
+  password?: string | null;
+  /**
+   * Extra ACL users (written to the config file, so they survive {@link RedisFixture.restart}).
+   * @default []
+   */
+  users?: RedisAclUser[];
+  /**
+   * `maxmemory`, e.g. `'64mb'`; the policy is always `noeviction`.
+   * @default no limit
+   */
+  maxmemory?: string;
+}
+
+/** A running `redis-server` on 127.0.0.1 (no persistence, temp dir as `dir`). */
+export interface RedisFixture {
+  /** Always `'127.0.0.1'`. */
+  readonly host: string;
+  /** Random free port (kept across {@link RedisFixture.restart}). */
+  readonly port: number;
+  /** Password of the default user, `undefined` when started with `password: null`. */
+  readonly password: string | undefined;
+  /** PID of the current redis-server process (changes on restart). */
+  readonly pid: number;
+  /**
+   * `redis://:PASSWORD@127.0.0.1:PORT/path` (password percent-encoded); with `user`,
+   * `redis://NAME:PASSWORD@...`. `path` is e.g. a database number.
+   */
+  url(path?: string, user?: { name: string; password: string }): string;
+  /** Runs one command on a fresh connection authenticated as the default user; error replies reject with `RedisReplyError`. */
+  command(...args: Array<string | number>): Promise<unknown>;
+  /**
+   * Runs one command on a fresh connection authenticated as `auth` (`null` → no AUTH at all),
+   * e.g. to observe `WRONGPASS` / `NOAUTH` or an ACL user's permissions.
+   */
+  commandAs(
+    auth: { name?: string; password: string } | null,
+    ...args: Array<string | number>
+  ): Promise<unknown>;
+  /** SIGKILL, waits for the exit. */
+  kill(): Promise<void>;
+  /** Starts redis-server again on the same port, empty, with the same password and users (kills it first if running). */
+  restart(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections but answers nothing until {@link RedisFixture.resume}. */
+  pause(): void;
+  /** SIGCONT. */
+  resume(): void;
+  /**
+   * `CONFIG SET maxmemory` just below `used_memory` so that writes fail with `OOM` while reads
+   * keep working (the policy is noeviction, so this is deterministic).
+   */
+  forceOom(): Promise<void>;
+  /** Undoes {@link RedisFixture.forceOom}: restores the configured `maxmemory`. */
+  clearOom(): Promise<void>;
+  /** Terminates the server and removes its temp dir; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Quotes one redis.conf argument (sdssplitargs syntax): everything non-alphanumeric as `\xHH`. */
+const confArg = (value: string): string =>
+  `"${[...Buffer.from(value, 'utf8')]
+    .map((b) =>
+      (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
+        ? String.fromCharCode(b)
+        : `\\x${b.toString(16).padStart(2, '0')}`,
+    )
+    .join('')}"`;
+
+/** Margin by which {@link RedisFixture.forceOom} sets maxmemory below used_memory. */
+const OOM_MARGIN = 256 * 1024;
+
+/**
+ * Starts a real `redis-server` (Debian package `redis-server`) on 127.0.0.1 with a random
+ * free port: no persistence (`save ""`, `appendonly no`), `maxmemory-policy noeviction`, its
+ * `dir` in a temp dir. Resolves once it answers PING.
+ */
+export async function startRedis(options: RedisFixtureOptions = {}): Promise<RedisFixture> {
+  const password =
+    options.password === null ? undefined : (options.password ?? randomBytes(16).toString('hex'));
+  if (password === '')
+    throw new TestkitError('INVALID_OPTION', 'startRedis: options.password must not be empty');
+  for (const [i, user] of (options.users ?? []).entries()) {
+    if (!user.name || /\s/.test(user.name)) {
+      throw new TestkitError(
+        'INVALID_OPTION',
+        `startRedis: options.users[${i}].name must be a non-empty word`,
+      );
+    }
+  }
+  const host = '127.0.0.1';
+  const dir = makeTempDir('redis');
+  const confFile = join(dir, 'redis.conf');
+  const maxmemory = options.maxmemory ?? '0';
+
+  const lines = [
+    'bind 127.0.0.1',
+    'protected-mode no',
+    'daemonize no',
+    'save ""',
+    'appendonly no',
+    `dir ${confArg(dir)}`,
+    'logfile ""',
+    'loglevel warning',
+    `maxmemory ${confArg(maxmemory)}`,
+    'maxmemory-policy noeviction',
+  ];
+  if (password !== undefined) lines.push(`requirepass ${confArg(password)}`);
+  for (const user of options.users ?? []) {
+    const rules = user.rules.split(/\s+/).filter(Boolean);
+    lines.push(
+      ['user', confArg(user.name), 'on', confArg(`>${user.password}`), ...rules.map(confArg)].join(' '),
+    );
+  }
+  writeFileSync(confFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+
+  let port = 0;
+  let proc: TrackedProcess | undefined;
+  let stopped = false;
+
+  const launch = async (fixedPort: boolean) => {
+    // A port found free may be taken before redis binds it; retry with another one.
+    for (let attempt = 0; ; attempt++) {
+      if (!fixedPort) port = await freePort();
+      const p = await spawnTracked('redis-server', 'redis-server', [confFile, '--port', String(port)], {
+        cwd: dir,
+      });
+      try {
+        await waitUntil(`redis-server on ${host}:${port}`, p, async () => {
+          return (await sendCommand({ host, port, password }, ['PING'])) === 'PONG';
+        });
+        proc = p;
+        return;
+      } catch (error) {
+        await terminate(p, 'SIGKILL');
+        if (fixedPort || attempt >= 4 || !/Address already in use/i.test(p.output())) throw error;
+      }
+    }
+  };
+
+  try {
+    await launch(false);
+  } catch (error) {
+    removeTempDir(dir);
+    throw error;
+  }
+
+  const running = (): TrackedProcess => {
+    if (!proc || proc.hasExited()) {
+      throw new TestkitError('COMMAND_FAILED', `redis-server on ${host}:${port} is not running`);
+    }
+    return proc;
+  };
+
+  const fixture: RedisFixture = {
+    host,
+    get port() {
+      return port;
+    },
+    password,
+    get pid() {
+      if (!proc) throw new TestkitError('COMMAND_FAILED', 'redis-server has no process');
+      return proc.pid;
+    },
+    url(path, user) {
+      const auth = user
+        ? `${encodeURIComponent(user.name)}:${encodeURIComponent(user.password)}@`
+        : password !== undefined
+          ? `:${encodeURIComponent(password)}@`
+          : '';
+      const suffix = path === undefined || path === '' ? '' : path.startsWith('/') ? path : `/${path}`;
+      return `redis://${auth}${host}:${port}${suffix}`;
+    },
+    command(...args) {
+      return sendCommand({ host, port, password }, args);
+    },
+    commandAs(auth, ...args) {
+      return sendCommand({ host, port, username: auth?.name, password: auth?.password }, args);
+    },
+    async kill() {
+      if (proc) await terminate(proc, 'SIGKILL');
+    },
+    async restart() {
+      if (stopped) throw new TestkitError('COMMAND_FAILED', 'redis fixture was stopped; cannot restart');
+      if (proc) await terminate(proc, 'SIGKILL');
+      await launch(true);
+    },
+    pause() {
+      running().child.kill('SIGSTOP');
+    },
+    resume() {
+      running().child.kill('SIGCONT');
+    },
+    async forceOom() {
+      running();
+      const info = String(await fixture.command('INFO', 'memory'));
+      const match = /^used_memory:(\d+)/m.exec(info);
+      if (!match) throw new TestkitError('COMMAND_FAILED', 'INFO memory has no used_memory field');
+      const limit = Math.max(1, Number(match[1]) - OOM_MARGIN);
+      await fixture.command('CONFIG', 'SET', 'maxmemory', limit);
+    },
+    async clearOom() {
+      await fixture.command('CONFIG', 'SET', 'maxmemory', maxmemory);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (proc) await terminate(proc, 'SIGTERM');
+      removeTempDir(dir);
+    },
+  };
+  return fixture;
+}
