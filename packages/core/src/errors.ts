@@ -1,0 +1,121 @@
+/**
+ * Typed errors of `@task-cache/core`. Every error is a {@link TaskCacheError} with a literal
+ * `code`; the original failure, when there is one, is kept as `cause`. Messages never carry
+ * secrets (credentials, tokens).
+ */
+
+/** Options shared by every {@link TaskCacheError}. */
+export interface TaskCacheErrorOptions {
+  /** The underlying failure. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error thrown by `@task-cache/core`. Subclasses narrow `code` to a literal
+ * so callers can `switch (err.code)`.
+ */
+export class TaskCacheError extends Error {
+  override name = 'TaskCacheError';
+  /** Stable machine-readable code, e.g. `ENTRY_REFUSED`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options: TaskCacheErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}
+
+/** An option passed to a core function is invalid; `field` names it. */
+export class InvalidOptionError extends TaskCacheError {
+  override name = 'InvalidOptionError';
+  declare readonly code: 'INVALID_OPTION';
+  /** The option at fault, e.g. `generates`. */
+  readonly field: string;
+
+  constructor(field: string, message: string, options: TaskCacheErrorOptions = {}) {
+    super('INVALID_OPTION', `invalid option "${field}": ${message}`, options);
+    this.field = field;
+  }
+}
+
+/** The codes of {@link EntryError}. */
+export type EntryErrorCode = 'ENTRY_REFUSED' | 'ENTRY_CORRUPT' | 'ENTRY_TOO_LARGE' | 'ENTRY_OUTPUTS';
+
+/** Fields of an {@link EntryError}. */
+export interface EntryErrorOptions extends TaskCacheErrorOptions {
+  /** The entry path (inside the archive) at fault, when there is one. */
+  path?: string;
+  /** The digest of the blob at fault, when there is one. */
+  digest?: string;
+}
+
+/**
+ * Base of the cache-entry errors. The run layer treats every `EntryError` raised by a restore as
+ * a cache miss plus a warning: the outputs are left exactly as they were.
+ */
+export class EntryError extends TaskCacheError {
+  override name = 'EntryError';
+  declare readonly code: EntryErrorCode;
+  /** The entry path at fault, when there is one. */
+  readonly path: string | undefined;
+  /** The digest of the blob at fault, when there is one. */
+  readonly digest: string | undefined;
+
+  constructor(code: EntryErrorCode, message: string, options: EntryErrorOptions = {}) {
+    super(code, message, options);
+    this.path = options.path;
+    this.digest = options.digest;
+  }
+}
+
+/**
+ * An entry contains something a restore must never write: an absolute path, `..`, a path outside
+ * `generates`, a symlink leaving the task directory or written through, a hardlink, a device, a
+ * FIFO, a setuid/setgid bit.
+ */
+export class EntryRefusedError extends EntryError {
+  override name = 'EntryRefusedError';
+  declare readonly code: 'ENTRY_REFUSED';
+  constructor(message: string, options: EntryErrorOptions = {}) {
+    super('ENTRY_REFUSED', message, options);
+  }
+}
+
+/**
+ * An entry's bytes do not match what it declares: a malformed manifest or config, a chunk whose
+ * uncompressed size or digest differs from the config, a blob failing verification, a bad archive.
+ */
+export class EntryCorruptError extends EntryError {
+  override name = 'EntryCorruptError';
+  declare readonly code: 'ENTRY_CORRUPT';
+  constructor(message: string, options: EntryErrorOptions = {}) {
+    super('ENTRY_CORRUPT', message, options);
+  }
+}
+
+/** An entry (or one of its chunks) is larger than the configured cap. */
+export class EntryTooLargeError extends EntryError {
+  override name = 'EntryTooLargeError';
+  declare readonly code: 'ENTRY_TOO_LARGE';
+  /** The cap in bytes. */
+  readonly limit: number;
+  /** The size found (or declared), in bytes. */
+  readonly size: number;
+  constructor(message: string, fields: { limit: number; size: number } & EntryErrorOptions) {
+    super('ENTRY_TOO_LARGE', message, fields);
+    this.limit = fields.limit;
+    this.size = fields.size;
+  }
+}
+
+/**
+ * The task's outputs cannot be saved as they are (e.g. a file type that an entry cannot hold,
+ * a symlink pointing outside the task directory).
+ */
+export class EntryOutputsError extends EntryError {
+  override name = 'EntryOutputsError';
+  declare readonly code: 'ENTRY_OUTPUTS';
+  constructor(message: string, options: EntryErrorOptions = {}) {
+    super('ENTRY_OUTPUTS', message, options);
+  }
+}
