@@ -1,2 +1,12 @@
 export { RedisReplyError, TestkitError, type TestkitErrorCode } from './errors.js';
+export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './internal/http.js';
 export { type RedisAclUser, type RedisFixture, type RedisFixtureOptions, startRedis } from './redis.js';
+export {
+  type RegistryAction,
+  type RegistryFixture,
+  type RegistryFixtureOptions,
+  type RegistryMode,
+  type RegistryUser,
+  startRegistry,
+  type TokenServerInfo,
+} from './registry.js';
