@@ -38,6 +38,20 @@ export {
   UnauthorizedError,
   UnsupportedError,
 } from './errors.js';
+export {
+  createLayoutStore,
+  IMAGE_INDEX_MEDIA_TYPE,
+  IMAGE_LAYOUT_VERSION,
+  type LayoutErrorOptions,
+  type LayoutGcOptions,
+  type LayoutGcResult,
+  LayoutInvalidError,
+  type LayoutStore,
+  type LayoutStoreOptions,
+  LayoutVersionUnsupportedError,
+  LockTimeoutError,
+  REF_NAME_ANNOTATION,
+} from './layout/index.js';
 export type {
   BlobBody,
   BlobChecker,
