@@ -386,6 +386,11 @@ export async function startRegistry(options: RegistryFixtureOptions): Promise<Re
           throw new TestkitError('COMMAND_FAILED', 'registry fixture was closed; cannot garbage-collect');
         const wasRunning = registry !== undefined && !registry.hasExited();
         if (registry) await terminate(registry);
+        // NOTE: distribution's GC fails on a storage root without repositories or blobs ("Path
+        // not found"); an empty registry simply has nothing to collect.
+        for (const sub of ['repositories', 'blobs']) {
+          mkdirSync(join(storageDir, 'docker/registry/v2', sub), { recursive: true });
+        }
         const args = [
           'garbage-collect',
           ...(gcOptions.deleteUntagged ? ['--delete-untagged'] : []),
