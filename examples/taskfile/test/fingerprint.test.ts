@@ -7,7 +7,14 @@ import { fingerprintPath, isUpToDate, readFingerprint, writeFingerprint } from '
 describe('.task fingerprint', () => {
   it('stores the checksum under .task/checksum/<task> and decides up-to-date from it and the outputs', async () => {
     const root = await mkdtemp(join(tmpdir(), 'fp-'));
-    const opts = { rootDir: root, dir: root, task: 'ci:build', checksum: 'abc', sources: ['src/**'], generates: ['dist/**'] };
+    const opts = {
+      rootDir: root,
+      dir: root,
+      task: 'ci:build',
+      checksum: 'abc',
+      sources: ['src/**'],
+      generates: ['dist/**'],
+    };
     expect(await readFingerprint(root, 'ci:build')).toBeUndefined();
     expect(await isUpToDate(opts)).toBe(false);
 

@@ -8,20 +8,29 @@ function fakeStream(isTTY: boolean) {
 
 describe('progress bar', () => {
   it('renders chunks, bytes and a bar', () => {
-    expect(renderProgressLine({ task: 'build', phase: 'push', chunksDone: 21, chunksTotal: 42, bytesDone: 6_750_000 })).toBe(
-      'task: "build" pushing [############------------] 21/42 chunks, 6.8 MB',
-    );
+    expect(
+      renderProgressLine({
+        task: 'build',
+        phase: 'push',
+        chunksDone: 21,
+        chunksTotal: 42,
+        bytesDone: 6_750_000,
+      }),
+    ).toBe('task: "build" pushing [############------------] 21/42 chunks, 6.8 MB');
     expect(renderProgressLine({ task: 'build', phase: 'fetch', chunksDone: 0, bytesDone: 0 })).toBe(
       'task: "build" restoring [packing…] 0/? chunks, 0 B',
     );
-    expect(renderProgressLine({ task: 'build', phase: 'push', chunksDone: 1, chunksTotal: 2, bytesDone: 1 }, 20)).toHaveLength(19);
+    expect(
+      renderProgressLine({ task: 'build', phase: 'push', chunksDone: 1, chunksTotal: 2, bytesDone: 1 }, 20),
+    ).toHaveLength(19);
   });
 
   it('draws nothing on a non-TTY stream', () => {
     const { writes, stream } = fakeStream(false);
     let t = 0;
     const bar = createProgressBar(stream, { now: () => t });
-    for (t = 0; t < 5000; t += 50) bar.update({ task: 'b', phase: 'push', chunksDone: 1, chunksTotal: 9, bytesDone: 1 });
+    for (t = 0; t < 5000; t += 50)
+      bar.update({ task: 'b', phase: 'push', chunksDone: 1, chunksTotal: 9, bytesDone: 1 });
     bar.clear();
     expect(writes).toEqual([]);
   });
@@ -30,7 +39,13 @@ describe('progress bar', () => {
     const { writes, stream } = fakeStream(true);
     let t = 0;
     const bar = createProgressBar(stream, { now: () => t, delayMs: 500, intervalMs: 100 });
-    const p = (done: number) => ({ task: 'b', phase: 'push' as const, chunksDone: done, chunksTotal: 10, bytesDone: done });
+    const p = (done: number) => ({
+      task: 'b',
+      phase: 'push' as const,
+      chunksDone: done,
+      chunksTotal: 10,
+      bytesDone: done,
+    });
     bar.update(p(1)); // t=0: starts the timer
     t = 400;
     bar.update(p(2)); // still within the delay

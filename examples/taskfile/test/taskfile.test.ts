@@ -4,22 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TaskfileError } from '../src/errors.js';
 import { loadTaskfile, parseTaskfile } from '../src/taskfile.js';
-
-/** The guide's Taskfile, as issue 9 restates it (indentation restored). */
-export const GUIDE_TASKFILE = `version: '3'
-tasks:
-  build:
-    sources:
-      - src/**
-    generates:
-      - dist/**
-    cache:
-      enabled: '{{ne .CI_CACHE_REDIS_URL ""}}'
-      url: 'oci://harbor.example.com/task-cache/build:{{urlsafe .TASK}}-{{.CHECKSUM}}'
-      lock: 'redis://{{.CI_CACHE_REDIS_URL}}/lock:{{urlsafe .TASK}}-{{.CHECKSUM}}'
-    cmds:
-      - ./build.sh
-`;
+import { GUIDE_TASKFILE } from './helpers.js';
 
 function codeOf(fn: () => unknown): { code: string; message: string } {
   try {
@@ -73,7 +58,9 @@ tasks:
       ['SH', { kind: 'sh', sh: 'echo hi' }],
     ]);
     expect(tf.env[0]?.name).toBe('MODE');
-    expect(tf.tasks.get('default')!.cmds).toEqual([{ kind: 'cmd', cmd: 'echo one', where: 'tasks.default.cmds[0]' }]);
+    expect(tf.tasks.get('default')!.cmds).toEqual([
+      { kind: 'cmd', cmd: 'echo one', where: 'tasks.default.cmds[0]' },
+    ]);
     expect(tf.tasks.get('list')!.cmds.map((c) => c.kind === 'cmd' && c.cmd)).toEqual(['echo a', 'echo b']);
     const build = tf.tasks.get('build')!;
     expect(build.desc).toBe('Build it');
@@ -87,13 +74,37 @@ tasks:
   it.each([
     ['tasks: {}', 'ERR_TASKFILE_INVALID', 'Taskfile.yml: version: missing "version"'],
     ["version: '2'\ntasks: {}", 'ERR_TASKFILE_INVALID', 'version "2" is not supported'],
-    ["version: '3'\nincludes: {}\ntasks: {}", 'ERR_TASKFILE_INVALID', 'includes: "includes" is not supported by this runner'],
+    [
+      "version: '3'\nincludes: {}\ntasks: {}",
+      'ERR_TASKFILE_INVALID',
+      'includes: "includes" is not supported by this runner',
+    ],
     ["version: '3'\nfoo: 1\ntasks: {}", 'ERR_TASKFILE_INVALID', 'foo: unknown key "foo"'],
-    ["version: '3'\ntasks:\n  b:\n    status: [x]", 'ERR_TASKFILE_INVALID', 'tasks.b.status: "status" is not supported'],
-    ["version: '3'\ntasks:\n  b:\n    cache: { url: 1 }", 'ERR_TASKFILE_INVALID', 'tasks.b.cache.url: expected a string'],
-    ["version: '3'\ntasks:\n  b:\n    cache: { ttl: 1 }", 'ERR_TASKFILE_INVALID', 'tasks.b.cache.ttl: unknown key "ttl"'],
-    ["version: '3'\ntasks:\n  b:\n    sources: src/**", 'ERR_TASKFILE_INVALID', 'tasks.b.sources: expected a list'],
-    ["version: '3'\ntasks:\n  b:\n    cmds: [{ defer: x }]", 'ERR_TASKFILE_INVALID', 'tasks.b.cmds[0]: expected a command string'],
+    [
+      "version: '3'\ntasks:\n  b:\n    status: [x]",
+      'ERR_TASKFILE_INVALID',
+      'tasks.b.status: "status" is not supported',
+    ],
+    [
+      "version: '3'\ntasks:\n  b:\n    cache: { url: 1 }",
+      'ERR_TASKFILE_INVALID',
+      'tasks.b.cache.url: expected a string',
+    ],
+    [
+      "version: '3'\ntasks:\n  b:\n    cache: { ttl: 1 }",
+      'ERR_TASKFILE_INVALID',
+      'tasks.b.cache.ttl: unknown key "ttl"',
+    ],
+    [
+      "version: '3'\ntasks:\n  b:\n    sources: src/**",
+      'ERR_TASKFILE_INVALID',
+      'tasks.b.sources: expected a list',
+    ],
+    [
+      "version: '3'\ntasks:\n  b:\n    cmds: [{ defer: x }]",
+      'ERR_TASKFILE_INVALID',
+      'tasks.b.cmds[0]: expected a command string',
+    ],
     ["version: '3'\nvars: { X: [1] }\ntasks: {}", 'ERR_TASKFILE_INVALID', 'vars.X: expected a string'],
     ["version: '3'\ntasks:\n  b: { cmds: [a]\n", 'ERR_TASKFILE_INVALID', 'Taskfile.yml: invalid YAML'],
     ["version: '3'\ntasks:\n  b: {}\n  b: {}\n", 'ERR_TASKFILE_INVALID', 'invalid YAML'],
@@ -107,7 +118,10 @@ tasks:
 describe('loadTaskfile', () => {
   it('finds Taskfile.yml or Taskfile.yaml, and names the directory when there is none', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'taskfile-'));
-    await expect(loadTaskfile(dir)).rejects.toMatchObject({ code: 'ERR_TASKFILE_NOT_FOUND', message: `no Taskfile.yml found in ${dir}` });
+    await expect(loadTaskfile(dir)).rejects.toMatchObject({
+      code: 'ERR_TASKFILE_NOT_FOUND',
+      message: `no Taskfile.yml found in ${dir}`,
+    });
     await writeFile(join(dir, 'Taskfile.yaml'), "version: '3'\ntasks: { a: echo }\n");
     expect([...(await loadTaskfile(dir)).tasks.keys()]).toEqual(['a']);
   });

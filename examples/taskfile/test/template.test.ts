@@ -40,7 +40,11 @@ describe('renderTemplate', () => {
   it.each([
     ['{{.X | urlsafe}}', 'ERR_TEMPLATE_UNSUPPORTED', 'pipelines ("|") are not supported'],
     ['{{if .X}}y{{end}}', 'ERR_TEMPLATE_UNSUPPORTED', '"if" actions are not supported'],
-    ['{{upper .X}}', 'ERR_TEMPLATE_UNSUPPORTED', 'function "upper" is not supported (supported: eq, ne, not, urlsafe)'],
+    [
+      '{{upper .X}}',
+      'ERR_TEMPLATE_UNSUPPORTED',
+      'function "upper" is not supported (supported: eq, ne, not, urlsafe)',
+    ],
     ['{{$x := 1}}', 'ERR_TEMPLATE_UNSUPPORTED', 'template variables ("$name") are not supported'],
     ['{{.A.B}}', 'ERR_TEMPLATE_UNSUPPORTED', 'nested field ".A.…" is not supported'],
     ['{{.}}', 'ERR_TEMPLATE_UNSUPPORTED', 'only ".NAME" fields are supported'],
@@ -63,7 +67,9 @@ describe('renderTemplate', () => {
     expect((caught as TaskfileError).code).toBe(code);
     expect((caught as TaskfileError).message).toContain(message);
     // The message says where the template is and quotes it.
-    expect((caught as TaskfileError).message).toMatch(/^Taskfile\.yml: tasks\.build\.cache\.url: template ".*", column \d+: /);
+    expect((caught as TaskfileError).message).toMatch(
+      /^Taskfile\.yml: tasks\.build\.cache\.url: template ".*", column \d+: /,
+    );
   });
 
   it('names the column of the problem', () => {

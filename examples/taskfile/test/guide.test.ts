@@ -1,0 +1,138 @@
+/**
+ * Acceptance: the operator guide's walkthrough, end to end, with the real servers — the CNCF
+ * registry with TLS (private CA) and token auth standing in for Harbor, a password-protected
+ * redis-server for the lock — and the guide's Taskfile verbatim except for the registry host.
+ */
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { checksum, formatBytes } from '@task-cache/core';
+import { type RedisFixture, type RegistryFixture, startRedis, startRegistry } from '@task-cache/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCount, cleanEnv, GUIDE_TASKFILE, makeProject, runTask, treeDigest } from './helpers.js';
+
+const exec = promisify(execFile);
+
+let registry: RegistryFixture;
+let redis: RedisFixture;
+let certDir: string;
+
+beforeAll(async () => {
+  [registry, redis] = await Promise.all([startRegistry({ mode: 'token' }), startRedis()]);
+  // skopeo's --cert-dir wants a directory of *.crt CA files.
+  certDir = await mkdtemp(join(tmpdir(), 'skopeo-certs-'));
+  await copyFile(registry.caFile, join(certDir, 'ca.crt'));
+});
+
+afterAll(async () => {
+  await Promise.all([registry?.close(), redis?.stop()]);
+  if (certDir) await rm(certDir, { recursive: true, force: true });
+});
+
+const skopeo = async (...args: string[]) =>
+  (
+    await exec('skopeo', [
+      args[0]!,
+      '--cert-dir',
+      certDir,
+      '--creds',
+      `${registry.username}:${registry.password}`,
+      ...args.slice(1),
+    ])
+  ).stdout;
+
+const redisConnections = async () =>
+  Number(/total_connections_received:(\d+)/.exec(String(await redis.command('INFO', 'stats')))![1]);
+
+describe('the guide’s walkthrough against a real registry and Redis', () => {
+  it('first run builds and pushes, second run restores without building; skopeo sees the entry', async () => {
+    expect(registry.username).toBe('robot$task-cache+ci');
+    const dir = await makeProject(GUIDE_TASKFILE.replace('harbor.example.com', registry.host));
+    const env = cleanEnv({
+      TASK_CACHE_OCI_USER: registry.username,
+      TASK_CACHE_OCI_PASSWORD: registry.password,
+      TASK_CACHE_OCI_CA: registry.caFile,
+      CI_CACHE_REDIS_URL: `:${redis.password}@127.0.0.1:${redis.port}`,
+      // Anything falling back to the embedded default would land here, not in the user's cache.
+      TASK_CACHE_DIR: join(dir, '.unused-default-cache'),
+    });
+    const tokensBefore = registry.tokenServer!.requests;
+    const connectionsBefore = await redisConnections();
+
+    // task build   # task: "build" saved to cache (pushed 42/42 chunks, 13.5 MB)
+    const first = await runTask(['build'], { cwd: dir, env });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.lines).toEqual([
+      'task: [build] ./build.sh',
+      expect.stringMatching(
+        /^task: "build" saved to cache \(pushed \d+\/\d+ chunks, \d+(\.\d)? (B|kB|MB)\)$/,
+      ),
+    ]);
+    expect(first.stdout).toBe('built\n');
+    expect(await buildCount(dir)).toBe(1);
+    expect(registry.tokenServer!.requests).toBeGreaterThan(tokensBefore); // token auth really happened
+    // The lock went through Redis (our own INFO connections account for 1 of the difference).
+    expect((await redisConnections()) - connectionsBefore).toBeGreaterThanOrEqual(2);
+    const built = await treeDigest(join(dir, 'dist'));
+
+    // The tag is the key: <urlsafe .TASK>-<.CHECKSUM>.
+    const tag = `build-${await checksum({ dir, sources: ['src/**'] })}`;
+    const tags = JSON.parse(await skopeo('list-tags', `docker://${registry.host}/task-cache/build`));
+    expect(tags.Tags).toEqual([tag]);
+    const raw = await skopeo('inspect', '--raw', `docker://${registry.host}/task-cache/build:${tag}`);
+    const manifest = JSON.parse(raw);
+    expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(manifest.artifactType).toBe('application/vnd.task-cache.entry.v1');
+    expect(manifest.config.mediaType).toBe('application/vnd.task-cache.entry.config.v1+json');
+    const layers = manifest.layers as { mediaType: string; size: number }[];
+    expect(layers.length).toBeGreaterThan(0);
+    expect(new Set(layers.map((l) => l.mediaType))).toEqual(
+      new Set(['application/vnd.task-cache.chunk.v1+zstd']),
+    );
+    // "pushed N/N chunks, SIZE": every chunk was new, and SIZE is what went over the wire
+    // (compressed chunks + config + manifest).
+    const pushed = layers.reduce((n, l) => n + l.size, 0) + manifest.config.size + Buffer.byteLength(raw);
+    expect(first.lines[1]).toBe(
+      `task: "build" saved to cache (pushed ${layers.length}/${layers.length} chunks, ${formatBytes(pushed)})`,
+    );
+
+    // rm -rf dist .task; task build   # task: "build" restored from cache
+    await rm(join(dir, 'dist'), { recursive: true });
+    await rm(join(dir, '.task'), { recursive: true });
+    const second = await runTask(['build'], { cwd: dir, env });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.lines).toEqual(['task: "build" restored from cache']);
+    expect(second.stdout).toBe('');
+    expect(await buildCount(dir)).toBe(1);
+    expect(await treeDigest(join(dir, 'dist'))).toEqual(built);
+
+    // Nothing changed and the outputs are there: Task's own fingerprint answers, no cache call.
+    const third = await runTask(['build'], { cwd: dir, env });
+    expect(third.code).toBe(0);
+    expect(third.lines).toEqual(['task: Task "build" is up to date']);
+    expect(await buildCount(dir)).toBe(1);
+  });
+
+  it('a wrong registry password is a warning: the build runs and the task succeeds', async () => {
+    const dir = await makeProject(GUIDE_TASKFILE.replace('harbor.example.com', registry.host));
+    const run = await runTask(['build'], {
+      cwd: dir,
+      env: cleanEnv({
+        TASK_CACHE_OCI_USER: registry.username,
+        TASK_CACHE_OCI_PASSWORD: 'wrong-password',
+        TASK_CACHE_OCI_CA: registry.caFile,
+        CI_CACHE_REDIS_URL: `:${redis.password}@127.0.0.1:${redis.port}`,
+        TASK_CACHE_DIR: join(dir, '.unused-default-cache'),
+      }),
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(await buildCount(dir)).toBe(1);
+    expect(run.lines).toContain('task: [build] ./build.sh');
+    expect(run.lines.some((l) => l.startsWith('task: "build" cache warning: '))).toBe(true);
+    expect(run.stderr).not.toContain('saved to cache');
+    expect(run.stderr).not.toContain('wrong-password');
+    expect(run.stderr).not.toContain(redis.password!);
+  });
+});
