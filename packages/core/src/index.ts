@@ -1,3 +1,13 @@
+export {
+  CHUNK_MEDIA_TYPE,
+  ENTRY_ARTIFACT_TYPE,
+  ENTRY_CONFIG_MEDIA_TYPE,
+  ENTRY_FORMAT_VERSION,
+  type EntryConfig,
+} from './entry/format.js';
+export { hasEntry } from './entry/resolve.js';
+export { restoreEntry } from './entry/restore.js';
+export { saveEntry } from './entry/save.js';
 export type {
   HasEntry,
   RestoreEntry,

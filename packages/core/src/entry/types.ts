@@ -43,6 +43,10 @@ export interface SaveEntryOptions {
   maxEntrySize?: number;
   /** Parallel blob transfers. @default 8 */
   concurrency?: number;
+  /** zstd implementation: `node` (node:zlib, Node >= 22.15), `zstd-codec` (WebAssembly), or `auto`. @default 'auto' */
+  codec?: 'auto' | 'node' | 'zstd-codec';
+  /** Repositories of the same registry to try a cross-repository blob mount from before uploading. @default [] */
+  mountFrom?: string[];
   /** Called as transfer progresses. */
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
@@ -70,7 +74,10 @@ export interface RestoreEntryOptions {
   tag: string;
   /** Refuse entries larger than this many uncompressed bytes. @default 17179869184 (16 GiB) */
   maxEntrySize?: number;
+  /** Parallel chunk downloads. @default 8 */
   concurrency?: number;
+  /** zstd implementation used to decompress (either reads what both write). @default 'auto' */
+  codec?: 'auto' | 'node' | 'zstd-codec';
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
 }

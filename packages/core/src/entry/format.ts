@@ -1,0 +1,177 @@
+/**
+ * The entry format (docs/format.md is the contract): media types, the config document, and
+ * strict parsing of what a store hands back. Everything read here is untrusted.
+ */
+import type { Descriptor } from '@task-cache/oci';
+import { EntryCorruptError, EntryTooLargeError } from '../errors.js';
+
+/** `artifactType` of an entry's manifest (and of its index in the index form). */
+export const ENTRY_ARTIFACT_TYPE = 'application/vnd.task-cache.entry.v1';
+/** Media type of an entry's config blob. */
+export const ENTRY_CONFIG_MEDIA_TYPE = 'application/vnd.task-cache.entry.config.v1+json';
+/** Media type of each chunk layer. */
+export const CHUNK_MEDIA_TYPE = 'application/vnd.task-cache.chunk.v1+zstd';
+/** OCI image manifest media type (image-spec v1.1.1). */
+export const OCI_MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+/** OCI image index media type (image-spec v1.1.1). */
+export const OCI_INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
+/** Version of the config document this code writes and reads. */
+export const ENTRY_FORMAT_VERSION = 1;
+
+/** Largest chunk any reader accepts, whatever a config declares. */
+export const HARD_MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+/** Largest config blob a reader fetches. */
+export const MAX_CONFIG_SIZE = 32 * 1024 * 1024;
+/** Largest manifest a reader parses (registries cap manifests at 4 MiB). */
+export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
+
+/** The entry's config document (`application/vnd.task-cache.entry.config.v1+json`). */
+export interface EntryConfig {
+  formatVersion: 1;
+  task: string;
+  key: string;
+  /** RFC 3339 time of the save. */
+  created: string;
+  producer: { name: string; version: string };
+  /** Non-directory entries of the archive (files and symlinks). */
+  files: number;
+  /** Total uncompressed size of the archive in bytes (sum of `chunks[].size`). */
+  size: number;
+  archive: { format: 'tar'; mtimes: 'zero' | 'kept' };
+  chunking: {
+    algorithm: 'fastcdc2020';
+    avgSize: number;
+    minSize: number;
+    maxSize: number;
+    normalization: number;
+    seed: number;
+  };
+  compression: { algorithm: 'zstd'; level: number };
+  /** One per chunk layer, in stream order: uncompressed size and sha256 of the uncompressed bytes. */
+  chunks: Array<{ size: number; digest: string }>;
+  /** The source files (and their digests) that made the key. */
+  sources: Array<{ path: string; digest: string }>;
+}
+
+const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
+
+function corrupt(message: string, cause?: unknown): EntryCorruptError {
+  return new EntryCorruptError(message, { cause });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isSize(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Parses JSON bytes into an object or throws {@link EntryCorruptError}. */
+export function parseJson(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (cause) {
+    throw corrupt(`${what} is not valid JSON`, cause);
+  }
+  if (!isObject(doc)) throw corrupt(`${what} is not a JSON object`);
+  return doc;
+}
+
+/** Validates a descriptor read from a manifest. */
+export function parseDescriptor(v: unknown, what: string, mediaType?: string): Descriptor {
+  if (!isObject(v)) throw corrupt(`${what} is not a descriptor`);
+  if (typeof v.digest !== 'string' || !SHA256_RE.test(v.digest))
+    throw corrupt(`${what} has an invalid digest`);
+  if (!isSize(v.size)) throw corrupt(`${what} has an invalid size`);
+  if (typeof v.mediaType !== 'string') throw corrupt(`${what} has no mediaType`);
+  if (mediaType !== undefined && v.mediaType !== mediaType) {
+    throw corrupt(`${what} has media type ${JSON.stringify(v.mediaType)}, expected ${mediaType}`);
+  }
+  return { mediaType: v.mediaType, digest: v.digest, size: v.size };
+}
+
+/** A parsed entry manifest (one of an index's children, or the whole entry). */
+export interface ParsedManifest {
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+/** Parses an entry's image manifest. */
+export function parseManifest(doc: Record<string, unknown>): ParsedManifest {
+  if (doc.schemaVersion !== 2) throw corrupt('manifest schemaVersion is not 2');
+  if (doc.artifactType !== ENTRY_ARTIFACT_TYPE)
+    throw corrupt(`manifest is not a task-cache entry (artifactType ${JSON.stringify(doc.artifactType)})`);
+  const config = parseDescriptor(doc.config, 'manifest config', ENTRY_CONFIG_MEDIA_TYPE);
+  if (!Array.isArray(doc.layers)) throw corrupt('manifest has no layers array');
+  const layers = doc.layers.map((l, i) => parseDescriptor(l, `layer ${i}`, CHUNK_MEDIA_TYPE));
+  return { config, layers };
+}
+
+/** Parses an entry's image index: the child manifest descriptors in order. */
+export function parseIndex(doc: Record<string, unknown>): Descriptor[] {
+  if (doc.schemaVersion !== 2) throw corrupt('index schemaVersion is not 2');
+  if (doc.artifactType !== ENTRY_ARTIFACT_TYPE)
+    throw corrupt(`index is not a task-cache entry (artifactType ${JSON.stringify(doc.artifactType)})`);
+  if (!Array.isArray(doc.manifests) || doc.manifests.length === 0) throw corrupt('index has no manifests');
+  return doc.manifests.map((m, i) => parseDescriptor(m, `index manifest ${i}`, OCI_MANIFEST_MEDIA_TYPE));
+}
+
+/**
+ * Validates a config against its layers and the reader's caps.
+ * @throws {EntryCorruptError} when inconsistent; {@link EntryTooLargeError} above a cap.
+ */
+export function parseConfig(
+  doc: Record<string, unknown>,
+  layers: readonly Descriptor[],
+  maxEntrySize: number,
+): EntryConfig {
+  if (doc.formatVersion !== ENTRY_FORMAT_VERSION) {
+    throw corrupt(
+      `unsupported entry format version ${JSON.stringify(doc.formatVersion)} (this reader knows ${ENTRY_FORMAT_VERSION})`,
+    );
+  }
+  const chunking = doc.chunking;
+  if (!isObject(chunking) || !isSize(chunking.maxSize))
+    throw corrupt('config has no valid chunking parameters');
+  const archive = doc.archive;
+  if (!isObject(archive) || (archive.mtimes !== 'zero' && archive.mtimes !== 'kept'))
+    throw corrupt('config has no valid archive section');
+  if (!isSize(doc.size)) throw corrupt('config has no valid size');
+  if (doc.size > maxEntrySize) {
+    throw new EntryTooLargeError(`entry is ${doc.size} bytes, above the cap of ${maxEntrySize}`, {
+      limit: maxEntrySize,
+      size: doc.size,
+    });
+  }
+  if (!Array.isArray(doc.chunks)) throw corrupt('config has no chunks array');
+  if (doc.chunks.length !== layers.length) {
+    throw corrupt(`config lists ${doc.chunks.length} chunks but the manifest has ${layers.length} layers`);
+  }
+  const maxChunk = Math.min(chunking.maxSize, HARD_MAX_CHUNK_SIZE);
+  let total = 0;
+  for (const [i, c] of doc.chunks.entries()) {
+    if (!isObject(c) || !isSize(c.size) || typeof c.digest !== 'string' || !SHA256_RE.test(c.digest)) {
+      throw corrupt(`config chunk ${i} is invalid`);
+    }
+    if (c.size > maxChunk) {
+      throw new EntryTooLargeError(
+        `chunk ${i} declares ${c.size} bytes, above the maximum chunk size ${maxChunk}`,
+        {
+          limit: maxChunk,
+          size: c.size,
+        },
+      );
+    }
+    total += c.size;
+  }
+  if (total !== doc.size)
+    throw corrupt(`config chunk sizes add up to ${total}, not the declared size ${doc.size}`);
+  return doc as unknown as EntryConfig;
+}
+
+/** Upper bound of a zstd frame holding `size` bytes (ZSTD_compressBound plus slack). */
+export function compressBound(size: number): number {
+  return size + Math.floor(size / 128) + 128 * 1024;
+}

@@ -1,0 +1,106 @@
+/**
+ * Finds a task's outputs: the paths under `dir` matching its `generates` globs, without
+ * following symlinks (a symlink is an output itself, never a way out of the directory).
+ */
+import type { Dirent, Stats } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import picomatch from 'picomatch';
+
+/** Prefix of core's own scratch directories inside a task directory (staging, set-aside). */
+export const SCRATCH_PREFIX = '.task-cache-';
+
+/** One output path. */
+export interface OutputPath {
+  /** POSIX path relative to the task directory, no trailing slash. */
+  path: string;
+  kind: 'file' | 'directory' | 'symlink' | 'other';
+  stats: Stats;
+}
+
+/** A matcher of `generates` (dotfiles included). */
+export function outputMatcher(generates: readonly string[]): (path: string) => boolean {
+  return picomatch([...generates], { dot: true });
+}
+
+/** Static base directories of the globs, where the walk starts. */
+function bases(generates: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const g of generates) {
+    const { base } = picomatch.scan(g);
+    out.add(base.replace(/\/+$/, ''));
+  }
+  // A base inside another base is walked by the outer one.
+  const sorted = [...out].sort((a, b) => a.length - b.length);
+  return sorted.filter(
+    (b, i) => !sorted.slice(0, i).some((o) => o === '' || b === o || b.startsWith(`${o}/`)),
+  );
+}
+
+/** Compares two relative paths by their UTF-8 bytes (the archive's order). */
+export function comparePaths(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+function kindOf(s: Stats | Dirent): OutputPath['kind'] {
+  if (s.isSymbolicLink()) return 'symlink';
+  if (s.isFile()) return 'file';
+  if (s.isDirectory()) return 'directory';
+  return 'other';
+}
+
+/**
+ * Lists the outputs of `dir` matching `generates`, sorted by path (UTF-8 byte order). Core's
+ * scratch directories (`.task-cache-*` at the top level) are never outputs.
+ */
+export async function listOutputs(
+  dir: string,
+  generates: readonly string[],
+  signal?: AbortSignal,
+): Promise<OutputPath[]> {
+  const match = outputMatcher(generates);
+  const found: OutputPath[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    signal?.throwIfAborted();
+    let entries: Dirent[];
+    try {
+      entries = await readdir(rel === '' ? dir : join(dir, rel), { withFileTypes: true });
+    } catch (err) {
+      if (
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+        (err as NodeJS.ErrnoException).code === 'ENOTDIR'
+      )
+        return;
+      throw err;
+    }
+    const subdirs: string[] = [];
+    await Promise.all(
+      entries.map(async (e) => {
+        if (rel === '' && e.name.startsWith(SCRATCH_PREFIX)) return;
+        const p = rel === '' ? e.name : `${rel}/${e.name}`;
+        if (e.isDirectory()) subdirs.push(p);
+        if (match(p)) {
+          const stats = await lstat(join(dir, p));
+          found.push({ path: p, kind: kindOf(stats), stats });
+        }
+      }),
+    );
+    for (const s of subdirs) await visit(s);
+  };
+  for (const base of bases(generates)) {
+    if (base === '') {
+      await visit('');
+      continue;
+    }
+    let stats: Stats;
+    try {
+      stats = await lstat(join(dir, base));
+    } catch {
+      continue;
+    }
+    if (!base.startsWith(SCRATCH_PREFIX) && match(base))
+      found.push({ path: base, kind: kindOf(stats), stats });
+    if (stats.isDirectory()) await visit(base);
+  }
+  return found.sort((a, b) => comparePaths(a.path, b.path));
+}

@@ -1,0 +1,62 @@
+/** Fixtures for entry tests: temp task directories, generated outputs, tree hashes. */
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+/** A fresh temp directory; `cleanup` removes it. */
+export async function tempDir(prefix = 'tc-entry-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Writes `files` (relative path → content) under `dir`, creating parents. */
+export async function writeTree(dir: string, files: Record<string, string | Uint8Array>): Promise<void> {
+  for (const [p, content] of Object.entries(files)) {
+    await mkdir(dirname(join(dir, p)), { recursive: true });
+    await writeFile(join(dir, p), content);
+  }
+}
+
+/**
+ * A digest of the tree under `dir` (optionally only below `sub`): paths, types, permission bits,
+ * contents and symlink targets, in sorted order. Equal trees give equal digests.
+ */
+export async function treeHash(dir: string, sub = ''): Promise<string> {
+  const h = createHash('sha256');
+  const walk = async (rel: string): Promise<void> => {
+    const names = (await readdir(join(dir, rel))).sort();
+    for (const name of names) {
+      const p = rel === '' ? name : `${rel}/${name}`;
+      if (rel === '' && name.startsWith('.task-cache-')) continue;
+      const s = await lstat(join(dir, p));
+      if (s.isSymbolicLink()) h.update(`L ${p} -> ${await readlink(join(dir, p))}\n`);
+      else if (s.isDirectory()) {
+        h.update(`D ${p} ${(s.mode & 0o777).toString(8)}\n`);
+        await walk(p);
+      } else {
+        const fh = createHash('sha256');
+        fh.update(await readFile(join(dir, p)));
+        h.update(`F ${p} ${(s.mode & 0o777).toString(8)} ${s.size} ${fh.digest('hex')}\n`);
+      }
+    }
+  };
+  await walk(sub);
+  return h.digest('hex');
+}
+
+/** Deterministic pseudo-random bytes (so two runs build the same outputs). */
+export function seededBytes(size: number, seed: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let block = createHash('sha256').update(`seed:${seed}`).digest();
+  for (let off = 0; off < size; off += 32) {
+    block.copy(out, off, 0, Math.min(32, size - off));
+    block = createHash('sha256').update(block).digest();
+  }
+  return out;
+}
+
+export { randomBytes };
