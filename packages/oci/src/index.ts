@@ -1,4 +1,23 @@
 export {
+  createOciBackend,
+  createOciClient,
+  MEDIA_TYPE_IMAGE_INDEX,
+  MEDIA_TYPE_IMAGE_MANIFEST,
+  type OciBackend,
+  type OciBackendOptions,
+  type OciClient,
+  type OciClientOptions,
+  type OciRepository,
+  type WarningEvent,
+} from './client.js';
+export {
+  type Credentials,
+  credentialsFromConfig,
+  defaultAuthFiles,
+  type ResolveCredentialsOptions,
+  resolveCredentials,
+} from './credentials.js';
+export {
   createDigester,
   type DigestAlgorithm,
   type Digester,
@@ -52,6 +71,15 @@ export {
   LockTimeoutError,
   REF_NAME_ANNOTATION,
 } from './layout/index.js';
+export {
+  formatReference,
+  isValidRepository,
+  isValidTag,
+  type OciReference,
+  parseReference,
+  validateRepository,
+  validateTag,
+} from './reference.js';
 export type {
   BlobBody,
   BlobChecker,
