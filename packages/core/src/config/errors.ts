@@ -1,3 +1,5 @@
+import { TaskCacheError } from '../errors.js';
+
 /** Codes of {@link CacheConfigError}. */
 export type CacheConfigErrorCode = 'INVALID_KEY' | 'INVALID_URL' | 'INVALID_OPTION' | 'MISSING_DEPENDENCY';
 
@@ -6,12 +8,11 @@ export type CacheConfigErrorCode = 'INVALID_KEY' | 'INVALID_URL' | 'INVALID_OPTI
  * invalid key or tag, an unparsable store or lock URL, a bad option. The message names the
  * problem and the remedy; it never contains a password.
  */
-export class CacheConfigError extends Error {
-  override readonly name = 'CacheConfigError';
-  readonly code: CacheConfigErrorCode;
-  constructor(code: CacheConfigErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+export class CacheConfigError extends TaskCacheError {
+  override name = 'CacheConfigError';
+  declare readonly code: CacheConfigErrorCode;
+  constructor(code: CacheConfigErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
   }
 }
 
@@ -23,12 +24,13 @@ export type CacheRunErrorCode = 'CACHE_FAILED';
  * unavailable) rejects the run with this error; `reason` is the warning code it would have been,
  * `cause` the underlying error.
  */
-export class CacheRunError extends Error {
-  override readonly name = 'CacheRunError';
-  readonly code: CacheRunErrorCode = 'CACHE_FAILED';
+export class CacheRunError extends TaskCacheError {
+  override name = 'CacheRunError';
+  declare readonly code: CacheRunErrorCode;
+  /** The warning code this would have been outside strict mode. */
   readonly reason: string;
-  constructor(reason: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(reason: string, message: string, options: { cause?: unknown } = {}) {
+    super('CACHE_FAILED', message, options);
     this.reason = reason;
   }
 }

@@ -8,7 +8,8 @@ const UNITS = ['kB', 'MB', 'GB'] as const;
  * counts of 1000 GB and more stay in GB.
  */
 export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`formatBytes: expected a byte count >= 0, got ${bytes}`);
+  if (!Number.isFinite(bytes) || bytes < 0)
+    throw new RangeError(`formatBytes: expected a byte count >= 0, got ${bytes}`);
   if (bytes < 1000) return `${Math.round(bytes)} B`;
   let value = bytes;
   let unit: (typeof UNITS)[number] = 'kB';

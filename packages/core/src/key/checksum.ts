@@ -63,7 +63,11 @@ async function hashFile(path: string, size: number, signal?: AbortSignal): Promi
   return `sha256:${hash.digest('hex')}`;
 }
 
-async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -81,19 +85,32 @@ async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T
  */
 export async function checksumDetailed(inputs: ChecksumInputs): Promise<ChecksumDetails> {
   const { dir, sources, signal } = inputs;
-  if (typeof dir !== 'string' || dir === '') throw new CacheConfigError('INVALID_OPTION', 'checksum: `dir` must be a non-empty path');
-  if (!Array.isArray(sources)) throw new CacheConfigError('INVALID_OPTION', 'checksum: `sources` must be an array of globs');
+  if (typeof dir !== 'string' || dir === '')
+    throw new CacheConfigError('INVALID_OPTION', 'checksum: `dir` must be a non-empty path');
+  if (!Array.isArray(sources))
+    throw new CacheConfigError('INVALID_OPTION', 'checksum: `sources` must be an array of globs');
   const concurrency = inputs.concurrency ?? 64;
   if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw new CacheConfigError('INVALID_OPTION', `checksum: \`concurrency\` must be a positive integer, got ${concurrency}`);
+    throw new CacheConfigError(
+      'INVALID_OPTION',
+      `checksum: \`concurrency\` must be a positive integer, got ${concurrency}`,
+    );
   signal?.throwIfAborted();
   const paths =
     sources.length === 0
       ? []
-      : await glob([...sources], { cwd: dir, dot: true, onlyFiles: true, followSymbolicLinks: false, expandDirectories: false });
+      : await glob([...sources], {
+          cwd: dir,
+          dot: true,
+          onlyFiles: true,
+          followSymbolicLinks: false,
+          expandDirectories: false,
+        });
   // NOTE: sort by UTF-16 code units of the `/`-separated relative path: the order then depends on
   // neither the file system's directory order nor the platform.
-  const rel = [...new Set(paths.map((p) => p.split('\\').join('/')))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const rel = [...new Set(paths.map((p) => p.split('\\').join('/')))].sort((a, b) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
   const files = await mapBounded(rel, concurrency, async (path): Promise<SourceDigest> => {
     signal?.throwIfAborted();
     const abs = `${dir}/${path}`;
@@ -123,9 +140,15 @@ export async function checksumDetailed(inputs: ChecksumInputs): Promise<Checksum
     const v = envValues[name];
     field('env', v === undefined ? `${name}\0unset` : `${name}=${v}`);
   }
-  for (const [name, version] of Object.entries(inputs.tools ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  for (const [name, version] of Object.entries(inputs.tools ?? {}).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  ))
     field('tool', `${name}=${version}`);
-  if (inputs.platform) field('platform', typeof inputs.platform === 'string' ? inputs.platform : `${process.platform}-${process.arch}`);
+  if (inputs.platform)
+    field(
+      'platform',
+      typeof inputs.platform === 'string' ? inputs.platform : `${process.platform}-${process.arch}`,
+    );
   for (const e of inputs.extra ?? []) field('extra', e);
   return { checksum: h.digest('hex'), files };
 }

@@ -16,7 +16,8 @@ export const MAX_TAG_LENGTH = 128;
  * @see https://github.com/opencontainers/distribution-spec/blob/v1.1.1/spec.md#pulling-manifests
  */
 export function urlsafe(value: string): string {
-  if (typeof value !== 'string') throw new CacheConfigError('INVALID_OPTION', `urlsafe: expected a string, got ${typeof value}`);
+  if (typeof value !== 'string')
+    throw new CacheConfigError('INVALID_OPTION', `urlsafe: expected a string, got ${typeof value}`);
   const mapped = value.replace(/[^A-Za-z0-9._-]/gu, '_');
   if (mapped === '') return '_';
   return /^[.-]/.test(mapped) ? `_${mapped.slice(1)}` : mapped;

@@ -5,44 +5,40 @@ import type { ChecksumInputs } from '../key/checksum.js';
 /** The outcome of a lease at release time: `failed` lets a waiter take over and build. */
 export type LeaseOutcome = 'built' | 'failed';
 
-/** A held lock (a lease). Structural twin of `@task-cache/redis-lock`'s lease. */
+/** A held lock (a lease). Structural twin of `@task-cache/redis-lock`'s `Lease`. */
 export interface CacheLease {
   /** Fires when the lease is lost (expired, stolen, server gone). The build is NOT aborted by it. */
   readonly signal: AbortSignal;
   /** Fencing token, when the lock provides one. */
-  readonly fence?: bigint | number | string;
+  readonly fence?: number;
   /** `true` while the lease is still held. */
   isValid(): boolean;
   /** Releases the lease, telling waiters whether the build succeeded. Never throws. */
-  release(outcome: LeaseOutcome): Promise<void>;
+  release(outcome?: LeaseOutcome): Promise<unknown>;
 }
 
-/** Result of {@link CacheLock.acquireOrWait}. */
+/** Result of {@link CacheLock.acquireOrWait} (`@task-cache/redis-lock`'s `AcquireOutcome`). */
 export type LockAcquireResult =
-  | { status: 'acquired'; lease: CacheLease }
-  | { status: 'peer-finished' }
-  | { status: 'timed-out' }
-  | { status: 'unavailable'; error?: unknown };
+  | { kind: 'acquired'; lease: CacheLease }
+  | { kind: 'peer-finished' }
+  | { kind: 'timed-out' }
+  | { kind: 'unavailable'; error?: unknown };
 
 /** Options of {@link CacheLock.acquireOrWait}. */
 export interface AcquireOrWaitOptions {
   /** Polled while waiting: `true` when a peer's entry is now in the store. */
-  isDone: () => Promise<boolean>;
+  isDone?: (signal: AbortSignal) => boolean | Promise<boolean>;
   /** Give up waiting after this many ms (→ `timed-out`). */
   waitTimeoutMs?: number;
-  /** Called once when the lock is held by someone else and this call starts waiting. */
-  onWaiting?: () => void;
   signal?: AbortSignal;
 }
 
 /**
- * The narrow lock capability the run needs (implemented by the `@task-cache/redis-lock`
- * Redis, lock-file and in-process locks, or by your own object).
+ * The narrow lock capability the run needs: `@task-cache/redis-lock`'s `Lock` (Redis, lock-file,
+ * in-process) fits, or your own object.
  */
 export interface CacheLock {
-  /** Redacted, human-readable location (for events). */
-  readonly location?: string;
-  acquireOrWait(key: string, options: AcquireOrWaitOptions): Promise<LockAcquireResult>;
+  acquireOrWait(key: string, options?: AcquireOrWaitOptions): Promise<LockAcquireResult>;
   /** Releases connections. */
   close?(): Promise<void>;
 }

@@ -1,0 +1,132 @@
+import { join } from 'node:path';
+import type { OciStore } from '@task-cache/oci';
+import { createLayoutStore } from '@task-cache/oci';
+import type { CacheLock } from '../run/types.js';
+import { defaultCacheDir } from '../store/default-dir.js';
+import { createMemoryStore, type MemoryStore } from '../store/memory.js';
+import { CacheConfigError } from './errors.js';
+import { type LockUrl, parseLockUrl, parseStoreUrl, type StoreUrl } from './urls.js';
+
+/** Options of {@link openStore}. */
+export interface OpenStoreOptions {
+  /**
+   * Environment for `TASK_CACHE_OCI_USER`/`TASK_CACHE_OCI_PASSWORD`/`TASK_CACHE_OCI_CA`, the
+   * docker/podman config files and the default cache directory.
+   * @default process.env
+   */
+  env?: Record<string, string | undefined>;
+  signal?: AbortSignal;
+}
+
+// NOTE: `memory://NAME` stores are shared by name within the process, so two caches (or a cache
+// and a test) configured with the same URL see the same entries.
+const memoryStores = new Map<string, MemoryStore>();
+
+/** The in-process store behind `memory://NAME` (created on first use). */
+export function namedMemoryStore(name: string): MemoryStore {
+  let store = memoryStores.get(name);
+  if (!store) {
+    store = createMemoryStore();
+    memoryStores.set(name, store);
+  }
+  return store;
+}
+
+/** The embedded default store's directory: `defaultCacheDir(env)`, an OCI image layout. */
+export function defaultStoreDir(env: Record<string, string | undefined> = process.env): string {
+  return defaultCacheDir(env);
+}
+
+/**
+ * Opens the store a URL names (see {@link parseStoreUrl}). Registry credentials come from the
+ * environment or docker/podman `config.json`, the CA from `?ca=` or `TASK_CACHE_OCI_CA`; the
+ * Redis store is loaded (with ioredis) only when a `redis://` URL is used.
+ * @returns the store and the URL's tag (the cache key), if any.
+ */
+export async function openStore(
+  url: string | StoreUrl,
+  options: OpenStoreOptions = {},
+): Promise<{ store: OciStore; tag?: string }> {
+  const parsed = typeof url === 'string' ? parseStoreUrl(url) : url;
+  const env = options.env ?? process.env;
+  options.signal?.throwIfAborted();
+  switch (parsed.kind) {
+    case 'default':
+      return { store: createLayoutStore(defaultStoreDir(env)) };
+    case 'oci-layout': {
+      const store = createLayoutStore(parsed.path);
+      return parsed.tag === undefined ? { store } : { store, tag: parsed.tag };
+    }
+    case 'memory': {
+      const store = namedMemoryStore(parsed.name);
+      return parsed.tag === undefined ? { store } : { store, tag: parsed.tag };
+    }
+    case 'redis': {
+      const { createRedisStore } = await import('../redis.js');
+      const store = createRedisStore(
+        parsed.ttlSeconds === undefined
+          ? { url: parsed.url }
+          : { url: parsed.url, ttlSeconds: parsed.ttlSeconds },
+      );
+      return { store };
+    }
+    case 'oci': {
+      const store = await openRegistryStore(parsed, env);
+      return parsed.tag === undefined ? { store } : { store, tag: parsed.tag };
+    }
+  }
+}
+
+async function openRegistryStore(
+  parsed: Extract<StoreUrl, { kind: 'oci' }>,
+  env: Record<string, string | undefined>,
+): Promise<OciStore> {
+  const oci = (await import('@task-cache/oci')) as unknown as Record<string, unknown>;
+  const factory = oci.createOciBackend as ((options: Record<string, unknown>) => OciStore) | undefined;
+  if (typeof factory !== 'function')
+    throw new CacheConfigError('MISSING_DEPENDENCY', '@task-cache/oci does not provide createOciBackend');
+  const ca = parsed.ca ?? (env.TASK_CACHE_OCI_CA || undefined);
+  return factory({
+    registry: parsed.registry,
+    repository: parsed.repository,
+    plainHttp: parsed.plainHttp,
+    ...(ca === undefined ? {} : { caFile: ca }),
+    env,
+  });
+}
+
+/** Options of {@link openLock}. */
+export interface OpenLockOptions {
+  /** Environment for the default cache directory (local lock files). @default process.env */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Opens the lock a URL names (see {@link parseLockUrl}): the Redis lease lock of
+ * `@task-cache/redis-lock` (connected lazily, ioredis loaded only then) or the local lock-file
+ * lock in `<defaultCacheDir>/locks`.
+ * @returns the lock and the URL's lock key, if any.
+ */
+export async function openLock(
+  url: string | LockUrl,
+  options: OpenLockOptions = {},
+): Promise<{ lock: CacheLock; key?: string }> {
+  const parsed = typeof url === 'string' ? parseLockUrl(url) : url;
+  const redisLock = await import('@task-cache/redis-lock');
+  if (parsed.kind === 'local') {
+    // NOTE: accessed by name so core type-checks while redis-lock's local locks are being written.
+    const local = redisLock as unknown as {
+      createFileLock?: (dir: string) => CacheLock;
+      createLocalLock?: () => CacheLock;
+    };
+    if (local.createFileLock)
+      return { lock: local.createFileLock(join(defaultCacheDir(options.env ?? process.env), 'locks')) };
+    if (local.createLocalLock) return { lock: local.createLocalLock() };
+    throw new CacheConfigError('MISSING_DEPENDENCY', '@task-cache/redis-lock provides no local lock');
+  }
+  // NOTE: the key travels separately; the connection URL drops the path so that every task of a
+  // process shares one connection per server.
+  const connection = parsed.url.replace(/^(rediss?:\/\/[^/?#]*)\/[^?#]*/i, '$1');
+  const lock = await redisLock.connectLock(connection);
+  return parsed.key === undefined ? { lock } : { lock, key: parsed.key };
+}
