@@ -33,3 +33,62 @@ export {
 export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
 export { defaultCacheDir } from './store/default-dir.js';
 export { createMemoryStore, type MemoryStore, type MemoryStoreOptions } from './store/memory.js';
+// --- the cached run (issue 8): keys, config, locks, policies, events ---
+export {
+  CacheConfigError,
+  type CacheConfigErrorCode,
+  CacheRunError,
+  type CacheRunErrorCode,
+} from './config/errors.js';
+export {
+  defaultStoreDir,
+  namedMemoryStore,
+  type OpenLockOptions,
+  type OpenStoreOptions,
+  openLock,
+  openStore,
+} from './config/open.js';
+export { type LockUrl, parseLockUrl, parseStoreUrl, redactUrl, type StoreUrl } from './config/urls.js';
+export { formatBytes, formatEvent } from './events/format.js';
+export type {
+  CacheEvent,
+  CacheEventBase,
+  CacheEventListener,
+  CacheHitEvent,
+  CacheLookupEvent,
+  CacheMissEvent,
+  CacheProgressEvent,
+  CacheRestoredEvent,
+  CacheSavedEvent,
+  CacheWarningCode,
+  CacheWarningEvent,
+  LockAcquiredEvent,
+  LockPeerFinishedEvent,
+  LockUnavailableEvent,
+  LockWaitingEvent,
+} from './events/types.js';
+export {
+  type ChecksumDetails,
+  type ChecksumInputs,
+  checksum,
+  checksumDetailed,
+  type SourceDigest,
+} from './key/checksum.js';
+export { defaultKey, MAX_TAG_LENGTH, TAG_PATTERN, urlsafe, validateKey } from './key/urlsafe.js';
+export { resetCircuitBreakers } from './run/breaker.js';
+export { type Cache, createCache, isCacheError, type KeyOptions, type StepOptions } from './run/cache.js';
+export type {
+  AcquireOrWaitOptions,
+  BuildFunction,
+  CacheLease,
+  CacheLock,
+  CacheOptions,
+  CachePolicy,
+  LeaseOutcome,
+  LockAcquireResult,
+  NotSavedReason,
+  PolicyContext,
+  RunOptions,
+  RunResult,
+  RunStats,
+} from './run/types.js';
