@@ -8,6 +8,8 @@ export {
   LockUnavailableError,
   type LockUnavailableReason,
 } from './errors.js';
+export { createFileLock, type FileLockOptions } from './file-lock.js';
+export { createLocalLock, type LocalLockOptions } from './local-lock.js';
 export { connectLock, createRedisLock, type RedisLockOptions } from './redis-lock.js';
 export type {
   AcquireOptions,
@@ -19,3 +21,4 @@ export type {
   ReleaseOutcome,
 } from './types.js';
 export { type LockUrl, parseLockUrl } from './url.js';
+export { type WithLockResult, withLock } from './with-lock.js';

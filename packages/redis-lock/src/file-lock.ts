@@ -1,0 +1,204 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { link, mkdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { LockConfigError, LockUnavailableError } from './errors.js';
+import { createEngineLock, type LockBackend } from './internal/engine.js';
+import type { Lock, LockOptions, ReleaseOutcome } from './types.js';
+
+/** Options of {@link createFileLock}. */
+export type FileLockOptions = LockOptions;
+
+/** Contents of a lock file (JSON). */
+interface LockFileContent {
+  token: string;
+  pid: number;
+  host: string;
+  ttlMs: number;
+}
+
+// Release notices reach waiters of the same process at once; other processes notice by polling.
+const listeners = new Map<string, Set<(outcome: ReleaseOutcome) => void>>();
+
+function fileName(key: string): string {
+  const readable = key.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
+  return `${readable}-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readContent(path: string): Promise<LockFileContent | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<LockFileContent>;
+    if (typeof parsed.token !== 'string') return undefined;
+    return {
+      token: parsed.token,
+      pid: Number(parsed.pid),
+      host: String(parsed.host),
+      ttlMs: Number(parsed.ttlMs),
+    };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (error instanceof SyntaxError) return undefined; // torn / foreign file: treated as stale below
+    throw error;
+  }
+}
+
+const ioError = (error: unknown, dir: string) =>
+  new LockUnavailableError('connection', `lock directory ${dir}: ${(error as Error).message}`, {
+    cause: error,
+  });
+
+/**
+ * A {@link Lock} for processes on one machine, backed by lock files in `dir` (created if missing).
+ *
+ * A lock file is created atomically (`link` of a fully written temp file) and holds the owner's token,
+ * PID, host name and TTL; the holder touches its mtime every ttl/3. A lock is stale, and is broken by the
+ * next acquirer, when its owner PID is gone (same host) or its mtime is older than its TTL (a frozen or
+ * crashed holder, a reused PID). Fencing tokens come from `<key>.fence` files, written while holding the
+ * lock (floor: the wall clock in µs). Release notices reach waiters in the same process immediately;
+ * waiters in other processes poll with the usual backoff.
+ */
+export function createFileLock(dir: string, options: FileLockOptions = {}): Lock {
+  if (typeof dir !== 'string' || dir === '') {
+    throw new LockConfigError('option', 'createFileLock(dir): dir must be a non-empty path');
+  }
+  let ready: Promise<unknown> | undefined;
+  const ensureDir = () => {
+    ready ??= mkdir(dir, { recursive: true }).catch((error) => {
+      ready = undefined;
+      throw error;
+    });
+    return ready;
+  };
+  const paths = (key: string) => {
+    const base = join(dir, fileName(key));
+    return { lock: `${base}.lock`, fence: `${base}.fence` };
+  };
+  const host = hostname();
+
+  const nextFence = async (path: string): Promise<number> => {
+    let last = 0;
+    try {
+      last = Number((await readFile(path, 'utf8')).trim()) || 0;
+    } catch {
+      // missing: the wall clock floor below still makes it grow
+    }
+    const fence = Math.max(last + 1, Date.now() * 1000);
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, String(fence));
+    await rename(tmp, path);
+    return fence;
+  };
+
+  const tryBreakStale = async (lockPath: string, stale: LockFileContent | undefined): Promise<void> => {
+    const aside = `${lockPath}.${randomBytes(6).toString('hex')}.stale`;
+    try {
+      await rename(lockPath, aside);
+    } catch {
+      return; // someone else broke it first
+    }
+    const moved = await readContent(aside).catch(() => undefined);
+    if (stale === undefined || moved?.token === stale.token) {
+      await unlink(aside).catch(() => undefined);
+      return;
+    }
+    // NOTE: between our read and our rename another process replaced the stale file with a fresh lock:
+    // put it back (link fails if yet another one appeared; that holder then wins and the displaced one
+    // notices on its next renewal).
+    await link(aside, lockPath).catch(() => undefined);
+    await unlink(aside).catch(() => undefined);
+  };
+
+  const backend: LockBackend = {
+    async tryAcquire(key, token, ttlMs) {
+      const p = paths(key);
+      try {
+        await ensureDir();
+        const content: LockFileContent = { token, pid: process.pid, host, ttlMs };
+        const tmp = `${p.lock}.${token}.tmp`;
+        await writeFile(tmp, JSON.stringify(content));
+        try {
+          for (let round = 0; round < 2; round++) {
+            try {
+              await link(tmp, p.lock);
+              return { ok: true, fence: await nextFence(p.fence) };
+            } catch (error) {
+              if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+            }
+            const existing = await readContent(p.lock);
+            let mtime: number;
+            try {
+              mtime = (await stat(p.lock)).mtimeMs;
+            } catch {
+              continue; // released meanwhile: try again
+            }
+            const age = Date.now() - mtime;
+            const ttl = existing && Number.isFinite(existing.ttlMs) ? existing.ttlMs : ttlMs;
+            const ownerGone = existing !== undefined && existing.host === host && !pidAlive(existing.pid);
+            if (round === 0 && (ownerGone || age > ttl || existing === undefined)) {
+              await tryBreakStale(p.lock, existing);
+              continue;
+            }
+            return { ok: false, pttlMs: Math.max(0, Math.ceil(ttl - age)) };
+          }
+          return { ok: false, pttlMs: undefined };
+        } finally {
+          await unlink(tmp).catch(() => undefined);
+        }
+      } catch (error) {
+        throw ioError(error, dir);
+      }
+    },
+    async renew(key, token) {
+      const p = paths(key);
+      try {
+        const existing = await readContent(p.lock);
+        if (existing?.token !== token) return false;
+        const t = new Date();
+        await utimes(p.lock, t, t);
+        return true;
+      } catch (error) {
+        throw ioError(error, dir);
+      }
+    },
+    async release(key, token, outcome) {
+      const p = paths(key);
+      let deleted = false;
+      try {
+        const existing = await readContent(p.lock);
+        if (existing?.token === token) {
+          await unlink(p.lock);
+          deleted = true;
+        }
+      } finally {
+        if (deleted || outcome === 'built') {
+          for (const l of [...(listeners.get(p.lock) ?? [])]) l(outcome);
+        }
+      }
+      return deleted;
+    },
+    async subscribe(key, listener) {
+      const id = paths(key).lock;
+      let set = listeners.get(id);
+      if (!set) {
+        set = new Set();
+        listeners.set(id, set);
+      }
+      set.add(listener);
+      return () => {
+        set.delete(listener);
+        if (set.size === 0) listeners.delete(id);
+      };
+    },
+    async close() {},
+  };
+  return createEngineLock(backend, options);
+}
