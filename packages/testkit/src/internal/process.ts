@@ -3,7 +3,9 @@ import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { TestkitError } from '../errors.js';
+import { onPath } from './tools.js';
 
 /** Children started by any fixture in this process that have not exited yet. */
 const live = new Set<ChildProcess>();
@@ -16,22 +18,37 @@ function installExitHandler(): void {
   exitHandlerInstalled = true;
   // NOTE: 'exit' handlers must be synchronous. A crashed or aborted test run still reaches
   // this point (unless the worker itself is SIGKILLed), so no server outlives it.
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
+  process.on('exit', cleanUpNow);
+  // NOTE: vitest stops its fork workers with SIGTERM (then SIGKILL after 500 ms), which skips
+  // 'exit' handlers. Clean up, then re-raise the signal with its default action so the process
+  // still dies the way it was asked to (unless someone else handles the signal).
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      cleanUpNow();
+      process.off(signal, onSignal);
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+/** SIGKILLs every live child and removes the temp dirs, synchronously. */
+function cleanUpNow(): void {
+  for (const child of live) {
+    try {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
     }
-    for (const dir of tempDirs) {
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // best effort
-      }
+  }
+  for (const dir of tempDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // best effort
     }
-  });
+  }
 }
 
 /**
@@ -43,6 +60,13 @@ export function recordPid(pid: number, name: string): void {
   if (!file) return;
   appendFileSync(file, `${pid} ${name}\n`);
 }
+
+let pdeathsig: boolean | undefined;
+const usePdeathsig = (): boolean => {
+  // The parent-death signal belongs to the spawning *thread*; only use it on the main thread.
+  pdeathsig ??= process.platform === 'linux' && isMainThread && onPath('setpriv');
+  return pdeathsig;
+};
 
 /** A started child whose exit can be awaited and whose recent output is kept for error messages. */
 export interface TrackedProcess {
@@ -69,7 +93,14 @@ export async function spawnTracked(
   options: SpawnOptions = {},
 ): Promise<TrackedProcess> {
   installExitHandler();
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  // NOTE: vitest ends its worker processes with a signal, so 'exit' handlers do not run
+  // there. `setpriv --pdeathsig KILL` (util-linux, always on Debian) makes the kernel SIGKILL
+  // the server when the process that spawned it dies, however it dies; setpriv execs the
+  // server, so the PID we record is the server's own.
+  const [file, argv] = usePdeathsig()
+    ? ['setpriv', ['--pdeathsig', 'KILL', '--', command, ...args]]
+    : [command, [...args]];
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   let out = '';
   const append = (chunk: Buffer) => {
     out += chunk.toString('utf8');
