@@ -2,7 +2,9 @@
  * Benchmark of `@task-cache/oci` (run with `pnpm --filter @task-cache/oci bench`, i.e. tsx):
  *
  * 1. `curl` pushes the whole payload as ONE blob to the local anonymous registry (POST, then
- *    a monolithic PUT `--data-binary @file`) and GETs it back: the loopback baseline.
+ *    a monolithic PUT of the file) and GETs it back: the loopback baseline. The PUT streams the
+ *    file with `--upload-file` (`-T`): curl 7.88 refuses `--data-binary @file` for 1 GiB
+ *    ("option --data-binary: out of memory", it reads the file into memory, up to a 1 GiB cap).
  * 2. The registry client pushes and fetches the same bytes as 1 MiB blobs (verified reads).
  * 3. The image-layout store pushes and fetches the same 1 MiB blobs (fsync on and off).
  *
@@ -99,7 +101,7 @@ async function benchCurl(baseUrl: string, work: string): Promise<void> {
   const digest = `sha256:${hash.digest('hex')}`;
   const size = BLOBS * MiB;
 
-  await timed('curl: push as one blob (POST + PUT --data-binary)', size, 2, async () => {
+  await timed('curl: push as one blob (POST + PUT -T file)', size, 2, async () => {
     const { stdout } = await run('curl', [
       '-sS',
       '-D',
@@ -126,8 +128,8 @@ async function benchCurl(baseUrl: string, work: string): Promise<void> {
         'PUT',
         '-H',
         'Content-Type: application/octet-stream',
-        '--data-binary',
-        `@${file}`,
+        '--upload-file',
+        file,
         url.href,
       ],
       { maxBuffer: 1 << 20 },
