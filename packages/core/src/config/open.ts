@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { OciStore } from '@task-cache/oci';
-import { createLayoutStore } from '@task-cache/oci';
+import { createLayoutStore, createOciBackend } from '@task-cache/oci';
 import type { CacheLock } from '../run/types.js';
 import { defaultCacheDir } from '../store/default-dir.js';
 import { createMemoryStore, type MemoryStore } from '../store/memory.js';
@@ -26,7 +26,7 @@ const memoryStores = new Map<string, MemoryStore>();
 export function namedMemoryStore(name: string): MemoryStore {
   let store = memoryStores.get(name);
   if (!store) {
-    store = createMemoryStore();
+    store = createMemoryStore({ name });
     memoryStores.set(name, store);
   }
   return store;
@@ -81,17 +81,19 @@ async function openRegistryStore(
   parsed: Extract<StoreUrl, { kind: 'oci' }>,
   env: Record<string, string | undefined>,
 ): Promise<OciStore> {
-  const oci = (await import('@task-cache/oci')) as unknown as Record<string, unknown>;
-  const factory = oci.createOciBackend as ((options: Record<string, unknown>) => OciStore) | undefined;
-  if (typeof factory !== 'function')
-    throw new CacheConfigError('MISSING_DEPENDENCY', '@task-cache/oci does not provide createOciBackend');
   const ca = parsed.ca ?? (env.TASK_CACHE_OCI_CA || undefined);
-  return factory({
-    registry: parsed.registry,
-    repository: parsed.repository,
+  // NOTE: a cache must cost seconds, not minutes, when the registry is down: fewer and shorter
+  // retries than the client's defaults (the run's circuit breaker does the rest).
+  return createOciBackend({
+    url: `oci://${parsed.registry}/${parsed.repository}`,
     plainHttp: parsed.plainHttp,
-    ...(ca === undefined ? {} : { caFile: ca }),
+    ...(ca === undefined ? {} : { ca }),
     env,
+    retries: 2,
+    maxRetryDelayMs: 2_000,
+    maxRetryAfterMs: 10_000,
+    connectTimeoutMs: 5_000,
+    headersTimeoutMs: 30_000,
   });
 }
 

@@ -102,19 +102,23 @@ export async function checksumDetailed(inputs: ChecksumInputs): Promise<Checksum
       : await glob([...sources], {
           cwd: dir,
           dot: true,
-          onlyFiles: true,
-          followSymbolicLinks: false,
+          // NOTE: tinyglobby drops symlinks unless it follows them, and onlyFiles would drop
+          // directory symlinks: list everything, lstat each entry, skip real directories. A
+          // symlink is hashed by its target string (dangling ones are not listed).
+          onlyFiles: false,
+          followSymbolicLinks: true,
           expandDirectories: false,
         });
   // NOTE: sort by UTF-16 code units of the `/`-separated relative path: the order then depends on
   // neither the file system's directory order nor the platform.
-  const rel = [...new Set(paths.map((p) => p.split('\\').join('/')))].sort((a, b) =>
+  const rel = [...new Set(paths.map((p) => p.split('\\').join('/').replace(/\/$/, '')))].sort((a, b) =>
     a < b ? -1 : a > b ? 1 : 0,
   );
-  const files = await mapBounded(rel, concurrency, async (path): Promise<SourceDigest> => {
+  const all = await mapBounded(rel, concurrency, async (path): Promise<SourceDigest | undefined> => {
     signal?.throwIfAborted();
     const abs = `${dir}/${path}`;
     const st = await lstat(abs);
+    if (st.isDirectory()) return undefined;
     if (st.isSymbolicLink()) {
       const target = await readlink(abs);
       return { path, kind: 'l', digest: `sha256:${createHash('sha256').update(target).digest('hex')}` };
@@ -122,6 +126,7 @@ export async function checksumDetailed(inputs: ChecksumInputs): Promise<Checksum
     const kind = (st.mode & 0o111) !== 0 ? 'x' : '-';
     return { path, kind, digest: await hashFile(abs, st.size, signal) };
   });
+  const files = all.filter((f): f is SourceDigest => f !== undefined);
   signal?.throwIfAborted();
 
   const h = createHash('sha256');

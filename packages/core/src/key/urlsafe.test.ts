@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { CacheConfigError } from '../config/errors.js';
+import { defaultKey, urlsafe, validateKey } from './urlsafe.js';
+
+describe('urlsafe', () => {
+  it.each([
+    ['build', 'build'],
+    ['ci/build', 'ci_build'],
+    ['ci:build', 'ci_build'],
+    ['a b', 'a_b'],
+    ['.hidden', '_hidden'],
+    ['-x', '_x'],
+    ['ünï', '_n_'],
+    ['', '_'],
+    ['v1.2_3-x', 'v1.2_3-x'],
+  ])('%j → %j', (input, output) => {
+    expect(urlsafe(input)).toBe(output);
+    expect(urlsafe(input)).toMatch(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/);
+  });
+
+  it('is not injective (documented): distinct names can collide', () => {
+    expect(urlsafe('ci/build')).toBe(urlsafe('ci build'));
+  });
+});
+
+describe('validateKey / defaultKey', () => {
+  const sum = 'a'.repeat(64);
+  it('builds <urlsafe(task)>-<checksum>', () => {
+    expect(defaultKey('ci/build', sum)).toBe(`ci_build-${sum}`);
+  });
+  it('rejects keys over 128 characters naming the remedy', () => {
+    const err = (() => {
+      try {
+        defaultKey('t'.repeat(64), sum);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(CacheConfigError);
+    expect(err).toMatchObject({ code: 'INVALID_KEY' });
+    expect((err as Error).message).toMatch(/at most 128.*shorten the task name/);
+  });
+  it('accepts exactly 128 characters', () => {
+    expect(validateKey('k'.repeat(128))).toHaveLength(128);
+  });
+  it.each(['', 'a/b', '.a', '-a', 'a:b', 'a b'])('rejects %j', (key) => {
+    expect(() => validateKey(key)).toThrow(CacheConfigError);
+  });
+  it('names urlsafe as the remedy for bad characters', () => {
+    expect(() => validateKey('ci/build')).toThrow(/urlsafe/);
+  });
+});
