@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestkitError } from './errors.js';
 import {
@@ -95,6 +95,23 @@ const confArg = (value: string): string =>
         : `\\x${b.toString(16).padStart(2, '0')}`,
     )
     .join('')}"`;
+
+/**
+ * Signals are delivered asynchronously; spin (briefly, synchronously) until /proc shows the
+ * process in the wanted state, so that pause()/resume() have taken effect when they return.
+ */
+function waitForState(pid: number, ok: (state: string) => boolean): void {
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    let state: string | undefined;
+    try {
+      state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+    } catch {
+      return; // no /proc (not Linux) or the process is gone
+    }
+    if (state === undefined || ok(state)) return;
+  }
+}
 
 /** Margin by which {@link RedisFixture.forceOom} sets maxmemory below used_memory. */
 const OOM_MARGIN = 256 * 1024;
@@ -215,10 +232,14 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
       await launch(true);
     },
     pause() {
-      running().child.kill('SIGSTOP');
+      const p = running();
+      p.child.kill('SIGSTOP');
+      waitForState(p.pid, (state) => state === 'T');
     },
     resume() {
-      running().child.kill('SIGCONT');
+      const p = running();
+      p.child.kill('SIGCONT');
+      waitForState(p.pid, (state) => state !== 'T');
     },
     async forceOom() {
       running();
