@@ -1,5 +1,5 @@
 export { RedisReplyError, TestkitError, type TestkitErrorCode } from './errors.js';
-export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './internal/http.js';
+export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './http.js';
 export { type RedisAclUser, type RedisFixture, type RedisFixtureOptions, startRedis } from './redis.js';
 export {
   type RegistryAction,

@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SimpleResponse, simpleRequest } from './internal/http.js';
+import { type SimpleResponse, simpleRequest } from './http.js';
 import { type RegistryFixture, startRegistry } from './registry.js';
 
 const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
@@ -321,6 +321,12 @@ describe('startRegistry: token (TLS + Bearer from the token server)', () => {
       headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
     });
     expect(got.body.equals(pushed.manifest)).toBe(true);
+  });
+
+  it('exposes the same request count on its /stats endpoint', async () => {
+    const stats = await simpleRequest(new URL('/stats', registry.tokenServer!.url), { ca: registry.caPem });
+    expect(stats.json()).toEqual({ requests: registry.tokenServer!.requests });
+    expect(registry.tokenServer!.pid).toBeGreaterThan(0);
   });
 
   it('refuses a wrong password (401) and an unknown user (401), counting the requests', async () => {

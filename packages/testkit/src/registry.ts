@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestkitError } from './errors.js';
-import { simpleRequest } from './internal/http.js';
+import { simpleRequest } from './http.js';
 import {
   freePort,
   makeTempDir,
