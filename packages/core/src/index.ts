@@ -1,3 +1,19 @@
+// --- the cached run (issue 8): keys, config, locks, policies, events ---
+export {
+  CacheConfigError,
+  type CacheConfigErrorCode,
+  CacheRunError,
+  type CacheRunErrorCode,
+} from './config/errors.js';
+export {
+  defaultStoreDir,
+  namedMemoryStore,
+  type OpenLockOptions,
+  type OpenStoreOptions,
+  openLock,
+  openStore,
+} from './config/open.js';
+export { type LockUrl, parseLockUrl, parseStoreUrl, redactUrl, type StoreUrl } from './config/urls.js';
 export {
   CHUNK_MEDIA_TYPE,
   ENTRY_ARTIFACT_TYPE,
@@ -30,25 +46,6 @@ export {
   TaskCacheError,
   type TaskCacheErrorOptions,
 } from './errors.js';
-export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
-export { defaultCacheDir } from './store/default-dir.js';
-export { createMemoryStore, type MemoryStore, type MemoryStoreOptions } from './store/memory.js';
-// --- the cached run (issue 8): keys, config, locks, policies, events ---
-export {
-  CacheConfigError,
-  type CacheConfigErrorCode,
-  CacheRunError,
-  type CacheRunErrorCode,
-} from './config/errors.js';
-export {
-  defaultStoreDir,
-  namedMemoryStore,
-  type OpenLockOptions,
-  type OpenStoreOptions,
-  openLock,
-  openStore,
-} from './config/open.js';
-export { type LockUrl, parseLockUrl, parseStoreUrl, redactUrl, type StoreUrl } from './config/urls.js';
 export { formatBytes, formatEvent } from './events/format.js';
 export type {
   CacheEvent,
@@ -92,3 +89,6 @@ export type {
   RunResult,
   RunStats,
 } from './run/types.js';
+export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
+export { defaultCacheDir } from './store/default-dir.js';
+export { createMemoryStore, type MemoryStore, type MemoryStoreOptions } from './store/memory.js';

@@ -51,7 +51,7 @@ interface Normalized {
 
 function normalize(o: SaveEntryOptions): Normalized {
   if (typeof o !== 'object' || o === null) throw new InvalidOptionError('options', 'must be an object');
-  const avg = checkInt('avgChunkSize', o.avgChunkSize, 1024 * 1024, 256, 16 * 1024 * 1024);
+  const avg = checkInt('avgChunkSize', o.avgChunkSize, 1024 * 1024, 256, 8 * 1024 * 1024);
   if ((avg & (avg - 1)) !== 0)
     throw new InvalidOptionError('avgChunkSize', `must be a power of two, got ${avg}`);
   if (o.codec !== undefined && !['auto', 'node', 'zstd-codec'].includes(o.codec)) {

@@ -1,8 +1,7 @@
 /**
- * The one place core meets the chunker. NOTE: a temporary fixed-size splitter stands in for
- * `@task-cache/chunker`'s FastCDC `chunkStream` until that package lands; swap the body of
- * {@link chunk} for `chunkStream(source, params)` then (same shape).
+ * The one place core meets `@task-cache/chunker` (FastCDC 2020, REAPI parameters).
  */
+import { chunkStream } from '@task-cache/chunker';
 
 /** FastCDC 2020 parameters, as recorded in an entry's config. */
 export interface ChunkParams {
@@ -13,7 +12,7 @@ export interface ChunkParams {
   seed: number;
 }
 
-/** One chunk of the stream; `data` is owned by the caller (never reused by the chunker). */
+/** One chunk of the stream, with its bytes. */
 export interface Chunk {
   offset: number;
   length: number;
@@ -25,31 +24,21 @@ export function chunkParams(avgSize: number): ChunkParams {
   return { avgSize, minSize: avgSize / 4, maxSize: avgSize * 4, normalization: 2, seed: 0 };
 }
 
-/** Cuts `source` into chunks of at most `params.maxSize` bytes, in order. */
+/**
+ * Cuts `source` into content-defined chunks, in order. An empty source gives one empty chunk, so
+ * every entry has at least one layer.
+ */
 export async function* chunk(
   source: AsyncIterable<Uint8Array>,
   params: ChunkParams,
   signal?: AbortSignal,
 ): AsyncGenerator<Chunk> {
-  const size = params.avgSize;
-  let buf = Buffer.allocUnsafe(size);
-  let fill = 0;
-  let offset = 0;
-  for await (const piece of source) {
-    signal?.throwIfAborted();
-    let pos = 0;
-    while (pos < piece.byteLength) {
-      const n = Math.min(size - fill, piece.byteLength - pos);
-      buf.set(piece.subarray(pos, pos + n), fill);
-      fill += n;
-      pos += n;
-      if (fill === size) {
-        yield { offset, length: fill, data: buf };
-        offset += fill;
-        buf = Buffer.allocUnsafe(size);
-        fill = 0;
-      }
-    }
+  let any = false;
+  // NOTE: the tar stream hands out fresh buffers (it never reuses them), so the chunker's views
+  // stay valid while later chunks are cut; no copy needed.
+  for await (const c of chunkStream(source, { ...params, signal })) {
+    any = true;
+    yield { offset: c.offset, length: c.length, data: c.data ?? new Uint8Array(0) };
   }
-  if (fill > 0 || offset === 0) yield { offset, length: fill, data: buf.subarray(0, fill) };
+  if (!any) yield { offset: 0, length: 0, data: new Uint8Array(0) };
 }

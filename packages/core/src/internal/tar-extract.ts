@@ -81,7 +81,7 @@ export async function extractTo(
         if (extract.destroyed) return;
         if (!extract.write(piece)) await waitDrain(extract);
       }
-      if (!extract.destroyed) extract.end();
+      if (!extract.destroyed) (extract as unknown as { end(): void }).end();
     } catch (err) {
       feedError = err;
       extract.destroy(err as Error);
@@ -89,7 +89,7 @@ export async function extractTo(
   })();
 
   try {
-    for await (const entry of extract as AsyncIterable<tar.Entry>) {
+    for await (const entry of extract) {
       options.signal?.throwIfAborted();
       const h = entry.header;
       const path = safePath(h.name);

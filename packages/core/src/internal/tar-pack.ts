@@ -102,7 +102,7 @@ export function packOutputs(
                 if (pack.destroyed) throw new Error('archive stream closed');
               }
               if (seen !== size) throw changed(o.path);
-              sink.end();
+              (sink as unknown as { end(): void }).end();
             })().catch((err) => {
               sink.destroy(err);
               reject(err);
@@ -129,7 +129,7 @@ function changed(path: string): EntryOutputsError {
   });
 }
 
-function entry(pack: tar.Pack, header: tar.Headers, data?: Buffer): Promise<void> {
+function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, data?: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const cb = (err?: Error | null) => (err ? reject(err) : resolve());
     if (data === undefined) pack.entry(header, cb);

@@ -1,0 +1,418 @@
+/**
+ * The entry conformance suite: the same save/restore behaviour tests against every store
+ * (memory, OCI image layout, the real registry). Call {@link entryConformance} from a test file.
+ */
+import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { OciStore } from '@task-cache/oci';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OCI_INDEX_MEDIA_TYPE } from '../src/entry/format.js';
+import { countingStore, EntryError, hasEntry, restoreEntry, saveEntry } from '../src/index.js';
+import { removeDir, seededBytes, tempDir, treeHash, writeTree } from './helpers.js';
+import {
+  device,
+  dir,
+  fifo,
+  file,
+  type HostileEntry,
+  hardlink,
+  link,
+  pushHostile,
+  type Tamper,
+} from './hostile.js';
+
+/** A store for one test, plus optional hooks the backend can offer. */
+export interface StoreFixture {
+  store: OciStore;
+  /** Replace a stored blob's bytes (to test verification); absent when the backend cannot. */
+  tamperBlob?(digest: string, bytes: Uint8Array): Promise<void>;
+  /** Remove a stored blob; absent when the backend cannot. */
+  removeBlob?(digest: string): Promise<void>;
+}
+
+export interface ConformanceOptions {
+  /** Run the big acceptance cases (300 MB file, 200 MB dedup). @default false */
+  big?: boolean;
+  /** The fixture offers `tamperBlob` and `removeBlob`: run the tampering cases. @default false */
+  tamper?: boolean;
+}
+
+const ALL = ['dist/**'];
+let seq = 0;
+const nextTag = (p: string) => `${p}-${process.pid}-${++seq}`;
+
+export function entryConformance(
+  name: string,
+  makeStore: () => Promise<StoreFixture>,
+  options: ConformanceOptions = {},
+): void {
+  describe(`entry conformance: ${name}`, () => {
+    let root: string;
+    beforeAll(async () => {
+      root = await tempDir(`tc-conf-${name}-`);
+    });
+    afterAll(async () => {
+      await removeDir(root);
+    });
+    const taskDir = async (label: string) => {
+      const d = join(root, `${label}-${++seq}`);
+      await mkdir(d, { recursive: true });
+      return d;
+    };
+
+    it('round-trips files, empty files, empty dirs, exec bits, relative symlinks, unicode and long paths', async () => {
+      const { store } = await makeStore();
+      const src = await taskDir('src');
+      const long = `dist/${'deep-directory-name/'.repeat(12)}${'f'.repeat(200)}.txt`;
+      await writeTree(src, {
+        'dist/app.js': 'console.log(1)\n',
+        'dist/empty.txt': '',
+        'dist/bin/run.sh': '#!/bin/sh\necho hi\n',
+        'dist/ünïcødé/日本語ファイル.txt': 'こんにちは',
+        [long]: 'long path',
+        'dist/.hidden': 'dot',
+        'src/not-an-output.ts': 'x',
+      });
+      await chmod(join(src, 'dist/bin/run.sh'), 0o755);
+      await mkdir(join(src, 'dist/empty-dir/nested-empty'), { recursive: true });
+      await symlink('../app.js', join(src, 'dist/bin/app-link.js'));
+      await symlink('ünïcødé', join(src, 'dist/dir-link'));
+      const tag = nextTag('basic');
+      const saved = await saveEntry(store, { dir: src, generates: ALL, tag, task: 'build', key: tag });
+      expect(saved.files).toBe(8);
+      expect(saved.chunksPushed).toBe(saved.chunksTotal);
+      expect(await hasEntry(store, tag)).toBe(true);
+
+      const dst = await taskDir('dst');
+      await writeTree(dst, { 'dist/stale.js': 'old', 'src/keep.ts': 'mine' });
+      const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag });
+      expect(restored?.digest).toBe(saved.digest);
+      expect(restored?.files).toBe(8);
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+      expect(await readFile(join(dst, 'src/keep.ts'), 'utf8')).toBe('mine');
+      expect((await stat(join(dst, 'dist/bin/run.sh'))).mode & 0o777).toBe(0o755);
+      await expect(stat(join(dst, 'src/not-an-output.ts'))).rejects.toThrow();
+    });
+
+    it('gives identical bytes for identical outputs (normalized archive) and a miss for an unknown tag', async () => {
+      const { store } = await makeStore();
+      const a = await taskDir('a');
+      const b = await taskDir('b');
+      await writeTree(b, { 'dist/z.txt': 'z', 'dist/a/b.txt': 'b' }); // created in another order
+      await writeTree(a, { 'dist/a/b.txt': 'b', 'dist/z.txt': 'z' });
+      await chmod(join(a, 'dist/z.txt'), 0o644);
+      await chmod(join(b, 'dist/z.txt'), 0o644);
+      const counted = countingStore(store);
+      const t1 = nextTag('same');
+      await saveEntry(counted, { dir: a, generates: ALL, tag: t1, task: 't', key: t1 });
+      counted.resetCounts();
+      const second = await saveEntry(counted, { dir: b, generates: ALL, tag: t1, task: 't', key: t1 });
+      expect(second.chunksPushed).toBe(0);
+      // only the config (its creation time differs) and the manifest
+      expect(counted.counts.pushBlob).toBeLessThanOrEqual(1);
+      expect(counted.counts.pushManifest).toBe(1);
+      expect(await restoreEntry(store, { dir: b, generates: ALL, tag: nextTag('unknown') })).toBeUndefined();
+      expect(await hasEntry(store, nextTag('unknown'))).toBe(false);
+    });
+
+    it('round-trips 20 000 small files', async () => {
+      const { store } = await makeStore();
+      const src = await taskDir('many');
+      for (let d = 0; d < 100; d++) {
+        await mkdir(join(src, `dist/d${d}`), { recursive: true });
+        await Promise.all(
+          Array.from({ length: 200 }, (_, f) =>
+            writeFile(join(src, `dist/d${d}/f${f}.txt`), `file ${d}/${f}\n`.repeat(f % 7)),
+          ),
+        );
+      }
+      const tag = nextTag('many');
+      const saved = await saveEntry(store, { dir: src, generates: ALL, tag, task: 'many', key: tag });
+      expect(saved.files).toBe(20_000);
+      const dst = await taskDir('many-dst');
+      const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag });
+      expect(restored?.files).toBe(20_000);
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+    });
+
+    const dedupCase = async (files: number, fileSize: number, avgChunkSize: number) => {
+      const { store } = await makeStore();
+      const src = await taskDir('dedup');
+      await mkdir(join(src, 'dist'));
+      for (let i = 0; i < files; i++)
+        await writeFile(join(src, `dist/part-${String(i).padStart(4, '0')}.bin`), seededBytes(fileSize, i));
+      await writeFile(join(src, 'dist/part-middle.txt'), seededBytes(10 * 1024, 9999));
+      const t1 = nextTag('dedup');
+      const first = await saveEntry(store, {
+        dir: src,
+        generates: ALL,
+        tag: t1,
+        task: 'd',
+        key: t1,
+        avgChunkSize,
+      });
+      expect(first.chunksPushed).toBe(first.chunksTotal);
+      await writeFile(join(src, 'dist/part-middle.txt'), seededBytes(10 * 1024, 4242));
+      const t2 = nextTag('dedup');
+      const second = await saveEntry(store, {
+        dir: src,
+        generates: ALL,
+        tag: t2,
+        task: 'd',
+        key: t2,
+        avgChunkSize,
+      });
+      expect(second.chunksTotal).toBeGreaterThan(10);
+      expect(second.chunksPushed).toBeGreaterThanOrEqual(1);
+      expect(second.chunksPushed).toBeLessThanOrEqual(3);
+      const dst = await taskDir('dedup-dst');
+      await restoreEntry(store, { dir: dst, generates: ALL, tag: t2 });
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+      return { store, src };
+    };
+
+    it('changing one 10 KB file in the middle pushes at most 3 chunks (20 MB, 64 KiB chunks)', async () => {
+      await dedupCase(40, 512 * 1024, 64 * 1024);
+    });
+
+    if (options.big) {
+      it('changing one 10 KB file in the middle of 200 MB pushes at most 3 chunks (default 1 MiB chunks)', async () => {
+        await dedupCase(200, 1024 * 1024, 1024 * 1024);
+      });
+
+      it('round-trips a 300 MB file', async () => {
+        const { store } = await makeStore();
+        const src = await taskDir('big');
+        await mkdir(join(src, 'dist'));
+        await writeFile(join(src, 'dist/big.bin'), seededBytes(300 * 1024 * 1024, 300));
+        const tag = nextTag('big');
+        const saved = await saveEntry(store, { dir: src, generates: ALL, tag, task: 'big', key: tag });
+        expect(saved.bytesTotal).toBeGreaterThan(300 * 1024 * 1024);
+        const dst = await taskDir('big-dst');
+        const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag });
+        expect(restored?.chunksFetched).toBe(saved.chunksTotal);
+        expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+      });
+    }
+
+    it('two tasks sharing most bytes share chunks', async () => {
+      const { store } = await makeStore();
+      const a = await taskDir('share-a');
+      const b = await taskDir('share-b');
+      const shared = seededBytes(4 * 1024 * 1024, 77);
+      await writeTree(a, { 'dist/shared.bin': shared, 'dist/only-a.txt': 'a' });
+      await writeTree(b, { 'dist/shared.bin': shared, 'dist/only-b.txt': 'bbbb' });
+      const ta = nextTag('share');
+      const tb = nextTag('share');
+      await saveEntry(store, {
+        dir: a,
+        generates: ALL,
+        tag: ta,
+        task: 'a',
+        key: ta,
+        avgChunkSize: 64 * 1024,
+      });
+      const sb = await saveEntry(store, {
+        dir: b,
+        generates: ALL,
+        tag: tb,
+        task: 'b',
+        key: tb,
+        avgChunkSize: 64 * 1024,
+      });
+      expect(sb.chunksTotal).toBeGreaterThan(30);
+      expect(sb.chunksPushed).toBeLessThanOrEqual(3);
+    });
+
+    it('uses the image-index form above the layer cap and round-trips it', async () => {
+      const { store } = await makeStore();
+      const src = await taskDir('index');
+      await writeTree(src, { 'dist/data.bin': seededBytes(300 * 1024, 5), 'dist/x.txt': 'x' });
+      const tag = nextTag('index');
+      const saved = await saveEntry(store, {
+        dir: src,
+        generates: ALL,
+        tag,
+        task: 'i',
+        key: tag,
+        avgChunkSize: 4096,
+        layerCap: 7,
+      });
+      expect(saved.chunksTotal).toBeGreaterThan(21);
+      const top = await store.fetchManifest(tag);
+      expect(top?.descriptor.mediaType).toBe(OCI_INDEX_MEDIA_TYPE);
+      const index = JSON.parse(Buffer.from(top!.bytes).toString());
+      expect(index.manifests.length).toBe(Math.ceil(saved.chunksTotal / 7));
+      expect(await hasEntry(store, tag)).toBe(true);
+      const dst = await taskDir('index-dst');
+      const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag });
+      expect(restored?.chunksFetched).toBe(saved.chunksTotal);
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+    });
+
+    describe('hostile entries are refused, nothing is written outside, outputs untouched', () => {
+      const cases: Array<[string, HostileEntry[], Tamper?]> = [
+        ['../escape', [dir('dist'), file('dist/../../escape')]],
+        ['../escape at the top', [file('../escape')]],
+        ['absolute path', [file('/tmp/tc-absolute-escape')]],
+        [
+          'symlink to /etc then a file under it',
+          [dir('dist'), link('dist/etc', '/etc'), file('dist/etc/tc-owned')],
+        ],
+        [
+          'relative symlink out then a file under it',
+          [dir('dist'), link('dist/up', '../..'), file('dist/up/escape')],
+        ],
+        [
+          'a file written through an inside symlink',
+          [dir('dist'), dir('dist/sub'), link('dist/l', 'sub'), file('dist/l/x')],
+        ],
+        [
+          'a symlink chain leaving the directory',
+          [dir('dist'), dir('dist/a'), link('dist/a/up', '../..'), link('dist/b', 'a/up/..')],
+        ],
+        ['hardlink', [dir('dist'), file('dist/a'), hardlink('dist/b', 'dist/a')]],
+        ['device node', [dir('dist'), device('dist/null')]],
+        ['FIFO', [dir('dist'), fifo('dist/fifo')]],
+        ['setuid bit', [dir('dist'), file('dist/suid', 'x', 0o4755)]],
+        ['setgid bit', [dir('dist'), file('dist/sgid', 'x', 0o2755)]],
+        ['path outside generates', [file('src/injected.ts')]],
+        [
+          'chunk that decompresses past its declared size',
+          [dir('dist'), file('dist/a', 'a'.repeat(4000))],
+          { declaredSize: 512 },
+        ],
+        [
+          'chunk whose uncompressed digest does not match',
+          [dir('dist'), file('dist/a', 'abc')],
+          { declaredDigest: `sha256:${'0'.repeat(64)}` },
+        ],
+      ];
+      for (const [label, entries, tamper] of cases) {
+        it(label, async () => {
+          const { store } = await makeStore();
+          const outer = await taskDir('hostile');
+          const task = join(outer, 'task');
+          await writeTree(task, { 'dist/existing.js': 'previous build', 'src/main.ts': 'source' });
+          const before = await treeHash(task);
+          const tag = nextTag('hostile');
+          await pushHostile(store, tag, entries, tamper);
+          const err = await restoreEntry(store, { dir: task, generates: ALL, tag }).catch((e) => e);
+          if (process.env.TC_DEBUG) console.log(label, '→', err?.code, err?.message);
+          expect(err).toBeInstanceOf(EntryError);
+          const expected =
+            tamper?.declaredSize !== undefined
+              ? 'ENTRY_TOO_LARGE'
+              : tamper?.declaredDigest
+                ? 'ENTRY_CORRUPT'
+                : 'ENTRY_REFUSED';
+          expect(err.code).toBe(expected);
+          expect(await treeHash(task)).toBe(before);
+          expect(await readdir(outer)).toEqual(['task']);
+          await expect(stat(join(outer, 'escape'))).rejects.toThrow();
+          await expect(stat('/tmp/tc-absolute-escape')).rejects.toThrow();
+          await expect(stat('/etc/tc-owned')).rejects.toThrow();
+        });
+      }
+    });
+
+    it('an aborted restore leaves the previous outputs intact', async () => {
+      const { store } = await makeStore();
+      const src = await taskDir('abort-src');
+      await writeTree(src, {
+        'dist/a.bin': seededBytes(1024 * 1024, 1),
+        'dist/b.bin': seededBytes(1024 * 1024, 2),
+      });
+      const tag = nextTag('abort');
+      const saved = await saveEntry(store, {
+        dir: src,
+        generates: ALL,
+        tag,
+        task: 'a',
+        key: tag,
+        avgChunkSize: 16 * 1024,
+      });
+      expect(saved.chunksTotal).toBeGreaterThan(20);
+      const dst = await taskDir('abort-dst');
+      await writeTree(dst, { 'dist/a.bin': 'old a', 'dist/old.txt': 'old' });
+      const before = await treeHash(dst);
+      const ac = new AbortController();
+      const err = await restoreEntry(store, {
+        dir: dst,
+        generates: ALL,
+        tag,
+        concurrency: 2,
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.chunksDone === 5) ac.abort(new Error('stop here'));
+        },
+      }).catch((e) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err.message).toBe('stop here');
+      expect(await treeHash(dst)).toBe(before);
+    });
+
+    it('an aborted save leaves no tag', async () => {
+      const { store } = await makeStore();
+      const src = await taskDir('abort-save');
+      await writeTree(src, { 'dist/a.bin': seededBytes(1024 * 1024, 3) });
+      const tag = nextTag('abort-save');
+      const ac = new AbortController();
+      const err = await saveEntry(store, {
+        dir: src,
+        generates: ALL,
+        tag,
+        task: 'a',
+        key: tag,
+        avgChunkSize: 16 * 1024,
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.chunksDone === 3) ac.abort(new Error('stop save'));
+        },
+      }).catch((e) => e);
+      expect(err?.message).toBe('stop save');
+      expect(await hasEntry(store, tag)).toBe(false);
+    });
+
+    if (options.tamper)
+      it('a chunk that fails verification in the store is a typed error and outputs stay', async () => {
+        const fx = await makeStore();
+        if (!fx.tamperBlob) throw new Error('fixture declared tamper: true without tamperBlob');
+        const src = await taskDir('tamper');
+        await writeTree(src, { 'dist/a.txt': 'a'.repeat(10_000) });
+        const tag = nextTag('tamper');
+        await saveEntry(fx.store, { dir: src, generates: ALL, tag, task: 't', key: tag });
+        const manifest = JSON.parse(Buffer.from((await fx.store.fetchManifest(tag))!.bytes).toString());
+        await fx.tamperBlob(manifest.layers[0].digest, new Uint8Array([1, 2, 3]));
+        const dst = await taskDir('tamper-dst');
+        await writeTree(dst, { 'dist/a.txt': 'old' });
+        const err = await restoreEntry(fx.store, { dir: dst, generates: ALL, tag }).catch((e) => e);
+        expect(err).toBeInstanceOf(EntryError);
+        expect(err.code).toBe('ENTRY_CORRUPT');
+        expect(await readFile(join(dst, 'dist/a.txt'), 'utf8')).toBe('old');
+      });
+
+    if (options.tamper)
+      it('an entry with a missing chunk is a miss and outputs stay', async () => {
+        const fx = await makeStore();
+        if (!fx.removeBlob) throw new Error('fixture declared tamper: true without removeBlob');
+        const src = await taskDir('missing');
+        await writeTree(src, { 'dist/a.bin': seededBytes(200 * 1024, 8) });
+        const tag = nextTag('missing');
+        await saveEntry(fx.store, {
+          dir: src,
+          generates: ALL,
+          tag,
+          task: 't',
+          key: tag,
+          avgChunkSize: 16 * 1024,
+        });
+        const manifest = JSON.parse(Buffer.from((await fx.store.fetchManifest(tag))!.bytes).toString());
+        await fx.removeBlob(manifest.layers[manifest.layers.length - 1].digest);
+        const dst = await taskDir('missing-dst');
+        await writeTree(dst, { 'dist/a.bin': 'old' });
+        expect(await restoreEntry(fx.store, { dir: dst, generates: ALL, tag })).toBeUndefined();
+        expect(await readFile(join(dst, 'dist/a.bin'), 'utf8')).toBe('old');
+      });
+  });
+}
