@@ -192,6 +192,9 @@ async function benchStore(label: string, inner: OciStore, requests?: () => numbe
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   const work = await mkdtemp(join(tmpdir(), 'tc-oci-bench-'));
   const registry = await startRegistry({ mode: 'anonymous' });
   try {
@@ -231,7 +234,7 @@ async function main(): Promise<void> {
   }
 
   console.log(
-    `\nNode ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg()
+    `\nNode ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average at start ${loadBefore}, at end ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}, ${new Date().toISOString()}`,
   );
@@ -239,7 +242,10 @@ async function main(): Promise<void> {
   console.log('| Operation | MB/s | MiB/s | requests/s (layout: blob ops/s) | requests | seconds |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
-    const rps = r.requests === undefined ? 'n/a' : (r.requests / r.seconds).toFixed(0);
+    const rps =
+      r.requests === undefined
+        ? 'n/a'
+        : (r.requests / r.seconds).toFixed(r.requests / r.seconds < 10 ? 1 : 0);
     console.log(
       `| ${r.name} | ${(r.bytes / 1e6 / r.seconds).toFixed(1)} | ${(r.bytes / MiB / r.seconds).toFixed(1)} | ${rps} | ${r.requests ?? 'n/a'} | ${r.seconds.toFixed(2)} |`,
     );
