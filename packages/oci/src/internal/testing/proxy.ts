@@ -22,6 +22,10 @@ export type FaultAction =
   | { kind: 'stall' }
   /** Forward, send the headers and `afterBytes` of the body, then go silent. */
   | { kind: 'stall-body'; afterBytes: number }
+  /** Forward (the upstream acts on it), then never answer the client. */
+  | { kind: 'forward-then-stall' }
+  /** Forward and add these headers to the answer. */
+  | { kind: 'pass'; addHeaders: Record<string, string> }
   /** Read the request body, then destroy the socket without answering. */
   | { kind: 'reset-after-request' };
 
@@ -95,7 +99,12 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
         agent,
       },
       (up) => {
-        const outHeaders = { ...up.headers };
+        if (action.kind === 'forward-then-stall') {
+          up.resume();
+          return;
+        }
+        const outHeaders: http.OutgoingHttpHeaders = { ...up.headers };
+        if (action.kind === 'pass' && 'addHeaders' in action) Object.assign(outHeaders, action.addHeaders);
         // Upload Locations from the registry point at the upstream; keep the client on the proxy.
         if (typeof outHeaders.location === 'string' && outHeaders.location.startsWith(upstream.origin)) {
           outHeaders.location = outHeaders.location.slice(upstream.origin.length);
