@@ -1,0 +1,29 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createLayoutStore } from '@task-cache/oci';
+import { afterAll } from 'vitest';
+import { entryConformance } from '../../test/conformance.js';
+import { removeDir, tempDir } from '../../test/helpers.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await removeDir(d);
+});
+
+const blobPath = (dir: string, digest: string) =>
+  join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+
+entryConformance(
+  'oci-layout',
+  async () => {
+    const dir = await tempDir('tc-layout-');
+    dirs.push(dir);
+    const store = createLayoutStore(dir);
+    return {
+      store,
+      tamperBlob: (digest, bytes) => writeFile(blobPath(dir, digest), bytes),
+      removeBlob: (digest) => rm(blobPath(dir, digest)),
+    };
+  },
+  { tamper: true },
+);
