@@ -71,6 +71,16 @@ function attachErrorListener(client: Redis): void {
   client.on('error', () => {});
 }
 
+/**
+ * An idle lock connection must not keep the process alive (a CLI that forgets `close()` still exits).
+ * In-flight commands are unaffected: ioredis' command timeout timer keeps the loop alive meanwhile.
+ */
+function unrefSockets(client: Redis): void {
+  client.on('connect', () => {
+    (client as unknown as { stream?: { unref?: () => void } }).stream?.unref?.();
+  });
+}
+
 function backendFor(shared: Shared): LockBackend {
   const { settings } = shared;
   const call = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -116,6 +126,7 @@ async function subscribe(
   if (!shared.subscriber) {
     const sub = shared.client.duplicate();
     attachErrorListener(sub);
+    unrefSockets(sub);
     sub.on('message', (ch: string, message: string) => {
       if (message !== 'built' && message !== 'failed') return;
       for (const l of shared.listeners.get(ch) ?? []) l(message);
@@ -208,6 +219,7 @@ export async function connectLock(url: string | URL, options: RedisLockOptions =
   if (!shared) {
     const client = defineScripts(new Redis(clientOptions(settings)));
     attachErrorListener(client);
+    unrefSockets(client);
     shared = {
       client,
       owned: true,

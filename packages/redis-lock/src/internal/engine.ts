@@ -163,18 +163,33 @@ export function createEngineLock(
     const isDoneSignal = signal ?? new AbortController().signal;
     const waitDeadline = now() + waitTimeoutMs;
     let notice: ReleaseOutcome | undefined;
+    /** Set when something happened since the last attempt that is worth an attempt without sleeping. */
+    let poke = false;
     let wake: (() => void) | undefined;
+    let finished = false;
     let unsubscribe: (() => void) | undefined;
-    if (backend.subscribe) {
-      try {
-        unsubscribe = await backend.subscribe(key, (outcome) => {
-          if (notice !== 'built') notice = outcome;
+    // NOTE: the subscription is started first but not awaited before the first attempt, so a frozen
+    // subscriber connection cannot stretch a call beyond one command timeout. Once it is active the
+    // waiter attempts again at once, which catches a release that happened before the subscription — the
+    // guarantee "subscribe first" is after, without its latency.
+    backend
+      .subscribe?.(key, (outcome) => {
+        if (notice !== 'built') notice = outcome;
+        poke = true;
+        wake?.();
+      })
+      .then(
+        (off) => {
+          if (finished) {
+            off();
+            return;
+          }
+          unsubscribe = off;
+          poke = true;
           wake?.();
-        });
-      } catch {
-        unsubscribe = undefined; // polling alone still works
-      }
-    }
+        },
+        () => undefined, // polling alone still works
+      );
     const unavailable = (error: LockUnavailableError): AcquireOutcome => {
       if (onUnavailable === 'throw') throw error;
       return { kind: 'unavailable', error };
@@ -186,6 +201,7 @@ export function createEngineLock(
         signal?.throwIfAborted();
         const heard = notice;
         notice = undefined;
+        poke = false;
         if (opts.isDone) {
           if (await opts.isDone(isDoneSignal)) return { kind: 'peer-finished' };
         } else if (heard === 'built') {
@@ -226,18 +242,19 @@ export function createEngineLock(
         const pttl = result?.pttlMs;
         if (pttl !== undefined && pttl >= 0) delay = Math.min(delay, pttl + 5);
         delay = Math.min(delay, remaining);
-        if (notice === undefined) {
+        if (!poke) {
           await sleep(delay, signal, (w) => {
             wake = w;
           });
           wake = undefined;
         }
-        if (now() >= waitDeadline && notice === undefined) {
+        if (now() >= waitDeadline && !poke) {
           if (opts.isDone && (await opts.isDone(isDoneSignal))) return { kind: 'peer-finished' };
           return { kind: 'timed-out' };
         }
       }
     } finally {
+      finished = true;
       unsubscribe?.();
     }
   };
