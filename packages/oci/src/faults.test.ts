@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOciClient, type OciClientOptions, type OciRepository } from './client.js';
 import { sha256Digest } from './digest.js';
 import { OciError } from './errors.js';
-import { type FaultAction, type Proxy, type SeenRequest, startProxy } from './internal/testing/proxy.js';
+import { type FaultAction, type FaultProxy, type SeenRequest, startProxy } from './internal/testing/proxy.js';
 import { seededBytes } from './internal/testing/seeded.js';
 
 const BLOB = 'application/octet-stream';
@@ -25,7 +25,7 @@ const descriptorOf = (bytes: Uint8Array) => ({
 });
 
 let reg: RegistryFixture;
-const proxies: Proxy[] = [];
+const proxies: FaultProxy[] = [];
 const closers: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
@@ -44,7 +44,7 @@ async function viaProxy(
   handle: (req: SeenRequest, n: number) => FaultAction | Promise<FaultAction>,
   options: Partial<OciClientOptions> = {},
   name = 'faults/repo',
-): Promise<{ repo: OciRepository; proxy: Proxy }> {
+): Promise<{ repo: OciRepository; proxy: FaultProxy }> {
   const proxy = await startProxy({ upstream: reg.baseUrl, handle });
   proxies.push(proxy);
   const client = createOciClient({
@@ -71,7 +71,7 @@ async function seed(bytes: Uint8Array, name = 'faults/repo') {
   return descriptorOf(bytes);
 }
 
-const count = (proxy: Proxy, method: string, pathPart: string) =>
+const count = (proxy: FaultProxy, method: string, pathPart: string) =>
   proxy.requests.filter((r) => r.method === method && r.url.includes(pathPart)).length;
 
 describe('retries', () => {

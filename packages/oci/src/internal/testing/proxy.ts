@@ -40,7 +40,7 @@ export interface ProxyOptions {
   upstreamHeaders?: Record<string, string>;
 }
 
-export interface Proxy {
+export interface FaultProxy {
   /** `127.0.0.1:PORT`. */
   host: string;
   /** `http://127.0.0.1:PORT`. */
@@ -49,7 +49,7 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(options: ProxyOptions): Promise<Proxy> {
+export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
   const requests: SeenRequest[] = [];
   const counts = new Map<string, number>();
   const upstream = new URL(options.upstream);

@@ -1,0 +1,175 @@
+// Unit tests of the client with undici's in-memory MockAgent (no network). Behaviour against the
+// real registry is covered by registry.test.ts and faults.test.ts.
+import { MockAgent } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createOciBackend, createOciClient } from './client.js';
+import { sha256Digest } from './digest.js';
+import { InsecureRedirectError, InvalidOptionError } from './errors.js';
+
+const agents: MockAgent[] = [];
+function mock() {
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  agents.push(agent);
+  return agent;
+}
+afterEach(async () => {
+  for (const a of agents.splice(0)) await a.close();
+});
+
+const base = { authFiles: null, env: {}, minRetryDelayMs: 1, maxRetryDelayMs: 2 } as const;
+
+describe('options', () => {
+  it.each([
+    [{ registry: 'https://reg' }, /option "registry" must be "host\[:port\]"/],
+    [{ registry: 'reg', retries: -1 }, /option "retries" must be an integer >= 0/],
+    [{ registry: 'reg', maxConcurrentTransfers: 0 }, /option "maxConcurrentTransfers"/],
+    [{ registry: 'reg', tagPageSize: 1001 }, /option "tagPageSize" must be at most 1000/],
+    [{ registry: 'reg', ca: '/nonexistent/ca.pem' }, /option "ca": cannot read CA file/],
+    [{ registry: 'reg', env: { TASK_CACHE_OCI_CA: '/nonexistent/ca.pem' } }, /from TASK_CACHE_OCI_CA/],
+  ])('refuses %j', (options, message) => {
+    expect(() => createOciClient({ authFiles: null, ...options } as never)).toThrow(InvalidOptionError);
+    expect(() => createOciClient({ authFiles: null, ...options } as never)).toThrow(message);
+  });
+
+  it('createOciBackend refuses a bad reference before any request', () => {
+    expect(() => createOciBackend({ url: 'oci://h/UPPER' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_REFERENCE' }),
+    );
+  });
+});
+
+describe('protocol details', () => {
+  it('refuses an HTTPS to HTTP redirect', async () => {
+    const agent = mock();
+    const digest = sha256Digest(new Uint8Array([1]));
+    agent
+      .get('https://reg.example')
+      .intercept({ path: `/v2/a/blobs/${digest}`, method: 'GET' })
+      .reply(307, '', { headers: { location: `http://cdn.example/blob` } });
+    const client = createOciClient({ ...base, registry: 'reg.example', dispatcher: agent });
+    const error = await client
+      .repository('a')
+      .fetchBlob({ mediaType: 'x', digest, size: 1 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InsecureRedirectError);
+    expect(error).toMatchObject({ code: 'INSECURE_REDIRECT', statusCode: 307 });
+  });
+
+  it('uses an absolute upload Location as returned, query kept, digest merged', async () => {
+    const agent = mock();
+    const bytes = new TextEncoder().encode('abc');
+    const digest = sha256Digest(bytes);
+    agent
+      .get('https://reg.example')
+      .intercept({ path: '/v2/a/blobs/uploads/', method: 'POST' })
+      .reply(202, '', { headers: { location: 'https://upload.example/put/1?sig=x%2By&_state=s' } });
+    let putPath = '';
+    agent
+      .get('https://upload.example')
+      .intercept({ path: (p) => p.startsWith('/put/1'), method: 'PUT' })
+      .reply(201, (opts) => {
+        putPath = opts.path;
+        return '';
+      });
+    const client = createOciClient({ ...base, registry: 'reg.example', dispatcher: agent });
+    await client.repository('a').pushBlob({ mediaType: 'x', digest, size: 3 }, bytes);
+    expect(putPath).toBe(`/put/1?sig=x%2By&_state=s&digest=${encodeURIComponent(digest)}`);
+  });
+
+  it('accepts access_token, sends repeated scope params, Basic creds to the realm, and caches the token', async () => {
+    const agent = mock();
+    const reg = agent.get('https://reg.example');
+    const auth = agent.get('https://auth.example');
+    const challenge =
+      'Bearer realm="https://auth.example/token",service="svc",scope="repository:a:pull repository:b:pull"';
+    reg
+      .intercept({ path: '/v2/a/manifests/t1', method: 'GET' })
+      .reply(401, '', { headers: { 'www-authenticate': challenge } });
+    const tokenCalls: { path: string; authorization: string | undefined }[] = [];
+    auth
+      .intercept({ path: (p) => p.startsWith('/token'), method: 'GET' })
+      .reply(200, (opts) => {
+        const headers = opts.headers as Record<string, string>;
+        tokenCalls.push({ path: opts.path, authorization: headers.authorization });
+        return { access_token: 'tok-1' };
+      })
+      .persist();
+    const seen: (string | undefined)[] = [];
+    reg
+      .intercept({ path: (p) => p.startsWith('/v2/a/manifests/'), method: 'GET' })
+      .reply(404, (opts) => {
+        seen.push((opts.headers as Record<string, string>).authorization);
+        return '';
+      })
+      .times(3);
+    const client = createOciClient({
+      ...base,
+      registry: 'reg.example',
+      dispatcher: agent,
+      credentials: { username: 'robot$x', password: 'p:w' },
+    });
+    const repo = client.repository('a');
+    expect(await repo.fetchManifest('t1')).toBeUndefined();
+    expect(await repo.fetchManifest('t2')).toBeUndefined();
+    expect(await repo.fetchManifest('t3')).toBeUndefined();
+    expect(tokenCalls).toHaveLength(1);
+    const url = new URL(tokenCalls[0]!.path, 'https://auth.example');
+    expect(url.searchParams.get('service')).toBe('svc');
+    expect(url.searchParams.getAll('scope')).toEqual(['repository:a:pull', 'repository:b:pull']);
+    expect(tokenCalls[0]!.authorization).toBe(`Basic ${Buffer.from('robot$x:p:w').toString('base64')}`);
+    expect(seen).toEqual(['Bearer tok-1', 'Bearer tok-1', 'Bearer tok-1']);
+    expect(client.tokenRequests).toBe(1);
+  });
+
+  it('limits concurrent blob transfers to maxConcurrentTransfers', async () => {
+    const agent = mock();
+    const pool = agent.get('https://reg.example');
+    let active = 0;
+    let peak = 0;
+    const bytes = new Uint8Array(4);
+    const digest = sha256Digest(bytes);
+    pool
+      .intercept({ path: `/v2/a/blobs/${digest}`, method: 'GET' })
+      .reply(200, async () => {
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise((r) => setTimeout(r, 20));
+        active--;
+        return Buffer.from(bytes);
+      })
+      .persist();
+    const client = createOciClient({
+      ...base,
+      registry: 'reg.example',
+      dispatcher: agent,
+      maxConcurrentTransfers: 2,
+    });
+    const repo = client.repository('a');
+    await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        for await (const _ of await repo.fetchBlob({ mediaType: 'x', digest, size: 4 }));
+      }),
+    );
+    expect(peak).toBeLessThanOrEqual(2);
+    expect(peak).toBeGreaterThan(0);
+  });
+
+  it('hands out no bytes from a blob whose content does not match its digest', async () => {
+    const agent = mock();
+    const digest = sha256Digest(new TextEncoder().encode('good'));
+    agent
+      .get('https://reg.example')
+      .intercept({ path: `/v2/a/blobs/${digest}`, method: 'GET' })
+      .reply(200, 'evil');
+    const client = createOciClient({ ...base, registry: 'reg.example', dispatcher: agent });
+    const got: Uint8Array[] = [];
+    await expect(
+      (async () => {
+        for await (const p of await client.repository('a').fetchBlob({ mediaType: 'x', digest, size: 4 }))
+          got.push(p);
+      })(),
+    ).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    expect(got).toEqual([]);
+  });
+});
