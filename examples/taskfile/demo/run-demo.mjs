@@ -2,7 +2,7 @@
 // `pnpm demo`: runs the demo task twice on the embedded default cache (no server needed) —
 // the first run builds and saves, the second (after `rm -rf dist .task`) restores.
 // TASK_CACHE_DIR is a fresh folder, emptied first, so every demo run shows a save then a restore.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,31 +17,39 @@ const clean = () => {
   rmSync(join(here, 'dist'), { recursive: true, force: true });
   rmSync(join(here, '.task'), { recursive: true, force: true });
 };
-const task = () => {
-  const started = Date.now();
-  const run = spawnSync(process.execPath, [bin, '--dir', here, 'build'], {
-    env,
-    stdio: ['inherit', 'inherit', 'pipe'],
+// Runs `task build`, passing its stderr through live and keeping a copy to check the lines.
+const task = () =>
+  new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(process.execPath, [bin, '--dir', here, 'build'], {
+      env,
+      stdio: ['inherit', 'inherit', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      process.stderr.write(chunk);
+    });
+    child.on('close', (code, signal) => {
+      if (code !== 0) {
+        process.stderr.write(`demo: task build exited with ${code ?? signal}\n`);
+        process.exit(code ?? 1);
+      }
+      process.stderr.write(`(${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+      resolve(stderr);
+    });
   });
-  process.stderr.write(run.stderr);
-  if (run.status !== 0) {
-    process.stderr.write(`demo: task build exited with ${run.status ?? run.signal}\n`);
-    process.exit(run.status ?? 1);
-  }
-  process.stderr.write(`(${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
-  return run.stderr.toString();
-};
 
 rmSync(cacheDir, { recursive: true, force: true });
 clean();
 process.stderr.write(`demo: TASK_CACHE_DIR=${cacheDir} (emptied)\n`);
 
 step('task build            # first run: builds, then saves to the cache');
-const first = task();
+const first = await task();
 step('rm -rf dist .task');
 clean();
 step('task build            # second run: restores from the cache, build.sh does not run');
-const second = task();
+const second = await task();
 
 const saved = /saved to cache \(pushed \d+\/\d+ chunks, /.test(first);
 const restored = /restored from cache/.test(second) && !second.includes('./build.sh');

@@ -89,7 +89,7 @@ class Runner {
     };
   }
 
-  /** Template data = OS environment < Taskfile env < Taskfile vars (< task env < task vars, per task). */
+  /** Template data = OS environment < Taskfile vars < Taskfile env (< task vars < task env, per task). */
   #globalScope(): Promise<{ data: Data; env: Data }> {
     this.#globals ??= (async () => {
       const data: Data = {};
@@ -98,8 +98,9 @@ class Runner {
       data.TASKFILE_DIR = this.#taskfile.dir;
       data.USER_WORKING_DIR = process.cwd();
       const env: Data = {};
-      await this.#resolveVars(this.#taskfile.env, data, env, this.#taskfile.dir);
+      // Vars first: `env:` values may use them (as in Task).
       await this.#resolveVars(this.#taskfile.vars, data, undefined, this.#taskfile.dir);
+      await this.#resolveVars(this.#taskfile.env, data, env, this.#taskfile.dir);
       return { data, env };
     })();
     return this.#globals;
@@ -167,8 +168,8 @@ class Runner {
     const globals = await this.#globalScope();
     const data: Data = { ...globals.data, TASK: task.name };
     const env: Data = { ...globals.env };
-    await this.#resolveVars(task.env, data, env, this.#taskfile.dir);
     await this.#resolveVars(task.vars, data, undefined, this.#taskfile.dir);
+    await this.#resolveVars(task.env, data, env, this.#taskfile.dir);
     const at = (where: string) => `${file}: ${where}`;
     const dir = resolve(
       this.#taskfile.dir,

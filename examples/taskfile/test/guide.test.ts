@@ -23,7 +23,7 @@ beforeAll(async () => {
   [registry, redis] = await Promise.all([startRegistry({ mode: 'token' }), startRedis()]);
   // skopeo's --cert-dir wants a directory of *.crt CA files.
   certDir = await mkdtemp(join(tmpdir(), 'skopeo-certs-'));
-  await copyFile(registry.caFile, join(certDir, 'ca.crt'));
+  await copyFile(registry.caFile!, join(certDir, 'ca.crt'));
 });
 
 afterAll(async () => {

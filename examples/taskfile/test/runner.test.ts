@@ -147,7 +147,7 @@ tasks:
     });
     expect(run.code).toBe(1);
     expect(run.lines).toEqual([
-      'task: Taskfile.yml: tasks.build.cache.url: template "oci://harbor.example.com/task-cache/build:{{.TASK | upper}}", column 49: pipelines ("|") are not supported; call the function instead',
+      'task: Taskfile.yml: tasks.build.cache.url: template "oci://harbor.example.com/task-cache/build:{{.TASK | upper}}", column 51: pipelines ("|") are not supported; call the function instead',
     ]);
   });
 });
