@@ -116,15 +116,7 @@ export async function openLock(
   const parsed = typeof url === 'string' ? parseLockUrl(url) : url;
   const redisLock = await import('@task-cache/redis-lock');
   if (parsed.kind === 'local') {
-    // NOTE: accessed by name so core type-checks while redis-lock's local locks are being written.
-    const local = redisLock as unknown as {
-      createFileLock?: (dir: string) => CacheLock;
-      createLocalLock?: () => CacheLock;
-    };
-    if (local.createFileLock)
-      return { lock: local.createFileLock(join(defaultCacheDir(options.env ?? process.env), 'locks')) };
-    if (local.createLocalLock) return { lock: local.createLocalLock() };
-    throw new CacheConfigError('MISSING_DEPENDENCY', '@task-cache/redis-lock provides no local lock');
+    return { lock: redisLock.createFileLock(join(defaultCacheDir(options.env ?? process.env), 'locks')) };
   }
   // NOTE: the key travels separately; the connection URL drops the path so that every task of a
   // process shares one connection per server.

@@ -11,6 +11,7 @@ import {
   BlobUnknownError,
   ManifestBlobUnknownError,
   ManifestUnknownError,
+  OciError,
   sha256Digest,
   verifyBytes,
   verifyStream,
@@ -86,7 +87,8 @@ function redact(url: string): string {
 }
 
 function wrap(error: unknown, what: string, location: string): never {
-  if (error instanceof TaskCacheError || (error as Error)?.name === 'AbortError') throw error;
+  if (error instanceof TaskCacheError || error instanceof OciError || (error as Error)?.name === 'AbortError')
+    throw error;
   const message = (error as Error)?.message ?? String(error);
   if (/^OOM\b/.test(message))
     throw new RedisStoreError(
@@ -230,12 +232,15 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   /** Refreshes the expiry of a manifest and everything it references. */
   const touch = async (r: Redis, manifestDigest: string, bytes: Uint8Array, extra: string[] = []) => {
     if (ttlSeconds === undefined) return;
+    // NOTE: `GT` never shortens an expiry and leaves keys without one alone: a blob shared with
+    // an entry saved under a longer TTL (or none) keeps it (EXPIRE … GT needs Redis >= 7).
     const multi = r.multi();
-    multi.expire(k.manifest(manifestDigest), ttlSeconds);
-    for (const key of extra) multi.expire(key, ttlSeconds);
+    multi.expire(k.manifest(manifestDigest), ttlSeconds, 'GT');
+    for (const key of extra) multi.expire(key, ttlSeconds, 'GT');
     for (const ref of references(bytes)) {
-      if (ref.startsWith('manifest:')) multi.expire(k.manifest(ref.slice('manifest:'.length)), ttlSeconds);
-      else multi.expire(k.blob(ref), ttlSeconds);
+      if (ref.startsWith('manifest:'))
+        multi.expire(k.manifest(ref.slice('manifest:'.length)), ttlSeconds, 'GT');
+      else multi.expire(k.blob(ref), ttlSeconds, 'GT');
     }
     await multi.exec();
   };
