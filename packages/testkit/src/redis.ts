@@ -173,7 +173,10 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
       });
       try {
         await waitUntil(`redis-server on ${host}:${port}`, p, async () => {
-          return (await sendCommand({ host, port, password }, ['PING'])) === 'PONG';
+          // NOTE: match the PID, not just PONG: when two fixtures race for one port, the loser
+          // must not mistake the winner's server for its own.
+          const info = String(await sendCommand({ host, port, password }, ['INFO', 'server']));
+          return new RegExp(`^process_id:${p.pid}\\r?$`, 'm').test(info);
         });
         proc = p;
         return;

@@ -110,6 +110,8 @@ export interface RegistryFixture {
 }
 
 const SERVICE = 'task-cache-registry';
+/** Response header (set through `http.headers`) identifying one fixture's registry. */
+const INSTANCE_HEADER = 'x-testkit-instance';
 const ISSUER = 'task-cache-testkit-token-server';
 const TOKEN_SERVER_SCRIPT = fileURLToPath(new URL('./token-server.mjs', import.meta.url));
 
@@ -246,6 +248,7 @@ export async function startRegistry(options: RegistryFixtureOptions): Promise<Re
   mkdirSync(storageDir);
   const configFile = join(dir, 'config.yml');
 
+  const instance = randomBytes(8).toString('hex');
   let registry: TrackedProcess | undefined;
   let token: TokenServerProcess | undefined;
   let port = 0;
@@ -308,6 +311,7 @@ export async function startRegistry(options: RegistryFixtureOptions): Promise<Re
         http: {
           addr: `127.0.0.1:${port}`,
           secret: randomBytes(16).toString('hex'),
+          headers: { [INSTANCE_HEADER]: [instance] },
           ...(pki ? { tls: { certificate: pki.serverCertFile, key: pki.serverKeyFile } } : {}),
         },
         ...(auth ? { auth } : {}),
@@ -330,7 +334,9 @@ export async function startRegistry(options: RegistryFixtureOptions): Promise<Re
         try {
           await waitUntil(`docker-registry on 127.0.0.1:${port}`, p, async () => {
             const res = await simpleRequest(`${baseUrl()}/v2/`, { ca: pki?.caPem });
-            return res.status === 200 || res.status === 401;
+            // NOTE: the instance header proves it is our registry answering, not another
+            // fixture's that won a race for the same port.
+            return (res.status === 200 || res.status === 401) && res.headers[INSTANCE_HEADER] === instance;
           });
           registry = p;
           return;

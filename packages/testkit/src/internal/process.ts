@@ -203,7 +203,7 @@ export async function waitUntil(
   what: string,
   proc: TrackedProcess,
   probe: () => Promise<boolean>,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
