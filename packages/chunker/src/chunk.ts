@@ -125,8 +125,9 @@ function nextOrAbort(
 /**
  * Cuts a byte stream into FastCDC 2020 chunks, each with its `data`. The chunks are exactly those of
  * {@link chunkBuffer} on the concatenated input, whatever the sizes of the pieces (1 byte to many
- * MiB). It holds at most about `maxSize` bytes of pending pieces plus the current piece and a 256 KiB
- * scan block, and copies only chunks that span pieces (see {@link Chunk.data}).
+ * MiB). It holds at most about 2·`maxSize` bytes plus the current piece (and a 256 KiB scan block):
+ * of a piece larger than `maxSize` only the unchunked tail is kept (copied) once the piece is done. Apart
+ * from that it copies only chunks that span pieces (see {@link Chunk.data}).
  *
  * Options are validated when the iteration starts. Breaking out of the loop (or an abort) ends the
  * source's iteration (`return()` / reader `cancel()`).
@@ -178,6 +179,17 @@ export async function* chunkStream(source: Source, options: ChunkOptions = {}): 
       }
       throwIfAborted(signal);
       if (piece.length === 0) continue;
+      if (pieces.length === 1 && pieces[0]!.length > params.maxSize) {
+        // NOTE: of the previous, large piece only the tail after the pending chunk's start is still
+        // needed; keeping a copy of it (less than maxSize bytes) instead of the whole piece bounds memory
+        // to about 2·maxSize + one piece. Done only once more data comes, so the last chunks of the
+        // input stay views.
+        const from = scanner.pendingStart - pieceStarts[0]!;
+        if (from > 0) {
+          pieces[0] = pieces[0]!.slice(from);
+          pieceStarts[0] = scanner.pendingStart;
+        }
+      }
       pieces.push(piece);
       pieceStarts.push(scanner.length);
       scanner.push(piece, emit);

@@ -45,6 +45,11 @@ export class Scanner {
     return this.total;
   }
 
+  /** Absolute offset where the current (not yet emitted) chunk starts. */
+  get pendingStart(): number {
+    return this.chunkStart;
+  }
+
   /** Feeds the next piece; emits every chunk whose end is now known. */
   push(piece: Uint8Array, emit: EmitChunk): void {
     const ps = this.total;
