@@ -55,9 +55,10 @@ function apt(args: string[]): { ok: boolean; output: string } {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ?? ''}`;
   return {
     ok: result.status === 0,
-    output: `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ?? ''}`,
+    output: `apt-get ${args.join(' ')} exited with ${result.status}\n${output}`,
   };
 }
 
@@ -79,6 +80,6 @@ export function ensureTools(): void {
   }
   const still = missingTools();
   if (still.length > 0) {
-    throw missingToolsError(still, `apt-get install failed:\n${result.output.slice(-4000)}`);
+    throw missingToolsError(still, `after ${result.output.slice(-4000)}`);
   }
 }
