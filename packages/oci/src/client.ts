@@ -365,10 +365,7 @@ export function createOciBackend(options: OciBackendOptions): OciBackend {
   if (options.ca === undefined && reference.ca !== undefined) clientOptions.ca = reference.ca;
   const client = createOciClient(clientOptions);
   const repo = client.repository(reference.repository);
-  return Object.assign(Object.create(repo) as OciRepository, {
-    reference,
-    close: () => client.close(),
-  }) as OciBackend;
+  return { ...repo, reference, close: () => client.close() };
 }
 
 interface RepositoryContext {

@@ -57,6 +57,7 @@ export {
   UnauthorizedError,
   UnsupportedError,
 } from './errors.js';
+export { redactUrl } from './internal/redact.js';
 export {
   createLayoutStore,
   IMAGE_INDEX_MEDIA_TYPE,

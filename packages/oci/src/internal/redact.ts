@@ -2,7 +2,10 @@
 // signatures and session tokens; none of it may reach an error message or an event.
 const SENSITIVE_QUERY = /sig|token|credential|secret|password|passwd|auth|key|state|session/i;
 
-/** Removes user-info and credential-like query values from a URL; non-URLs are returned unchanged. */
+/**
+ * Removes user-info and credential-like query values (`_state`, signatures, tokens, keys) from a
+ * URL, for messages, logs and events; relative URLs get their query redacted too.
+ */
 export function redactUrl(input: string): string {
   let url: URL;
   try {
