@@ -139,7 +139,13 @@ export async function acquireLock(path: string, options: LockOptions): Promise<H
         { path },
       );
     }
-    await sleep(delay + Math.random() * delay, undefined, { signal: options.signal });
+    await sleep(delay + Math.random() * delay, undefined, { signal: options.signal }).catch(
+      (error: unknown) => {
+        // Surface the signal's own reason, as every other abort point does.
+        options.signal?.throwIfAborted();
+        throw error;
+      },
+    );
     delay = Math.min(delay * 2, 50);
   }
 }

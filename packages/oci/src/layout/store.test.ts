@@ -457,3 +457,52 @@ describe('createLayoutStore: the index lock', () => {
     expect(existsSync(join(dir, 'index.json.lock'))).toBe(false);
   });
 });
+
+describe('layout error classes', () => {
+  it.each([
+    [LayoutInvalidError, 'LayoutInvalidError', 'LAYOUT_INVALID', 'image layout is invalid'],
+    [
+      LayoutVersionUnsupportedError,
+      'LayoutVersionUnsupportedError',
+      'LAYOUT_VERSION_UNSUPPORTED',
+      'image layout version is not supported',
+    ],
+    [LockTimeoutError, 'LockTimeoutError', 'LOCK_TIMEOUT', 'timed out waiting for a lock'],
+  ] as const)('%o has name %s, code %s, a default message, path and cause', (Class, name, code, message) => {
+    const cause = new Error('root');
+    const plain = new Class();
+    expect(plain).toBeInstanceOf(OciError);
+    expect(plain).toBeInstanceOf(Error);
+    expect(plain).toMatchObject({ name, code, message, path: undefined });
+    const detailed = new Class('custom', { path: '/x/index.json', cause });
+    expect(detailed).toMatchObject({ name, code, message: 'custom', path: '/x/index.json', cause });
+  });
+});
+
+describe('createLayoutStore: waiting for the lock', () => {
+  it('stops waiting promptly when the signal fires', async () => {
+    const s = createLayoutStore(dir, { fsync: false, lockTimeoutMs: 60_000 });
+    const desc = await s.pushManifest((await pushArtifact(s, 'a')).bytes, MANIFEST_TYPE);
+    await writeFile(
+      join(dir, 'index.json.lock'),
+      JSON.stringify({ pid: process.pid, host: (await import('node:os')).hostname(), token: 'held' }),
+    );
+    const controller = new AbortController();
+    const pending = s.tag(desc, 't', { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('stop now')), 50);
+    await expect(pending).rejects.toThrow('stop now');
+    expect(await toArray(s.listTags())).toEqual([]);
+  });
+
+  it('breaks an unreadable (half-written) lock file once it is older than staleLockMs', async () => {
+    const s = createLayoutStore(dir, { fsync: false, lockTimeoutMs: 5_000, staleLockMs: 1_000 });
+    const desc = await s.pushManifest((await pushArtifact(s, 'a')).bytes, MANIFEST_TYPE);
+    const lock = join(dir, 'index.json.lock');
+    await writeFile(lock, '');
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    await s.tag(desc, 't');
+    expect(await toArray(s.listTags())).toEqual(['t']);
+    expect(existsSync(lock)).toBe(false);
+  });
+});
