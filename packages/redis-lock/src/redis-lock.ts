@@ -8,6 +8,7 @@ import {
   closeClient,
   connectClient,
   ensureReady,
+  robustOptions,
   settingsIdentity,
 } from './internal/connection.js';
 import { createEngineLock, type LockBackend, positiveInt } from './internal/engine.js';
@@ -124,7 +125,7 @@ async function subscribe(
   listener: (outcome: ReleaseOutcome) => void,
 ): Promise<() => void> {
   if (!shared.subscriber) {
-    const sub = shared.client.duplicate();
+    const sub = shared.client.duplicate(robustOptions(shared.settings));
     attachErrorListener(sub);
     unrefSockets(sub);
     sub.on('message', (ch: string, message: string) => {

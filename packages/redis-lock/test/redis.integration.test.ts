@@ -1,9 +1,11 @@
 // Acceptance tests of issue 5 against the real redis-server (via @task-cache/testkit): no mocks here.
 import { type RedisFixture, startRedis } from '@task-cache/testkit';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   type AcquireOutcome,
   connectLock,
+  createRedisLock,
   type Lease,
   LeaseLostError,
   type Lock,
@@ -68,6 +70,28 @@ describe('redis lock (real redis-server)', () => {
     expect(Number(await redis.command('EXISTS', 'lock:{abc}'))).toBe(1);
     expect(Number(await redis.command('EXISTS', 'lock:{abc}:fence'))).toBe(1);
     await tagged.release();
+  });
+
+  it('an injected ioredis client: acquire, notice through the duplicated subscriber, the client stays open', async () => {
+    const client = new Redis({
+      host: redis.host,
+      port: redis.port,
+      password: redis.password,
+      commandTimeout: 2_000,
+    });
+    client.on('error', () => {});
+    try {
+      const lock = createRedisLock(client, { backoff: { initialMs: 60_000, maxMs: 60_000 } });
+      const lease = acquired(await lock.acquireOrWait('injected'));
+      const waiter = lock.acquireOrWait('injected');
+      await delay(200);
+      await lease.release('built');
+      expect(await waiter).toEqual({ kind: 'peer-finished' }); // 60 s backoff: only the notice ends it
+      await lock.close();
+      expect(await client.ping()).toBe('PONG');
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('contention: 20 holders in separate processes never overlap, fences increase, all finish', async () => {

@@ -47,6 +47,7 @@ export interface ConnectionSettings {
   where: string;
 }
 
+/** ioredis options of a lock-owned connection. */
 export function clientOptions(s: ConnectionSettings): RedisOptions {
   return {
     host: s.host,
@@ -57,6 +58,13 @@ export function clientOptions(s: ConnectionSettings): RedisOptions {
     tls: s.tls
       ? { ...(isIP(s.host) ? {} : { servername: s.host }), ...(s.ca === undefined ? {} : { ca: s.ca }) }
       : undefined,
+    ...robustOptions(s),
+  };
+}
+
+/** Timeouts and retry limits of every connection the lock owns (also a duplicate of an injected client). */
+export function robustOptions(s: ConnectionSettings): RedisOptions {
+  return {
     lazyConnect: true,
     // Fail fast instead of queueing while disconnected; do not retry commands across reconnects.
     enableOfflineQueue: false,
