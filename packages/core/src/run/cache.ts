@@ -652,15 +652,15 @@ export function createCache(options: CacheOptions = {}): Cache {
         }
         if (lock) {
           const t = performance.now();
-          let waiting = false;
+          let polls = 0;
           const outcome = await lock.acquireOrWait(lockKey, {
-            // NOTE: the lock polls isDone only while another holder has it: the first call is the
-            // moment this run starts waiting.
+            // NOTE: the lock calls isDone before every attempt. The first call comes before the
+            // first attempt, right after our own lookup missed: answer it without asking the store.
+            // A second call means the lock is held by someone else: this run is now waiting.
             isDone: async (s) => {
-              if (!waiting) {
-                waiting = true;
-                emit({ type: 'lock-waiting', task, key, lock: lockLocation });
-              }
+              polls += 1;
+              if (polls === 1) return false;
+              if (polls === 2) emit({ type: 'lock-waiting', task, key, lock: lockLocation });
               if (policy.force) return false;
               try {
                 return await ops.hasEntry(store, key, { signal: s });
