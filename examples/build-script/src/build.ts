@@ -26,6 +26,7 @@ const cache = createCache({
   },
 });
 
+const ms = (value: number) => `${Math.round(value)}ms`;
 const started = performance.now();
 try {
   const result = await cache.run(
@@ -56,8 +57,8 @@ try {
   const verdict = result.status === 'restored' ? 'hit' : 'miss';
   console.log(
     `${verdict}: ${result.status}${result.reason ? ` (${result.reason})` : ''} key=${result.key} ` +
-      `total=${Math.round(performance.now() - started)}ms checksum=${s.checksumMs}ms lookup=${s.lookupMs}ms ` +
-      `build=${s.buildMs}ms save=${s.saveMs}ms restore=${s.restoreMs}ms`,
+      `total=${Math.round(performance.now() - started)}ms checksum=${ms(s.checksumMs)} lookup=${ms(s.lookupMs)} ` +
+      `build=${ms(s.buildMs)} save=${ms(s.saveMs)} restore=${ms(s.restoreMs)}`,
   );
 } finally {
   await cache.close();

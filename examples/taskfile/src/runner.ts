@@ -252,11 +252,16 @@ class Runner {
     const lock = this.#render(cacheDef.lock, run.data, `${where}.lock`);
     const bar = createProgressBar(this.#options.stderr ?? process.stderr);
     const verbose = this.#options.verbose;
+    let lockLinePrinted = false;
     const onEvent = (event: CacheEvent) => {
       if (event.type === 'progress') {
         bar.update(event);
         return;
       }
+      // NOTE: core reports an unusable lock twice (a `lock-unavailable` event and a warning with
+      // the same message); one line is enough.
+      if (event.type === 'lock-unavailable') lockLinePrinted = true;
+      else if (event.type === 'warning' && lockLinePrinted && event.code.startsWith('LOCK_')) return;
       const line = formatEvent(event) ?? (verbose ? verboseLine(event) : undefined);
       if (line === undefined) return;
       bar.clear();
@@ -299,7 +304,8 @@ class Runner {
         const s = result.stats;
         this.#say(
           `task: ${JSON.stringify(task.name)} ${result.status}${result.reason ? ` (${result.reason})` : ''} key=${result.key}` +
-            ` lookup=${s.lookupMs}ms lock=${s.lockWaitMs}ms build=${s.buildMs}ms save=${s.saveMs}ms restore=${s.restoreMs}ms total=${s.totalMs}ms`,
+            ` lookup=${ms(s.lookupMs)} lock=${ms(s.lockWaitMs)} build=${ms(s.buildMs)} save=${ms(s.saveMs)}` +
+            ` restore=${ms(s.restoreMs)} total=${ms(s.totalMs)}`,
         );
       }
     } catch (error) {
@@ -342,6 +348,8 @@ class Runner {
     });
   }
 }
+
+const ms = (value: number) => `${Math.round(value)}ms`;
 
 const osSignals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
 

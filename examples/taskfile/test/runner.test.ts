@@ -75,6 +75,25 @@ describe('task (embedded default store, local lock)', () => {
     expect(await exists(join(dir, '.cache'))).toBe(false);
   });
 
+  it('an unreachable lock Redis is one warning line: the task builds, saves and succeeds', async () => {
+    const dir = await makeProject(LOCAL_TASKFILE);
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    const env = cleanEnv({
+      TASK_CACHE_DIR: join(dir, '.cache'),
+      DEMO_LOCK_URL: 'redis://:s3cret@127.0.0.1:1',
+    });
+    const run = await runTask(['build'], { cwd: dir, env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.lines).toEqual([
+      expect.stringMatching(
+        /^task: "build" cache lock unavailable, building without it \(redis:\/\/:\*\*\*@127\.0\.0\.1:1/,
+      ),
+      'task: [build] ./build.sh',
+      expect.stringMatching(/^task: "build" saved to cache \(pushed (\d+)\/\1 chunks, /),
+    ]);
+    expect(run.stderr).not.toContain('s3cret');
+  });
+
   it('exits with the failing command’s exit status and saves nothing', async () => {
     const dir = await makeProject(
       LOCAL_TASKFILE,
