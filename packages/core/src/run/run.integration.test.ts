@@ -399,6 +399,54 @@ describe('degradation: cache trouble never fails the build', () => {
   });
 });
 
+describe('configuration', () => {
+  it('credentials from a docker config.json (user name with $), no TASK_CACHE_OCI_* set', async () => {
+    const dir = await project('config-json');
+    const dockerDir = join(dir, '.docker');
+    await mkdir(dockerDir);
+    const auth = Buffer.from(`${reg.username}:${reg.password}`).toString('base64');
+    await writeFile(join(dockerDir, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth } } }));
+    const env = { HOME: dir, DOCKER_CONFIG: dockerDir, TASK_CACHE_OCI_CA: reg.caFile! };
+    const events: CacheEvent[] = [];
+    const cache = track(
+      createCache({
+        store: `oci://${reg.host}/task-cache/dockercfg`,
+        lock: false,
+        env,
+        onEvent: (e) => events.push(e),
+      }),
+    );
+    const r = await cache.run(
+      { task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] },
+      buildSh(dir),
+    );
+    expect(events.filter((e) => e.type === 'warning')).toEqual([]);
+    expect(r.status).toBe('saved');
+    expect(await registryTags('task-cache/dockercfg')).toEqual([r.key]);
+  });
+
+  it('no url and no lock: the embedded layout store in $TASK_CACHE_DIR and the local lock', async () => {
+    const dir = await project('embedded');
+    const cacheDir = join(dir, '.cache-home');
+    const env = { HOME: dir, TASK_CACHE_DIR: cacheDir };
+    const build = buildSh(dir);
+    const first = await track(createCache({ env })).run(
+      { task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] },
+      build,
+    );
+    expect(first.status).toBe('saved');
+    expect(existsSync(join(cacheDir, 'index.json'))).toBe(true);
+    expect(existsSync(join(cacheDir, 'oci-layout'))).toBe(true);
+    await rm(join(dir, 'dist'), { recursive: true });
+    const second = await track(createCache({ store: '', lock: '', env })).run(
+      { task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] },
+      build,
+    );
+    expect(second.status).toBe('restored');
+    expect(build.calls).toBe(1);
+  });
+});
+
 describe('policies on the real registry', () => {
   it('read-only: a miss builds and pushes nothing (checked on the registry); a hit restores', async () => {
     const dir = await project('read-only');
