@@ -209,7 +209,8 @@ describe('startRegistry: htpasswd (TLS + Basic)', () => {
 
     const output = await registry.garbageCollect();
 
-    expect(output).toContain('blob eligible for deletion');
+    expect(output).toContain(`blob eligible for deletion: ${sha256(orphan)}`);
+    expect(output).not.toContain(`eligible for deletion: ${kept.layerDigest}`);
     expect(registry.pid).toBeDefined();
     expect(registry.pid).not.toBe(pidBefore);
     expect(existsSync(blobDataPath(registry, sha256(orphan)))).toBe(false);
@@ -236,9 +237,10 @@ describe('startRegistry: htpasswd (TLS + Basic)', () => {
     await registry.stop();
     const plain = await registry.garbageCollect();
     expect(registry.pid).toBeUndefined();
-    expect(plain).not.toContain(image.layerDigest.slice(7) + ' eligible');
+    expect(plain).not.toContain(`eligible for deletion: ${image.layerDigest}`);
     expect(existsSync(blobDataPath(registry, image.layerDigest))).toBe(true);
-    await registry.garbageCollect({ deleteUntagged: true });
+    const untagged = await registry.garbageCollect({ deleteUntagged: true });
+    expect(untagged).toContain(`eligible for deletion: ${image.layerDigest}`);
     expect(existsSync(blobDataPath(registry, image.layerDigest))).toBe(false);
     await registry.start();
     expect((await c.req('/v2/')).status).toBe(200);
