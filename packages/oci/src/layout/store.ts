@@ -58,9 +58,9 @@ const TEMP_PREFIX = '.tmp-';
 /** Options of {@link createLayoutStore}. */
 export interface LayoutStoreOptions {
   /**
-   * fsync blob files, `index.json` and their directories before they become visible, so a
-   * power loss never leaves a tag pointing at a missing or truncated blob. Turn off only for
-   * throwaway layouts (tests, benchmarks).
+   * fsync each blob file before its rename, and the blobs directory, `index.json` and its
+   * directory when a tag update commits, so a power loss never leaves a tag pointing at a
+   * missing or truncated blob. Turn off only for throwaway layouts (tests, benchmarks).
    * @default true
    */
   fsync?: boolean;
@@ -352,6 +352,10 @@ export function createLayoutStore(dir: string, options: LayoutStoreOptions = {})
       };
       const next = change(index.manifests);
       if (next === undefined) return;
+      // NOTE: blob files are fsynced before their rename, their directory entries here, once
+      // per index update instead of once per blob: index.json is the commit point, so blobs it
+      // references must be durable before it is.
+      if (fsync) await syncDir(join(root, 'blobs', 'sha256'));
       await writeAtomic(indexFile, JSON.stringify({ ...index, manifests: next }));
     } finally {
       await lock.release();
@@ -439,7 +443,6 @@ export function createLayoutStore(dir: string, options: LayoutStoreOptions = {})
       await unlink(tmp).catch(() => {});
       throw error;
     }
-    if (fsync) await syncDir(join(target, '..'));
   }
 
   async function readManifestBlob(
