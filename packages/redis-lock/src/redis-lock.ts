@@ -24,6 +24,12 @@ export interface RedisLockOptions extends LockOptions {
   commandTimeoutMs?: number;
   /** PEM CA bundle for `rediss://` (instead of `?ca=PATH`). @default the system CAs */
   ca?: string | Buffer;
+  /**
+   * Subscribe waiters to release notices (one shared subscriber connection). `false`: waiters poll with
+   * the backoff alone (e.g. when an ACL user has no channel permissions).
+   * @default true
+   */
+  releaseNotices?: boolean;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -82,7 +88,7 @@ function unrefSockets(client: Redis): void {
   });
 }
 
-function backendFor(shared: Shared): LockBackend {
+function backendFor(shared: Shared, releaseNotices: boolean): LockBackend {
   const { settings } = shared;
   const call = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
@@ -114,7 +120,12 @@ function backendFor(shared: Shared): LockBackend {
         const k = lockKeys(key);
         return (await shared.client.taskCacheLockRelease(k.lease, token, outcome, k.channel)) === 1;
       }),
-    subscribe: (key, listener) => subscribe(shared, lockKeys(key).channel, listener),
+    ...(releaseNotices
+      ? {
+          subscribe: (key: string, listener: (outcome: ReleaseOutcome) => void) =>
+            subscribe(shared, lockKeys(key).channel, listener),
+        }
+      : {}),
     close: () => releaseShared(shared),
   };
 }
@@ -247,7 +258,10 @@ export async function connectLock(url: string | URL, options: RedisLockOptions =
     }
   }
   shared.refs++;
-  return createEngineLock(backendFor(shared), { ...options, key: parsed.key });
+  return createEngineLock(backendFor(shared, options.releaseNotices !== false), {
+    ...options,
+    key: parsed.key,
+  });
 }
 
 /**
@@ -288,5 +302,5 @@ export function createRedisLock(client: Redis, options: RedisLockOptions = {}): 
     refs: 1,
     identity: undefined,
   };
-  return createEngineLock(backendFor(shared), options);
+  return createEngineLock(backendFor(shared, options.releaseNotices !== false), options);
 }
