@@ -109,6 +109,14 @@ describe('AbortSignal', () => {
     await expect(collect(chunkStream(piecesOf(new Uint8Array(10), [1]), { signal }))).rejects.toBe(reason);
   });
 
+  it('chunkBuffer with a live signal (scanned in 4 MiB slices) gives the same chunks', () => {
+    const data = randomBytes(9 * 1024 * 1024 + 3, 8);
+    const signal = new AbortController().signal;
+    const expected = chunkBuffer(data, { avgSize: 65536 });
+    expect(expected.length).toBeGreaterThan(100);
+    expect(chunkBuffer(data, { avgSize: 65536, signal })).toEqual(expected);
+  });
+
   it('aborting while the source is stalled rejects promptly', async () => {
     const controller = new AbortController();
     async function* stalled() {
