@@ -135,7 +135,7 @@ describe('retries', () => {
     const { repo, proxy } = await viaProxy(
       (req, n) =>
         req.method === 'GET' && n === 1 ? { kind: 'stall-body', afterBytes: 512 * 1024 } : { kind: 'pass' },
-      { bodyTimeoutMs: 300 },
+      { bodyTimeoutMs: 1000 },
     );
     expect(sha256Digest(await collect(await repo.fetchBlob(d)))).toBe(d.digest);
     expect(count(proxy, 'GET', d.digest)).toBe(2);
@@ -186,7 +186,7 @@ describe('retries', () => {
     let puts = 0;
     const { repo, proxy } = await viaProxy(
       (req) => (req.method === 'PUT' && ++puts === 1 ? { kind: 'forward-then-stall' } : { kind: 'pass' }),
-      { headersTimeoutMs: 500 },
+      { headersTimeoutMs: 2000 },
     );
     await repo.pushBlob(d, bytes);
     expect(count(proxy, 'PUT', '/blobs/uploads/')).toBe(1);
