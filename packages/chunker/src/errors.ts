@@ -1,5 +1,8 @@
 /** Codes of the errors thrown by `@task-cache/chunker`. */
-export type ChunkerErrorCode = 'ERR_CHUNKER_INVALID_OPTION' | 'ERR_CHUNKER_INVALID_INPUT';
+export type ChunkerErrorCode =
+  | 'ERR_CHUNKER_INVALID_OPTION'
+  | 'ERR_CHUNKER_INVALID_INPUT'
+  | 'ERR_CHUNKER_WASM_UNAVAILABLE';
 
 /** Base class of every error thrown by `@task-cache/chunker` (aborts rethrow `signal.reason` as is). */
 export class ChunkerError extends Error {
@@ -39,5 +42,18 @@ export class ChunkerInputError extends ChunkerError {
 
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_CHUNKER_INVALID_INPUT', message, options);
+  }
+}
+
+/**
+ * The WebAssembly scan kernel cannot be instantiated: `WebAssembly` is missing (e.g. Node started with
+ * `--jitless`) or refused the module; `cause` holds the underlying error, if any.
+ */
+export class ChunkerWasmUnavailableError extends ChunkerError {
+  override name = 'ChunkerWasmUnavailableError';
+  declare readonly code: 'ERR_CHUNKER_WASM_UNAVAILABLE';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CHUNKER_WASM_UNAVAILABLE', message, options);
   }
 }

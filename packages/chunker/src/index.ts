@@ -12,5 +12,6 @@ export {
   ChunkerInputError,
   ChunkerOptionError,
   type ChunkerOptionName,
+  ChunkerWasmUnavailableError,
 } from './errors.js';
 export { type ChunkOptions, DEFAULT_AVG_SIZE, DEFAULT_NORMALIZATION, MIN_MIN_SIZE } from './options.js';

@@ -3,6 +3,7 @@ import {
   ChunkerError,
   ChunkerInputError,
   ChunkerOptionError,
+  ChunkerWasmUnavailableError,
   type ChunkOptions,
   chunkBuffer,
   chunkStream,
@@ -104,6 +105,13 @@ describe('error classes', () => {
       'ERR_CHUNKER_INVALID_INPUT',
       'data must be a Uint8Array, got string',
       ChunkerInputError,
+    ],
+    [
+      new ChunkerWasmUnavailableError('cannot instantiate the WebAssembly scan kernel', { cause }),
+      'ChunkerWasmUnavailableError',
+      'ERR_CHUNKER_WASM_UNAVAILABLE',
+      'cannot instantiate the WebAssembly scan kernel',
+      ChunkerWasmUnavailableError,
     ],
   ];
   for (const [err, name, code, message, cls] of table) {

@@ -1,3 +1,4 @@
+import { ChunkerWasmUnavailableError } from '../errors.js';
 import { GEAR } from './gear.js';
 import { KERNEL_WASM_BASE64 } from './kernel-wasm.js';
 
@@ -55,9 +56,18 @@ export class Kernel {
   private seed: bigint | undefined;
 
   constructor() {
-    const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-    compiled ??= new wasm.Module(Buffer.from(KERNEL_WASM_BASE64, 'base64'));
-    this.exports = new wasm.Instance(compiled).exports as KernelExports;
+    const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+    if (wasm === undefined) {
+      throw new ChunkerWasmUnavailableError(
+        'WebAssembly is not available in this runtime (is Node running with --jitless?); the chunker needs it',
+      );
+    }
+    try {
+      compiled ??= new wasm.Module(Buffer.from(KERNEL_WASM_BASE64, 'base64'));
+      this.exports = new wasm.Instance(compiled).exports as KernelExports;
+    } catch (cause) {
+      throw new ChunkerWasmUnavailableError('cannot instantiate the WebAssembly scan kernel', { cause });
+    }
     const need = Math.ceil((DATA_BASE + BLOCK_SIZE) / PAGE);
     const have = this.exports.memory.buffer.byteLength / PAGE;
     if (need > have) this.exports.memory.grow(need - have);
