@@ -273,6 +273,66 @@ describe('token auth', () => {
   });
 });
 
+describe('token auth with limited accounts', () => {
+  let reg: RegistryFixture;
+  const admin = { username: 'robot$task-cache+admin', password: 'adm:in pass' };
+  const limited = { username: 'robot$task-cache+limited', password: 'lim:ited' };
+  beforeAll(async () => {
+    reg = await startRegistry({
+      mode: 'token',
+      users: [
+        { ...admin, access: { '*': ['pull', 'push', 'delete'] } },
+        { ...limited, access: { 'dest/*': ['pull', 'push'], 'readonly/*': ['pull'] } },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await reg?.close();
+  });
+  const repoFor = (credentials: { username: string; password: string }, name: string) => {
+    const client = createOciClient({
+      registry: reg.host,
+      ca: reg.caFile!,
+      credentials,
+      authFiles: null,
+      env: {},
+    });
+    return { client, repo: client.repository(name) };
+  };
+
+  it('falls back to a normal upload when the mount source is not readable (401 on mount)', async () => {
+    const bytes = seededBytes(31, 3000);
+    const d = { mediaType: BLOB, digest: sha256Digest(bytes), size: bytes.byteLength };
+    const src = repoFor(admin, 'src/repo');
+    const dest = repoFor(limited, 'dest/repo');
+    try {
+      await src.repo.pushBlob(d, bytes);
+      await dest.repo.pushBlob(d, bytes, { mountFrom: ['src/repo'] });
+      expect(await dest.repo.blobExists(d)).toBe(true);
+      expect(await collect(await dest.repo.fetchBlob(d))).toEqual(bytes);
+    } finally {
+      await src.client.close();
+      await dest.client.close();
+    }
+  });
+
+  it('a push without push access is DENIED (insufficient_scope), not a login failure', async () => {
+    const bytes = seededBytes(32, 100);
+    const ro = repoFor(limited, 'readonly/repo');
+    try {
+      const error = await ro.repo
+        .pushBlob({ mediaType: BLOB, digest: sha256Digest(bytes), size: bytes.byteLength }, bytes)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OciError);
+      expect(error).toMatchObject({ code: 'DENIED', statusCode: 401, method: 'POST' });
+      expect((error as Error).message).toMatch(/insufficient_scope/);
+      expect((error as Error).message).not.toContain(limited.password);
+    } finally {
+      await ro.client.close();
+    }
+  });
+});
+
 describe('credentials from the environment and auth files', () => {
   let reg: RegistryFixture;
   beforeAll(async () => {

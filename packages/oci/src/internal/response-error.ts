@@ -21,7 +21,7 @@ import {
   UnauthorizedError,
   UnsupportedError,
 } from '../errors.js';
-import { parseRetryAfter } from './headers.js';
+import { parseRetryAfter, parseWwwAuthenticate } from './headers.js';
 import type { Response } from './transport.js';
 
 interface RegistryErrorBody {
@@ -101,6 +101,18 @@ export async function errorFromResponse(
   const msg = (fallback: string) =>
     `${context.action} failed: ${registryMessage ? `${registryMessage}` : fallback}`;
 
+  if (res.statusCode === 401) {
+    const bearer = parseWwwAuthenticate(res.headers['www-authenticate']).find((c) => c.scheme === 'bearer');
+    if (bearer?.params.error === 'insufficient_scope') {
+      // Authenticated, but the account may not do this: a permission problem, not a login one.
+      return new DeniedError(
+        `${context.action} failed: the credentials lack the required access (insufficient_scope${
+          bearer.params.scope ? `, needs ${bearer.params.scope}` : ''
+        })`,
+        options,
+      );
+    }
+  }
   switch (code) {
     case 'BLOB_UNKNOWN':
       return new BlobUnknownError(msg('blob unknown to registry'), options);

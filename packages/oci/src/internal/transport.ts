@@ -219,10 +219,16 @@ export class Transport {
     let method = options.method;
     let body = options.body;
     let authRetried = false;
+    let redirectedToGet = false;
     for (let redirects = 0; ; ) {
       const target = new URL(url);
       const sameOrigin = target.origin === origin;
       const headers: Record<string, string> = { 'user-agent': this.config.userAgent, ...options.headers };
+      if (redirectedToGet) {
+        for (const name of Object.keys(headers)) {
+          if (/^content-/i.test(name)) delete headers[name];
+        }
+      }
       let sentAuth: string | undefined;
       if (sameOrigin) {
         sentAuth = await this.#authorization(options.scopes, options.signal);
@@ -290,6 +296,7 @@ export class Transport {
         if (res.statusCode === 303 && method !== 'HEAD') {
           method = 'GET';
           body = undefined;
+          redirectedToGet = true;
         } else if (body !== undefined && !isReplayable(body)) {
           // Cannot resend a consumed stream to the new location.
           return { statusCode: res.statusCode, headers: res.headers, body: res.body, url, warnings };
