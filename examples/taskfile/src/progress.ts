@@ -46,9 +46,10 @@ export function renderProgressLine(progress: ProgressUpdate, columns = 80): stri
   const total = progress.chunksTotal;
   const ratio = total ? Math.min(1, progress.chunksDone / total) : 0;
   const filled = Math.round(ratio * WIDTH);
-  const bar = total ? `[${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}]` : '[packing…]';
-  const counts = `${progress.chunksDone}/${total ?? '?'} chunks, ${formatBytes(progress.bytesDone)}`;
-  const line = `task: ${JSON.stringify(progress.task)} ${verb} ${bar} ${counts}`;
+  // NOTE: while a save is still packing, the number of chunks is not known yet: no bar then.
+  const bar = total ? ` [${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}]` : '';
+  const counts = `${progress.chunksDone}${total ? `/${total}` : ''} chunks, ${formatBytes(progress.bytesDone)}`;
+  const line = `task: ${JSON.stringify(progress.task)} ${verb}${bar} ${counts}`;
   return line.length > columns - 1 ? line.slice(0, Math.max(0, columns - 1)) : line;
 }
 
@@ -68,7 +69,7 @@ export function createProgressBar(stream: ProgressStream, options: ProgressBarOp
       const finished = progress.chunksTotal !== undefined && progress.chunksDone >= progress.chunksTotal;
       if (drawnAt !== undefined && t - drawnAt < intervalMs && !finished) return;
       drawnAt = t;
-      stream.write(`\r\x1b[K${renderProgressLine(progress, stream.columns ?? 80)}`);
+      stream.write(`\r\x1b[K${renderProgressLine(progress, stream.columns || 80)}`);
     },
     clear() {
       if (drawnAt !== undefined) stream.write('\r\x1b[K');

@@ -18,11 +18,24 @@ describe('progress bar', () => {
       }),
     ).toBe('task: "build" pushing [############------------] 21/42 chunks, 6.8 MB');
     expect(renderProgressLine({ task: 'build', phase: 'fetch', chunksDone: 0, bytesDone: 0 })).toBe(
-      'task: "build" restoring [packing…] 0/? chunks, 0 B',
+      'task: "build" restoring 0 chunks, 0 B',
     );
     expect(
       renderProgressLine({ task: 'build', phase: 'push', chunksDone: 1, chunksTotal: 2, bytesDone: 1 }, 20),
     ).toHaveLength(19);
+  });
+
+  it('a TTY that reports 0 columns (e.g. under script(1)) still gets the full line', () => {
+    const writes: string[] = [];
+    let t = 0;
+    const bar = createProgressBar(
+      { isTTY: true, columns: 0, write: (x: string) => writes.push(x) },
+      { now: () => t },
+    );
+    bar.update({ task: 'b', phase: 'push', chunksDone: 0, chunksTotal: 2, bytesDone: 0 });
+    t = 1000;
+    bar.update({ task: 'b', phase: 'push', chunksDone: 1, chunksTotal: 2, bytesDone: 5 });
+    expect(writes).toEqual(['\r\x1b[Ktask: "b" pushing [############------------] 1/2 chunks, 5 B']);
   });
 
   it('draws nothing on a non-TTY stream', () => {
