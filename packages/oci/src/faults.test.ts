@@ -180,6 +180,32 @@ describe('retries', () => {
     expect(await flaky.repo.blobExists(d)).toBe(true);
   });
 
+  it('a connection reset during an upload: a bare stream fails with NETWORK, bytes are re-pushed', async () => {
+    const bytes = seededBytes(23, 64 * 1024);
+    const d = descriptorOf(bytes);
+    const broken = await viaProxy((req) =>
+      req.method === 'PUT' ? { kind: 'reset-after-request' } : { kind: 'pass' },
+    );
+    async function* once() {
+      yield bytes;
+    }
+    const error = await broken.repo.pushBlob(d, once()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OciError);
+    expect(error).toMatchObject({ code: 'NETWORK', method: 'PUT' });
+    expect(count(broken.proxy, 'PUT', '/blobs/uploads/')).toBe(1);
+
+    let puts = 0;
+    const flaky = await viaProxy((req) =>
+      req.method === 'PUT' && ++puts === 1 ? { kind: 'reset-after-request' } : { kind: 'pass' },
+    );
+    await flaky.repo.pushBlob(d, bytes);
+    // Not landed (the proxy never forwarded it): HEAD said so, then a new session and PUT.
+    expect(count(flaky.proxy, 'HEAD', d.digest)).toBe(1);
+    expect(count(flaky.proxy, 'POST', '/blobs/uploads/')).toBe(2);
+    expect(count(flaky.proxy, 'PUT', '/blobs/uploads/')).toBe(2);
+    expect(await flaky.repo.blobExists(d)).toBe(true);
+  });
+
   it('HEADs the digest before retrying a blob-commit PUT that timed out (it had landed)', async () => {
     const bytes = seededBytes(17, 4096);
     const d = descriptorOf(bytes);

@@ -252,7 +252,13 @@ export class Transport {
         bodyTimeout: this.config.bodyTimeoutMs,
       });
       const warnings = parseWarnings(res.headers.warning);
-      for (const text of warnings) this.config.onWarning?.({ text, method, url: redactUrl(url) });
+      for (const text of warnings) {
+        try {
+          this.config.onWarning?.({ text, method, url: redactUrl(url) });
+        } catch {
+          // A throwing listener must not fail the request.
+        }
+      }
       if (
         res.statusCode === 401 &&
         sameOrigin &&
