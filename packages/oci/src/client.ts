@@ -186,6 +186,7 @@ export interface OciRepository extends OciStore {
   readonly client: OciClient;
   /** Resolves a tag or digest to a descriptor with `HEAD`; `undefined` when unknown. */
   resolveManifest(reference: string, options?: RequestOptions): Promise<Descriptor | undefined>;
+  /** Every tag once, following `Link` pagination; no order is assumed; a missing repository yields none. */
   listTags(options?: RequestOptions): AsyncIterable<string>;
   /** Deletes a manifest by digest; a missing one is not an error; 405 throws `UNSUPPORTED`. */
   deleteManifest(digest: string, options?: RequestOptions): Promise<void>;

@@ -32,7 +32,9 @@ export interface RequestOptions {
 
 /**
  * Bytes to push. A `Uint8Array` or a factory returning a fresh iterable can be replayed
- * (so the request may be retried); a bare `AsyncIterable` is sent once and never retried.
+ * (so the request may be retried); a bare `AsyncIterable` is read once and a request streaming
+ * it is never retried (the registry client's chunked uploads buffer each chunk, so a chunk of
+ * it may be re-sent).
  */
 export type BlobBody = Uint8Array | AsyncIterable<Uint8Array> | (() => AsyncIterable<Uint8Array>);
 
