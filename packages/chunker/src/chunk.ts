@@ -6,7 +6,10 @@ import { type ChunkOptions, resolveOptions } from './options.js';
 export interface Chunk {
   /** Offset of the chunk's first byte in the input. */
   offset: number;
-  /** Length in bytes (within [minSize, maxSize] except for the last chunk). */
+  /**
+   * Length in bytes: within [minSize, maxSize] except for the last chunk (a cut at the first hashed
+   * pair gives minSize rounded down to even, i.e. minSize - 1 for an odd minSize, as in the reference).
+   */
   length: number;
   /**
    * The 64-bit gear hash at the cut (unsigned), as in the REAPI test vectors; 0 for a last chunk no

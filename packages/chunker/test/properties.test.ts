@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type Chunk, type ChunkOptions, chunkBuffer, chunkStream } from '../src/index.js';
 import { collect, piecesOf, randomBytes, referenceChunks } from './helpers.js';
 
@@ -135,8 +135,12 @@ describe('properties on generated data', () => {
 
 describe('locality on 64 MiB', () => {
   const size = 64 * 1024 * 1024;
-  const base = randomBytes(size, 12345);
-  const baseChunks = chunkBuffer(base);
+  let base: Uint8Array;
+  let baseChunks: Chunk[];
+  beforeAll(() => {
+    base = randomBytes(size, 12345);
+    baseChunks = chunkBuffer(base);
+  });
 
   function check(edited: Uint8Array, editAt: number, delta: number) {
     const chunks = chunkBuffer(edited);
