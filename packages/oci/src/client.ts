@@ -22,7 +22,7 @@ import {
   SizeMismatchError,
   UnsupportedError,
 } from './errors.js';
-import { parseLinkNext } from './internal/headers.js';
+import { parseLinkNext, parseRetryAfter } from './internal/headers.js';
 import { errorFromResponse } from './internal/response-error.js';
 import { Semaphore } from './internal/semaphore.js';
 import {
@@ -651,11 +651,14 @@ function createRepository(ctx: RepositoryContext): OciRepository {
       await res.body.dump().catch(() => {});
       return;
     }
-    throw await errorFromResponse(res, 'PUT', {
+    const error = await errorFromResponse(res, 'PUT', {
       action: 'push blob',
       digest: descriptor.digest,
       notFound: 'upload',
     });
+    const after = parseRetryAfter(res.headers['retry-after']);
+    if (after !== undefined) retryAfterOf.set(error, after);
+    throw error;
   }
 
   async function uploadChunked(
@@ -761,9 +764,11 @@ function createRepository(ctx: RepositoryContext): OciRepository {
             isTransientError(error) ||
             (status !== undefined && (status === 408 || status === 429 || (status >= 500 && status !== 501)));
           if (!replayable || attempt >= ctx.retries || !transient) throw error;
+          const retryAfter = retryAfterOf.get(error as OciError);
+          if (retryAfter !== undefined && retryAfter > transport.config.maxRetryAfterMs) throw error;
           // The PUT may have landed even though we saw no answer: look before pushing again.
           if (await blobExists(descriptor, { signal }).catch(() => false)) return;
-          await sleep(transport.backoff(attempt), signal);
+          await sleep(retryAfter ?? transport.backoff(attempt), signal);
         }
       }
     } finally {
@@ -1028,6 +1033,9 @@ function createRepository(ctx: RepositoryContext): OciRepository {
     close: async () => {},
   };
 }
+
+/** `Retry-After` of a failed commit PUT, for the upload retry loop. */
+const retryAfterOf = new WeakMap<OciError, number>();
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array> {
   return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;

@@ -98,6 +98,20 @@ describe('retries', () => {
     expect(count(proxy, 'HEAD', d.digest)).toBe(1);
   });
 
+  it('honours Retry-After on a blob commit PUT: beyond maxRetryAfterMs it fails at once', async () => {
+    const bytes = seededBytes(24, 1000);
+    const d = descriptorOf(bytes);
+    const { repo, proxy } = await viaProxy(
+      (req) =>
+        req.method === 'PUT'
+          ? { kind: 'respond', status: 429, headers: { 'retry-after': '3600' } }
+          : { kind: 'pass' },
+      { maxRetryAfterMs: 1000 },
+    );
+    await expect(repo.pushBlob(d, bytes)).rejects.toMatchObject({ code: 'TOOMANYREQUESTS', method: 'PUT' });
+    expect(count(proxy, 'PUT', '/blobs/uploads/')).toBe(1);
+  });
+
   it('retries 503 up to `retries` times, then reports the status', async () => {
     const d = await seed(seededBytes(13, 1000));
     const flaky = await viaProxy((req, n) =>
