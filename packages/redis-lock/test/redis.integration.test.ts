@@ -271,7 +271,7 @@ describe('redis lock (real redis-server)', () => {
       });
       expect(report.ms as number).toBeLessThan(connectTimeoutMs + 700);
       const password = secret === 'PASSWORD' ? redis.password! : secret;
-      for (const field of ['message', 'stack', 'cause'])
+      for (const field of ['message', 'stack', 'cause', 'inspected'])
         expect(String(report[field])).not.toContain(password);
       expect(String(report.message)).not.toContain(redis.password!);
     });

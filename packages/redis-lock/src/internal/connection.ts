@@ -3,8 +3,23 @@ import { isIP, connect as netConnect } from 'node:net';
 import type { Redis, RedisOptions } from 'ioredis';
 import { LockConfigError, type LockError, LockUnavailableError } from '../errors.js';
 
+/**
+ * ioredis attaches the failed command to a reply error (`command: { name: 'auth', args: [PASSWORD] }`):
+ * never keep that as a `cause`. Returns a copy with name, message, code and stack only.
+ */
+export function scrubError(error: unknown): unknown {
+  if (!(error instanceof Error) || !('command' in error)) return error;
+  const copy = new Error(error.message);
+  copy.name = error.name;
+  copy.stack = error.stack;
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return copy;
+}
+
 /** Maps an ioredis / socket error to the lock's typed errors. `where` must not contain secrets. */
-export function classifyRedisError(error: unknown, where: string): LockError {
+export function classifyRedisError(raw: unknown, where: string): LockError {
+  const error = scrubError(raw);
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown } | null)?.code;
   const text = `${where}: ${message}`;
@@ -135,7 +150,7 @@ export async function connectClient(client: Redis, s: ConnectionSettings): Promi
     let err = classifyRedisError(reply ?? error, s.where);
     if (s.tls && err instanceof LockUnavailableError && (await probePlaintext(s.host, s.port, probeBudget))) {
       err = new LockConfigError('tls', `${s.where}: rediss:// used, but the server answers in plaintext`, {
-        cause: error,
+        cause: scrubError(error),
       });
     }
     throw err;
