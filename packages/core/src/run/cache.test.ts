@@ -325,6 +325,54 @@ describe('cache.run with the memory store', () => {
     await expect(cache.run({ ...run, dir, signal: ac.signal }, () => undefined)).rejects.toBe(reason);
   });
 
+  it('aborting during the restore rejects with the reason and leaves the outputs as they were', async () => {
+    const store = createMemoryStore();
+    const dir = await project();
+    await createCache({ store, lock: false }).run({ ...run, dir }, Object.assign(builder(), { dir }));
+    await writeFile(join(dir, 'dist/out.txt'), 'local edit');
+    const ac = new AbortController();
+    const reason = new Error('ctrl-c');
+    const cache = createCache({
+      store,
+      lock: false,
+      onEvent: (e) => {
+        if (e.type === 'hit') ac.abort(reason);
+      },
+    });
+    let built = 0;
+    const err = await cache
+      .run({ ...run, dir, signal: ac.signal }, () => {
+        built++;
+      })
+      .catch((e) => e);
+    expect(err).toBe(reason);
+    expect(built).toBe(0);
+    expect(await readFile(join(dir, 'dist/out.txt'), 'utf8')).toBe('local edit');
+  });
+
+  it('aborting after the lock is acquired releases it `failed` and never builds', async () => {
+    const lock = fakeLock();
+    const ac = new AbortController();
+    const reason = new Error('stop');
+    const cache = createCache({
+      store: createMemoryStore(),
+      lock,
+      onEvent: (e) => {
+        if (e.type === 'lock-acquired') ac.abort(reason);
+      },
+    });
+    const dir = await project();
+    let built = 0;
+    const err = await cache
+      .run({ ...run, dir, signal: ac.signal }, () => {
+        built++;
+      })
+      .catch((e) => e);
+    expect(err).toBe(reason);
+    expect(built).toBe(0);
+    expect(lock.leases[0]?.released).toBe('failed');
+  });
+
   it('disabled → just builds', async () => {
     const store = countingStore(createMemoryStore());
     const cache = createCache({ store, enabled: false });
