@@ -74,6 +74,8 @@ export async function extractTo(
   const entries: ExtractedEntry[] = [];
   const types = new Map<string, ExtractedEntry['type']>();
   let feedError: unknown;
+  // The entry being written: destroyed with the feed's error, or its reader would wait forever.
+  let current: { destroy(err?: Error): void } | undefined;
 
   const feeding = (async () => {
     try {
@@ -84,12 +86,14 @@ export async function extractTo(
       if (!extract.destroyed) (extract as unknown as { end(): void }).end();
     } catch (err) {
       feedError = err;
+      current?.destroy(err as Error);
       extract.destroy(err as Error);
     }
   })();
 
   try {
     for await (const entry of extract) {
+      current = entry;
       options.signal?.throwIfAborted();
       const h = entry.header;
       const path = safePath(h.name);
