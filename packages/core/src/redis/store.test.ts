@@ -167,6 +167,22 @@ describe('Redis entry store', () => {
     }
   });
 
+  it('Redis down → warning and the build runs; back up → the same cache saves again', async () => {
+    const own = await startRedis();
+    closers.push(() => own.stop());
+    const dir = await project('down');
+    const events: CacheEvent[] = [];
+    const cache = cacheOn(own.url(), events, { circuitBreakerThreshold: 100 });
+    await own.kill();
+    const down = await cache.run({ ...task, dir }, build(dir));
+    expect(down.status).toBe('built');
+    expect(events.find((e) => e.type === 'warning')).toMatchObject({ causeCode: 'REDIS_UNAVAILABLE' });
+    expect(JSON.stringify(events)).not.toContain(own.password!);
+    await own.restart();
+    const up = await cache.run({ ...task, dir }, build(dir));
+    expect(up.status).toBe('saved');
+  });
+
   it('validates options with typed errors', () => {
     expect(() => createRedisStore({})).toThrow(RedisStoreError);
     expect(() => createRedisStore({ url: 'http://x' })).toThrow(/redis:\/\//);

@@ -201,10 +201,16 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   let client: Redis | undefined = options.client;
   const redis = (): Redis => {
     if (!client) {
-      client = new Redis(url!, redisOptions);
-      client.on('error', () => {
+      const c = new Redis(url!, redisOptions);
+      c.on('error', () => {
         // Errors surface on the commands; an unhandled 'error' event would crash the process.
       });
+      // NOTE: once ioredis gives up reconnecting the client is dead for good; drop it so the next
+      // call (a later run of a long-lived process) connects afresh when Redis is back.
+      c.on('end', () => {
+        if (client === c) client = undefined;
+      });
+      client = c;
     }
     return client;
   };
