@@ -59,11 +59,13 @@ export async function runTasks(options: RunTasksOptions = {}): Promise<number> {
       say(`task: ${error.message}`);
       return 1;
     }
-    if ((error as Error).name === 'AbortError') {
+    if ((error as Error).name === 'AbortError' || options.signal?.aborted) {
       say('task: interrupted');
       return 130;
     }
-    throw error;
+    // Anything else (an unreadable source file, a full disk): one line, not a stack trace.
+    say(`task: ${(error as Error).message ?? String(error)}`);
+    return 1;
   }
 }
 

@@ -4,7 +4,7 @@
  * redis-server for the lock — and the guide's Taskfile verbatim except for the registry host.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -113,6 +113,55 @@ describe('the guide’s walkthrough against a real registry and Redis', () => {
     expect(third.code).toBe(0);
     expect(third.lines).toEqual(['task: Task "build" is up to date']);
     expect(await buildCount(dir)).toBe(1);
+  });
+
+  it('two CI jobs at once: one builds and saves, the other waits on the Redis lock and restores', async () => {
+    const taskfile = GUIDE_TASKFILE.replace('harbor.example.com', registry.host);
+    // Job A's build blocks until job B is seen waiting for the lock (../release appears), so
+    // the overlap does not depend on timing. builds.log is shared: it counts real builds.
+    const blockingBuild =
+      '#!/bin/sh\nset -eu\necho run >> ../builds.log\nwhile [ ! -f ../release ]; do sleep 0.05; done\n' +
+      'mkdir -p dist\ncat src/main.js src/id.txt > dist/out.js\n';
+    const root = await makeProject(taskfile, blockingBuild);
+    const [jobA, jobB] = [join(root, 'job-a'), join(root, 'job-b')];
+    for (const job of [jobA, jobB]) {
+      await cp(join(root, 'src'), join(job, 'src'), { recursive: true });
+      for (const f of ['Taskfile.yml', 'build.sh']) await cp(join(root, f), join(job, f));
+    }
+    const env = cleanEnv({
+      TASK_CACHE_OCI_USER: registry.username,
+      TASK_CACHE_OCI_PASSWORD: registry.password,
+      TASK_CACHE_OCI_CA: registry.caFile,
+      CI_CACHE_REDIS_URL: `:${redis.password}@127.0.0.1:${redis.port}`,
+      TASK_CACHE_DIR: join(root, '.unused-default-cache'),
+    });
+    const release = () => writeFile(join(root, 'release'), '');
+    const runA = runTask(['build'], { cwd: jobA, env });
+    // A holds the lock once its build has started.
+    while ((await buildCount(root)) === 0) await new Promise((r) => setTimeout(r, 50));
+    const runB = runTask(['build'], {
+      cwd: jobB,
+      env,
+      onStderr: (soFar) => {
+        if (soFar.includes('waiting for the cache lock')) void release();
+      },
+    });
+    // If B never waits (a bug), let A finish so the test fails on the lines, not on a timeout.
+    const b = await runB.finally(release);
+    const a = await runA;
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(await buildCount(root)).toBe(1);
+    expect(a.lines).toEqual([
+      'task: [build] ./build.sh',
+      expect.stringMatching(/^task: "build" saved to cache \(pushed (\d+)\/\1 chunks, /),
+    ]);
+    expect(b.lines).toEqual([
+      'task: "build" waiting for the cache lock',
+      'task: "build" built by another job, restoring',
+      'task: "build" restored from cache',
+    ]);
+    expect(await treeDigest(join(jobB, 'dist'))).toEqual(await treeDigest(join(jobA, 'dist')));
   });
 
   it('a wrong registry password is a warning: the build runs and the task succeeds', async () => {

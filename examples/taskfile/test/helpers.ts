@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -24,7 +24,7 @@ export interface CliRun {
  */
 export function runTask(
   args: readonly string[],
-  options: { cwd: string; env: Record<string, string | undefined> },
+  options: { cwd: string; env: Record<string, string | undefined>; onStderr?: (soFar: string) => void },
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(tsx, ['--tsconfig', join(repoRoot, 'tsconfig.json'), entry, ...args], {
@@ -39,6 +39,7 @@ export function runTask(
     });
     child.stderr.on('data', (c: Buffer) => {
       stderr += c;
+      options.onStderr?.(stderr);
     });
     child.on('error', reject);
     child.on('close', (code) =>
@@ -69,6 +70,8 @@ export async function makeProject(taskfile: string, buildScript = DEFAULT_BUILD)
     join(dir, 'src', 'lib', 'f.js'),
     `export const f = () => ${JSON.stringify('x'.repeat(5000))};\n`,
   );
+  // A unique source per project: tests sharing a registry must not hit each other's entries.
+  await writeFile(join(dir, 'src', 'id.txt'), `${randomUUID()}\n`);
   await writeFile(join(dir, 'Taskfile.yml'), taskfile);
   await writeFile(join(dir, 'build.sh'), buildScript);
   await chmod(join(dir, 'build.sh'), 0o755);
