@@ -1,0 +1,144 @@
+/**
+ * A small pool of codec workers (two by default: this code targets 2-core CI runners, and
+ * zstd at level 3 saturates a core). One pool per process, started on first use; idle workers
+ * do not keep the process alive.
+ */
+import type { Worker } from 'node:worker_threads';
+import { failureToError } from './errors.js';
+import type { CodecRequest, CodecResponse } from './protocol.js';
+import { spawnWorker } from './spawn.js';
+
+/** Which zstd implementation a worker runs. */
+export type WorkerCodec = 'node' | 'zstd-codec';
+
+interface Pending {
+  resolve(r: { output: Uint8Array; digest: string }): void;
+  reject(err: unknown): void;
+  digest?: string;
+}
+
+interface Slot {
+  worker: Worker;
+  inFlight: number;
+  pending: Map<number, Pending>;
+}
+
+/** Calls made through the pool so far (tests assert that a reuse save compressed nothing). */
+export interface CodecStats {
+  compress: number;
+  compressedBytesIn: number;
+  decompress: number;
+}
+
+/** Compression and decompression off the main thread. */
+export interface CodecPool {
+  /** Compresses `input` (may view shared memory, which must stay untouched until this settles). */
+  compress(
+    codec: WorkerCodec,
+    input: Uint8Array,
+    level: number,
+  ): Promise<{ output: Uint8Array; digest: string }>;
+  /**
+   * Decompresses `input` (its buffer is transferred: do not use it afterwards) and checks the
+   * result is exactly `size` bytes with sha256 `digest`.
+   * @throws {EntryCorruptError | EntryTooLargeError}
+   */
+  decompress(
+    codec: WorkerCodec,
+    input: Uint8Array,
+    size: number,
+    digest: string,
+    index: number,
+    layerDigest?: string,
+  ): Promise<Uint8Array>;
+  readonly stats: CodecStats;
+  readonly size: number;
+  /** Stops the workers (a later call starts new ones). */
+  close(): Promise<void>;
+}
+
+let nextId = 1;
+
+/** Creates a pool of `size` codec workers, started lazily. */
+export function createCodecPool(size = 2): CodecPool {
+  const slots: Array<Slot | undefined> = new Array(size).fill(undefined);
+  const stats: CodecStats = { compress: 0, compressedBytesIn: 0, decompress: 0 };
+
+  const start = (i: number): Slot => {
+    const worker = spawnWorker('codec');
+    const slot: Slot = { worker, inFlight: 0, pending: new Map() };
+    worker.unref();
+    worker.on('message', (res: CodecResponse) => {
+      const p = slot.pending.get(res.id);
+      if (p === undefined) return;
+      slot.pending.delete(res.id);
+      if (--slot.inFlight === 0) worker.unref();
+      if (res.ok) p.resolve({ output: res.output, digest: res.digest });
+      else p.reject(failureToError(res.error, p.digest));
+    });
+    const fail = (err: unknown) => {
+      if (slots[i] === slot) slots[i] = undefined;
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`codec worker exited with code ${code}`)));
+    slots[i] = slot;
+    return slot;
+  };
+
+  const pick = (): Slot => {
+    let best: Slot | undefined;
+    for (let i = 0; i < size; i++) {
+      const s = slots[i] ?? start(i);
+      if (best === undefined || s.inFlight < best.inFlight) best = s;
+    }
+    return best as Slot;
+  };
+
+  const call = (
+    req: CodecRequest,
+    transfer: ArrayBuffer[],
+    digest?: string,
+  ): Promise<{ output: Uint8Array; digest: string }> =>
+    new Promise((resolve, reject) => {
+      const slot = pick();
+      slot.pending.set(req.id, { resolve, reject, digest });
+      if (slot.inFlight++ === 0) slot.worker.ref();
+      slot.worker.postMessage(req, transfer);
+    });
+
+  return {
+    stats,
+    size,
+    compress(codec, input, level) {
+      stats.compress++;
+      stats.compressedBytesIn += input.byteLength;
+      return call({ op: 'compress', id: nextId++, codec, level, input }, []);
+    },
+    async decompress(codec, input, size, digest, index, layerDigest) {
+      stats.decompress++;
+      const owns = input.byteOffset === 0 && input.buffer.byteLength === input.byteLength;
+      const transfer = owns && input.buffer instanceof ArrayBuffer ? [input.buffer] : [];
+      const r = await call(
+        { op: 'decompress', id: nextId++, codec, input, size, digest, index },
+        transfer,
+        layerDigest,
+      );
+      return r.output;
+    },
+    async close() {
+      const running = slots.filter((s): s is Slot => s !== undefined);
+      slots.fill(undefined);
+      await Promise.all(running.map((s) => s.worker.terminate()));
+    },
+  };
+}
+
+let shared: CodecPool | undefined;
+
+/** The process-wide codec pool (2 workers). */
+export function codecPool(): CodecPool {
+  shared ??= createCodecPool(2);
+  return shared;
+}

@@ -1,0 +1,174 @@
+/**
+ * Codec worker: compresses and decompresses single zstd frames with synchronous calls (a worker
+ * has nothing else to do; sync calls measured ~15 % faster end to end than async ones with
+ * several in flight) and hashes the bytes while they are hot in cache.
+ */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { parentPort } from 'node:worker_threads';
+import * as zlib from 'node:zlib';
+import type { CodecRequest, CodecResponse, WorkerFailure } from './protocol.js';
+
+type ZlibZstd = {
+  zstdCompressSync(buf: Uint8Array, opts: object): Buffer;
+  zstdDecompressSync(buf: Uint8Array, opts: object): Buffer;
+  constants: { ZSTD_c_compressionLevel: number };
+};
+type ZstdSimple = {
+  compress(data: Uint8Array, level: number): Uint8Array | null;
+  decompress(data: Uint8Array): Uint8Array | null;
+};
+
+const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+let simple: Promise<ZstdSimple> | undefined;
+function zstdCodec(): Promise<ZstdSimple> {
+  simple ??= new Promise((resolve, reject) => {
+    try {
+      const require = createRequire(import.meta.url);
+      const { ZstdCodec } = require('zstd-codec') as {
+        ZstdCodec: { run(cb: (z: { Simple: new () => ZstdSimple }) => void): void };
+      };
+      ZstdCodec.run((z) => resolve(new z.Simple()));
+    } catch (err) {
+      reject(err);
+    }
+  });
+  return simple;
+}
+
+class Failure extends Error {
+  constructor(readonly failure: WorkerFailure) {
+    super(failure.message);
+  }
+}
+
+/** Upper bound of a zstd frame holding `size` bytes (as entry/format.ts `compressBound`). */
+const bound = (size: number) => size + Math.floor(size / 128) + 128 * 1024;
+
+/** Reads the Frame_Content_Size of a zstd frame header (RFC 8878 3.1.1.1). */
+function frameContentSize(data: Uint8Array): number | undefined {
+  if (data.byteLength < 6 || data[0] !== 0x28 || data[1] !== 0xb5 || data[2] !== 0x2f || data[3] !== 0xfd) {
+    throw new Failure({ kind: 'corrupt', message: 'chunk is not a zstd frame' });
+  }
+  const fhd = data[4] as number;
+  const fcsFlag = fhd >> 6;
+  const singleSegment = (fhd >> 5) & 1;
+  let pos = 5 + (singleSegment ? 0 : 1) + ([0, 1, 2, 4][fhd & 3] as number);
+  const fcsSize = fcsFlag === 0 ? (singleSegment ? 1 : 0) : ([0, 2, 4, 8][fcsFlag] as number);
+  if (fcsSize === 0) return undefined;
+  if (data.byteLength < pos + fcsSize)
+    throw new Failure({ kind: 'corrupt', message: 'zstd frame header is truncated' });
+  let value = 0;
+  for (let i = fcsSize - 1; i >= 0; i--) value = value * 256 + (data[pos + i] as number);
+  pos += fcsSize;
+  return fcsSize === 2 ? value + 256 : value;
+}
+
+const tooLarge = (limit: number, size: number): Failure =>
+  new Failure({
+    kind: 'too-large',
+    message: `chunk decompresses past its declared size of ${limit} bytes`,
+    limit,
+    size,
+  });
+
+async function compress(codec: 'node' | 'zstd-codec', input: Uint8Array, level: number): Promise<Uint8Array> {
+  if (codec === 'node') {
+    const z = zlib as unknown as ZlibZstd;
+    // NOTE: one output buffer of the frame's bound: no concatenation of 16 KiB pieces.
+    return z.zstdCompressSync(input, {
+      params: { [z.constants.ZSTD_c_compressionLevel]: level },
+      chunkSize: Math.max(64 * 1024, bound(input.byteLength)),
+    });
+  }
+  const out = (await zstdCodec()).compress(input, level);
+  if (!out) throw new Failure({ kind: 'other', message: 'zstd-codec failed to compress a chunk' });
+  return out;
+}
+
+async function decompress(
+  codec: 'node' | 'zstd-codec',
+  input: Uint8Array,
+  size: number,
+): Promise<Uint8Array> {
+  if (codec === 'node') {
+    const z = zlib as unknown as ZlibZstd;
+    try {
+      return z.zstdDecompressSync(input, {
+        chunkSize: Math.max(64, size + 1),
+        maxOutputLength: Math.max(1, size),
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(size, size + 1);
+      throw new Failure({ kind: 'corrupt', message: `chunk is not valid zstd: ${(err as Error).message}` });
+    }
+  }
+  // NOTE: zstd-codec allocates the declared content size up front: check it first; frames
+  // without a declared size are refused (both writers declare it).
+  const declared = frameContentSize(input);
+  if (declared === undefined)
+    throw new Failure({ kind: 'corrupt', message: 'zstd frame does not declare its content size' });
+  if (declared > size) throw tooLarge(size, declared);
+  const out = (await zstdCodec()).decompress(input);
+  if (!out) throw new Failure({ kind: 'corrupt', message: 'chunk is not valid zstd' });
+  return out;
+}
+
+/** Hands `out` back without copying when it owns a whole (non-pooled) ArrayBuffer. */
+function transferable(out: Uint8Array): { output: Uint8Array; transfer: ArrayBuffer[] } {
+  const buf = out.buffer;
+  if (
+    buf instanceof ArrayBuffer &&
+    buf.byteLength >= 64 * 1024 &&
+    buf.byteLength <= out.byteLength * 2 + 4096
+  ) {
+    return { output: out, transfer: [buf] };
+  }
+  const copy = new Uint8Array(out.byteLength);
+  copy.set(out);
+  return { output: copy, transfer: [copy.buffer] };
+}
+
+async function handle(req: CodecRequest): Promise<{ res: CodecResponse; transfer: ArrayBuffer[] }> {
+  try {
+    if (req.op === 'compress') {
+      const out = await compress(req.codec, req.input, req.level);
+      const { output, transfer } = transferable(out);
+      return { res: { id: req.id, ok: true, output, digest: sha256(output) }, transfer };
+    }
+    const out = await decompress(req.codec, req.input, req.size);
+    if (out.byteLength > req.size) throw tooLarge(req.size, out.byteLength);
+    if (out.byteLength !== req.size) {
+      throw new Failure({
+        kind: 'corrupt',
+        message: `chunk ${req.index} decompresses to ${out.byteLength} bytes, the config declares ${req.size}`,
+      });
+    }
+    const digest = sha256(out);
+    if (digest !== req.digest) {
+      throw new Failure({
+        kind: 'corrupt',
+        message: `chunk ${req.index} has uncompressed digest ${digest}, the config declares ${req.digest}`,
+      });
+    }
+    const { output, transfer } = transferable(out);
+    return { res: { id: req.id, ok: true, output, digest }, transfer };
+  } catch (err) {
+    const error: WorkerFailure =
+      err instanceof Failure
+        ? err.failure
+        : { kind: 'other', message: (err as Error)?.message ?? String(err) };
+    return { res: { id: req.id, ok: false, error }, transfer: [] };
+  }
+}
+
+// NOTE: requests are handled one at a time, in order (the sync calls block anyway); the async
+// wrapper only matters for zstd-codec's one-time initialization.
+let queue: Promise<void> = Promise.resolve();
+parentPort?.on('message', (req: CodecRequest) => {
+  queue = queue.then(async () => {
+    const { res, transfer } = await handle(req);
+    parentPort?.postMessage(res, transfer);
+  });
+});

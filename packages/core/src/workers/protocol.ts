@@ -1,0 +1,79 @@
+/** Messages between core and its worker threads (plain data: structured clone). */
+
+/** An error thrown in a worker, as data; {@link ../workers/errors.ts} turns it back into a typed error. */
+export interface WorkerFailure {
+  kind: 'corrupt' | 'too-large' | 'outputs' | 'aborted' | 'fs' | 'other';
+  message: string;
+  path?: string;
+  limit?: number;
+  size?: number;
+  /** errno code / syscall of a file-system failure. */
+  code?: string;
+  syscall?: string;
+}
+
+/** Compress one chunk (`input` may view a SharedArrayBuffer slot). */
+export interface CompressRequest {
+  op: 'compress';
+  id: number;
+  codec: 'node' | 'zstd-codec';
+  level: number;
+  input: Uint8Array;
+}
+
+/** Decompress one chunk and check its uncompressed size and sha256. */
+export interface DecompressRequest {
+  op: 'decompress';
+  id: number;
+  codec: 'node' | 'zstd-codec';
+  input: Uint8Array;
+  /** Exact uncompressed size the config declares (also the bound). */
+  size: number;
+  /** Expected `sha256:` digest of the uncompressed bytes. */
+  digest: string;
+  /** Index of the chunk in the entry, for messages. */
+  index: number;
+}
+
+export type CodecRequest = CompressRequest | DecompressRequest;
+
+export type CodecResponse =
+  | { id: number; ok: true; output: Uint8Array; digest: string }
+  | { id: number; ok: false; error: WorkerFailure };
+
+/** One output as the pack worker needs it. */
+export interface PackOutput {
+  path: string;
+  kind: 'file' | 'directory' | 'symlink' | 'other';
+  /** Permission bits (`mode & 0o777`). */
+  mode: number;
+  size: number;
+  /** mtime in whole seconds (used only when mtimes are kept). */
+  mtime: number;
+}
+
+/** Layout of the pack job's control array (Int32Array over a SharedArrayBuffer). */
+export const CTRL_FREE = 0;
+export const CTRL_ABORT = 1;
+export const CTRL_STATES = 2;
+
+export interface PackRequest {
+  op: 'pack';
+  id: number;
+  dir: string;
+  /** The task's `generates` globs; the worker lists the outputs itself (sync fs calls). */
+  generates: readonly string[];
+  keepMtimes: boolean;
+  chunking: { avgSize: number; minSize: number; maxSize: number; normalization: number; seed: number };
+  /** `slotCount` slots of `slotSize` bytes each, where finished chunks are handed over. */
+  slots: SharedArrayBuffer;
+  slotSize: number;
+  slotCount: number;
+  /** Int32Array: [free slots, abort flag, slot states (0 free, 1 taken)...]. */
+  control: SharedArrayBuffer;
+}
+
+export type PackResponse =
+  | { op: 'chunk'; id: number; slot: number; length: number; digest: string }
+  | { op: 'done'; id: number; files: number; entries: number; size: number }
+  | { op: 'error'; id: number; error: WorkerFailure };

@@ -1,0 +1,81 @@
+/**
+ * The synchronous twin of `listOutputs` (internal/outputs.ts) for the pack worker: one thread
+ * doing `readdirSync`/`lstatSync` lists ~10× more files per second than awaited async calls.
+ * Same selection, same order.
+ */
+import { type Dirent, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import picomatch from 'picomatch';
+import { outputMatcher, SCRATCH_PREFIX } from '../internal/outputs.js';
+import type { PackOutput } from './protocol.js';
+
+function bases(generates: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const g of generates) out.add(picomatch.scan(g).base.replace(/\/+$/, ''));
+  const sorted = [...out].sort((a, b) => a.length - b.length);
+  return sorted.filter(
+    (b, i) => !sorted.slice(0, i).some((o) => o === '' || b === o || b.startsWith(`${o}/`)),
+  );
+}
+
+function kindOf(s: Stats | Dirent): PackOutput['kind'] {
+  if (s.isSymbolicLink()) return 'symlink';
+  if (s.isFile()) return 'file';
+  if (s.isDirectory()) return 'directory';
+  return 'other';
+}
+
+const output = (path: string, s: Stats): PackOutput => ({
+  path,
+  kind: kindOf(s),
+  mode: s.mode & 0o777,
+  size: s.size,
+  mtime: Math.floor(s.mtimeMs / 1000),
+});
+
+/** Lists the outputs of `dir` matching `generates`, sorted by path (UTF-8 byte order). */
+export function listOutputsSync(
+  dir: string,
+  generates: readonly string[],
+  aborted: () => boolean,
+): PackOutput[] {
+  const match = outputMatcher(generates);
+  const found: PackOutput[] = [];
+  const visit = (rel: string): void => {
+    if (aborted()) throw new Error('aborted');
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(rel === '' ? dir : join(dir, rel), { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw err;
+    }
+    const subdirs: string[] = [];
+    for (const e of entries) {
+      if (rel === '' && e.name.startsWith(SCRATCH_PREFIX)) continue;
+      const p = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) subdirs.push(p);
+      if (match(p)) found.push(output(p, lstatSync(join(dir, p))));
+    }
+    for (const s of subdirs) visit(s);
+  };
+  for (const base of bases(generates)) {
+    if (base === '') {
+      visit('');
+      continue;
+    }
+    let stats: Stats;
+    try {
+      stats = lstatSync(join(dir, base));
+    } catch {
+      continue;
+    }
+    if (!base.startsWith(SCRATCH_PREFIX) && match(base)) found.push(output(base, stats));
+    if (stats.isDirectory()) visit(base);
+  }
+  // NOTE: sort on precomputed UTF-8 keys (comparePaths encodes both paths on every comparison).
+  const keyed = found.map((o) => ({ o, key: Buffer.from(o.path) }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  return keyed.map((k) => k.o);
+}

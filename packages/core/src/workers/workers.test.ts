@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeDir, seededBytes, tempDir, writeTree } from '../../test/helpers.js';
+import { EntryCorruptError, EntryOutputsError, EntryTooLargeError } from '../errors.js';
+import { chunk, chunkParams } from '../internal/chunk.js';
+import { listOutputs } from '../internal/outputs.js';
+import { packOutputs } from '../internal/tar-pack.js';
+import { hasNodeZstd } from '../internal/zstd.js';
+import { createCodecPool } from './codec-pool.js';
+import { packChunks } from './pack.js';
+
+const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await removeDir(d);
+});
+
+async function fixture(): Promise<string> {
+  const dir = await tempDir('tc-workers-');
+  dirs.push(dir);
+  const files: Record<string, string | Uint8Array> = {
+    'dist/a.txt': 'hello\n',
+    'dist/empty': '',
+    'dist/ünï/日本語.txt': 'こんにちは',
+    [`dist/${'long-directory/'.repeat(10)}${'x'.repeat(150)}.js`]: 'long',
+    'dist/big.bin': seededBytes(3 * 1024 * 1024 + 17, 1),
+    'dist/text.js': 'export const x = 1;\n'.repeat(50_000),
+    'src/ignored.ts': 'no',
+  };
+  for (let i = 0; i < 300; i++) files[`dist/small/f${i}.txt`] = `file ${i}\n`.repeat(i % 7);
+  await writeTree(dir, files);
+  await chmod(join(dir, 'dist/a.txt'), 0o755);
+  await mkdir(join(dir, 'dist/empty-dir'));
+  await symlink('a.txt', join(dir, 'dist/link'));
+  await symlink(`${'long-directory/'.repeat(9)}${'y'.repeat(120)}`, join(dir, 'dist/long-link'));
+  return dir;
+}
+
+async function streamingChunks(dir: string, avg: number): Promise<string[]> {
+  const outputs = await listOutputs(dir, ['dist/**']);
+  const packed = packOutputs(dir, outputs, { keepMtimes: false });
+  const out: string[] = [];
+  for await (const c of chunk(packed.stream, chunkParams(avg))) out.push(sha(c.data));
+  return out;
+}
+
+async function workerChunks(dir: string, avg: number, slots?: number): Promise<string[]> {
+  const job = packChunks({
+    dir,
+    generates: ['dist/**'],
+    keepMtimes: false,
+    chunking: chunkParams(avg),
+    slots,
+  });
+  const out: string[] = [];
+  for await (const c of job.chunks) {
+    expect(sha(c.data)).toBe(c.digest);
+    out.push(c.digest);
+    c.release();
+  }
+  expect(job.stats.files).toBeGreaterThan(300);
+  return out;
+}
+
+describe('pack worker', () => {
+  it('gives the same chunks as the tar-stream packer + chunker (byte-identical archive)', async () => {
+    const dir = await fixture();
+    for (const avg of [1024, 64 * 1024, 1024 * 1024]) {
+      const expected = await streamingChunks(dir, avg);
+      expect(expected.length).toBeGreaterThan(avg === 1024 * 1024 ? 2 : 20);
+      expect(await workerChunks(dir, avg, avg === 1024 ? 1 : undefined)).toEqual(expected);
+    }
+  });
+
+  it('reports outputs it cannot hold as EntryOutputsError', async () => {
+    const dir = await tempDir('tc-workers-');
+    dirs.push(dir);
+    await writeTree(dir, { 'dist/a': 'a' });
+    await symlink('/etc/passwd', join(dir, 'dist/escape'));
+    const job = packChunks({ dir, generates: ['dist/**'], keepMtimes: false, chunking: chunkParams(1024) });
+    const consume = async () => {
+      for await (const c of job.chunks) c.release();
+    };
+    await expect(consume()).rejects.toBeInstanceOf(EntryOutputsError);
+  });
+
+  it('stops on abort and the worker serves the next job', async () => {
+    const dir = await fixture();
+    const ac = new AbortController();
+    const job = packChunks({
+      dir,
+      generates: ['dist/**'],
+      keepMtimes: false,
+      chunking: chunkParams(1024),
+      signal: ac.signal,
+    });
+    let n = 0;
+    const consume = async () => {
+      for await (const c of job.chunks) {
+        c.release();
+        if (++n === 3) ac.abort(new Error('stop'));
+      }
+    };
+    await expect(consume()).rejects.toThrow('stop');
+    expect(await workerChunks(dir, 64 * 1024)).toEqual(await streamingChunks(dir, 64 * 1024));
+  });
+});
+
+describe('codec pool', () => {
+  const codecs = hasNodeZstd() ? (['node', 'zstd-codec'] as const) : (['zstd-codec'] as const);
+  const pool = createCodecPool(2);
+  afterAll(() => pool.close());
+
+  it.each(codecs)('%s: round trip, with verification of size and digest', async (codec) => {
+    const data = Buffer.from('export const x = 1;\n'.repeat(40_000));
+    const { output, digest } = await pool.compress(codec, data, 3);
+    expect(output.byteLength).toBeLessThan(data.byteLength / 10);
+    expect(digest).toBe(sha(output));
+    // every codec reads what every other one wrote
+    for (const reader of codecs) {
+      const back = await pool.decompress(reader, Uint8Array.from(output), data.byteLength, sha(data), 0);
+      expect(Buffer.from(back).equals(data)).toBe(true);
+    }
+    await expect(
+      pool.decompress(codec, Uint8Array.from(output), data.byteLength, sha(Buffer.from('x')), 7),
+    ).rejects.toThrow(/chunk 7 has uncompressed digest/);
+    await expect(
+      pool.decompress(codec, Uint8Array.from(output), data.byteLength - 1, sha(data), 0),
+    ).rejects.toBeInstanceOf(EntryTooLargeError);
+    await expect(
+      pool.decompress(codec, Uint8Array.from([1, 2, 3, 4, 5, 6, 7]), 10, sha(data), 0),
+    ).rejects.toBeInstanceOf(EntryCorruptError);
+    expect(pool.stats.compress).toBeGreaterThan(0);
+  });
+
+  it('compresses from shared memory', async () => {
+    const sab = new SharedArrayBuffer(1 << 20);
+    const view = new Uint8Array(sab, 4096, 100_000);
+    view.fill(7);
+    const { output } = await pool.compress(codecs[0], view, 3);
+    const back = await pool.decompress(codecs[0], output, 100_000, sha(new Uint8Array(100_000).fill(7)), 0);
+    expect(back.byteLength).toBe(100_000);
+  });
+});
