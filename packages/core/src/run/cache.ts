@@ -644,11 +644,7 @@ export function createCache(options: CacheOptions = {}): Cache {
           if (isAbort(error, o.signal)) throw error;
           const { message } = describe(error);
           emit({ type: 'lock-unavailable', task, key, reason: 'unavailable', message });
-          ctx.warn(
-            isOom(error) ? 'STORE_OUT_OF_MEMORY' : 'LOCK_UNAVAILABLE',
-            `lock unavailable, building without it: ${message}`,
-            error,
-          );
+          ctx.warn('LOCK_UNAVAILABLE', `lock unavailable, building without it: ${message}`, error);
         }
         if (lock) {
           const t = performance.now();
@@ -698,7 +694,7 @@ export function createCache(options: CacheOptions = {}): Cache {
               const { message } = describe(outcome.error ?? 'unavailable');
               emit({ type: 'lock-unavailable', task, key, reason: 'unavailable', message });
               ctx.warn(
-                isOom(outcome.error) ? 'STORE_OUT_OF_MEMORY' : 'LOCK_UNAVAILABLE',
+                'LOCK_UNAVAILABLE',
                 `lock unavailable, building without it: ${message}`,
                 outcome.error,
               );

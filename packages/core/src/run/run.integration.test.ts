@@ -284,8 +284,11 @@ describe('degradation: cache trouble never fails the build', () => {
         buildSh(dir),
       );
       expect(r.status).toBe('saved');
-      expect(events.find((e) => e.type === 'lock-unavailable')).toBeDefined();
-      expect(events.find((e) => e.type === 'warning')?.type).toBe('warning');
+      expect(events.find((e) => e.type === 'lock-unavailable')).toMatchObject({ reason: 'unavailable' });
+      expect(events.find((e) => e.type === 'warning')).toMatchObject({
+        code: 'LOCK_UNAVAILABLE',
+        causeCode: 'LOCK_UNAVAILABLE',
+      });
     } finally {
       await small.stop();
     }
