@@ -2,6 +2,7 @@ import { NetworkError, type OciStore } from '@task-cache/oci';
 import { describe, expect, it } from 'vitest';
 import { entryConformance } from '../../test/conformance.js';
 import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
+import { hasNodeZstd } from '../internal/zstd.js';
 import { createMemoryStore } from '../store/memory.js';
 import { CHUNK_MEDIA_TYPE } from './format.js';
 import { restoreEntry } from './restore.js';
@@ -60,4 +61,37 @@ describe('a store failing mid-restore (in-memory fake)', () => {
       await removeDir(dst);
     }
   });
+});
+
+describe('entries written by one zstd codec restore with the other', () => {
+  const codecs = hasNodeZstd() ? (['node', 'zstd-codec'] as const) : (['zstd-codec'] as const);
+  for (const writer of codecs) {
+    for (const reader of codecs) {
+      it(`saved with ${writer}, restored with ${reader}`, async () => {
+        const store = createMemoryStore();
+        const src = await tempDir();
+        const dst = await tempDir();
+        try {
+          await writeTree(src, {
+            'dist/a.txt': 'text '.repeat(50_000),
+            'dist/b.bin': seededBytes(300_000, 3),
+          });
+          await saveEntry(store, {
+            dir: src,
+            generates: ['dist/**'],
+            tag: 't',
+            task: 't',
+            key: 't',
+            codec: writer,
+            avgChunkSize: 64 * 1024,
+          });
+          await restoreEntry(store, { dir: dst, generates: ['dist/**'], tag: 't', codec: reader });
+          expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+        } finally {
+          await removeDir(src);
+          await removeDir(dst);
+        }
+      });
+    }
+  }
 });

@@ -46,6 +46,9 @@ function nodeCodec(): ZstdCodec {
         z.zstdCompress(
           data,
           {
+            // NOTE: without pledgedSrcSize the streaming encoder omits Frame_Content_Size, which
+            // the zstd-codec reader needs (the format requires it).
+            pledgedSrcSize: data.byteLength,
             params: { [z.constants.ZSTD_c_compressionLevel]: level },
             chunkSize: Math.max(NODE_CHUNK_SIZE, data.byteLength + 1024),
           },
@@ -144,6 +147,8 @@ function wasmCodec(): ZstdCodec {
       const declared = frameContentSize(data);
       if (declared === undefined) throw new EntryCorruptError('zstd frame does not declare its content size');
       if (declared > maxSize) throw tooLarge(maxSize, declared);
+      // zstd-codec answers null for an empty frame
+      if (declared === 0) return new Uint8Array(0);
       const simple = await loadZstdCodec();
       const out = simple.decompress(data);
       if (!out) throw new EntryCorruptError('chunk is not valid zstd');

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import {
+  EntryCorruptError,
+  EntryError,
+  EntryOutputsError,
+  EntryRefusedError,
+  EntryTooLargeError,
+  InvalidOptionError,
+  TaskCacheError,
+} from './errors.js';
+
+describe('core errors', () => {
+  const cause = new Error('root');
+  const table: Array<[TaskCacheError, string, string, string, boolean]> = [
+    [
+      new TaskCacheError('X_CODE', 'base message', { cause }),
+      'TaskCacheError',
+      'X_CODE',
+      'base message',
+      false,
+    ],
+    [
+      new InvalidOptionError('tag', 'bad', { cause }),
+      'InvalidOptionError',
+      'INVALID_OPTION',
+      'invalid option "tag": bad',
+      false,
+    ],
+    [
+      new EntryRefusedError('refused', { cause, path: 'a' }),
+      'EntryRefusedError',
+      'ENTRY_REFUSED',
+      'refused',
+      true,
+    ],
+    [
+      new EntryCorruptError('corrupt', { cause, digest: 'sha256:x' }),
+      'EntryCorruptError',
+      'ENTRY_CORRUPT',
+      'corrupt',
+      true,
+    ],
+    [
+      new EntryTooLargeError('big', { cause, limit: 1, size: 2 }),
+      'EntryTooLargeError',
+      'ENTRY_TOO_LARGE',
+      'big',
+      true,
+    ],
+    [new EntryOutputsError('outputs', { cause }), 'EntryOutputsError', 'ENTRY_OUTPUTS', 'outputs', true],
+  ];
+  it.each(table)('%s', (err, name, code, message, isEntry) => {
+    expect(err).toBeInstanceOf(Error);
+    expect(err).toBeInstanceOf(TaskCacheError);
+    expect(err instanceof EntryError).toBe(isEntry);
+    expect(err.name).toBe(name);
+    expect(err.code).toBe(code);
+    expect(err.message).toBe(message);
+    expect(err.cause).toBe(cause);
+  });
+  it('keeps structured fields', () => {
+    const e = new EntryTooLargeError('big', { limit: 1, size: 2, path: 'p', digest: 'd' });
+    expect([e.limit, e.size, e.path, e.digest]).toEqual([1, 2, 'p', 'd']);
+    expect(new InvalidOptionError('dir', 'x').field).toBe('dir');
+  });
+});
