@@ -277,6 +277,7 @@ export function entryConformance(
         ['setuid bit', [dir('dist'), file('dist/suid', 'x', 0o4755)]],
         ['setgid bit', [dir('dist'), file('dist/sgid', 'x', 0o2755)]],
         ['path outside generates', [file('src/injected.ts')]],
+        ["a path in core's scratch namespace", [file('.task-cache-old-x/dist/a')]],
         [
           'chunk that decompresses past its declared size',
           [dir('dist'), file('dist/a', 'a'.repeat(4000))],

@@ -3,11 +3,12 @@
  * must never write (see docs/format.md "Restore safety"). Nothing is written outside `staging`.
  */
 import { createWriteStream } from 'node:fs';
-import { chmod, lutimes, mkdir, symlink, utimes } from 'node:fs/promises';
+import { chmod, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { finished } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { EntryCorruptError, EntryRefusedError, TaskCacheError } from '../errors.js';
+import { SCRATCH_PREFIX } from './outputs.js';
 import { symlinkStaysInside } from './tar-pack.js';
 
 /** One extracted entry, in archive order. */
@@ -30,6 +31,8 @@ export interface ExtractOptions {
   onFail?: (err: unknown) => void;
 }
 
+const SMALL_FILE = 256 * 1024;
+
 const refuse = (path: string, why: string) =>
   new EntryRefusedError(`entry path ${JSON.stringify(path)} refused: ${why}`, { path });
 
@@ -43,6 +46,8 @@ export function safePath(name: string): string {
   if (parts.includes('..')) throw refuse(name, 'contains ".."');
   const clean = parts.filter((p) => p !== '' && p !== '.').join('/');
   if (clean === '') throw refuse(name, 'empty path');
+  if (clean.startsWith(SCRATCH_PREFIX))
+    throw refuse(name, `names reserved for task-cache's scratch directories start with ${SCRATCH_PREFIX}`);
   return clean;
 }
 
@@ -73,6 +78,12 @@ export async function extractTo(
   const extract = tar.extract();
   const entries: ExtractedEntry[] = [];
   const types = new Map<string, ExtractedEntry['type']>();
+  const made = new Set<string>();
+  const ensureDir = async (abs: string) => {
+    if (made.has(abs)) return;
+    await mkdir(abs, { recursive: true });
+    made.add(abs);
+  };
   let feedError: unknown;
   // The entry being written: destroyed with the feed's error, or its reader would wait forever.
   let current: { destroy(err?: Error): void } | undefined;
@@ -118,29 +129,39 @@ export async function extractTo(
       const mtime = options.keepMtimes && h.mtime ? h.mtime : undefined;
       if (h.type === 'directory') {
         entry.resume();
-        await mkdir(target, { recursive: true });
+        await ensureDir(target);
         entries.push({ path, type: 'directory', mode: mode & 0o777, mtime });
       } else if (h.type === 'symlink') {
         entry.resume();
         const linkname = h.linkname ?? '';
         if (!symlinkStaysInside(path, linkname))
           throw refuse(path, `symlink to ${JSON.stringify(linkname)} leaves the task directory`);
-        await mkdir(posix.dirname(target), { recursive: true });
+        await ensureDir(posix.dirname(target));
         await symlink(linkname, target);
         if (mtime) await lutimes(target, mtime, mtime).catch(() => {});
         entries.push({ path, type: 'symlink', mode: mode & 0o777, mtime, linkname });
       } else {
-        await mkdir(posix.dirname(target), { recursive: true });
-        const out = createWriteStream(target, { flags: 'wx', mode: 0o600 });
-        try {
-          for await (const piece of entry) {
-            if (!out.write(piece)) await waitDrain(out);
+        await ensureDir(posix.dirname(target));
+        if ((h.size ?? 0) <= SMALL_FILE) {
+          // Small files in one write: per-file stream set-up dominates restores of many files.
+          const parts: Uint8Array[] = [];
+          for await (const piece of entry) parts.push(piece as Uint8Array);
+          await writeFile(target, parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts), {
+            flag: 'wx',
+            mode: 0o600,
+          });
+        } else {
+          const out = createWriteStream(target, { flags: 'wx', mode: 0o600 });
+          try {
+            for await (const piece of entry) {
+              if (!out.write(piece)) await waitDrain(out);
+            }
+            out.end();
+            await finished(out);
+          } catch (err) {
+            out.destroy();
+            throw err;
           }
-          out.end();
-          await finished(out);
-        } catch (err) {
-          out.destroy();
-          throw err;
         }
         await chmod(target, mode & 0o777);
         if (mtime) await utimes(target, mtime, mtime);
