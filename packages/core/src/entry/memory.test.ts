@@ -1,8 +1,12 @@
+import { readdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { NetworkError, type OciStore } from '@task-cache/oci';
 import { describe, expect, it } from 'vitest';
 import { entryConformance } from '../../test/conformance.js';
 import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
+import { EntryOutputsError, EntryRefusedError } from '../errors.js';
 import { hasNodeZstd } from '../internal/zstd.js';
+import { countingStore } from '../store/counting.js';
 import { createMemoryStore } from '../store/memory.js';
 import { CHUNK_MEDIA_TYPE } from './format.js';
 import { restoreEntry } from './restore.js';
@@ -94,4 +98,84 @@ describe('entries written by one zstd codec restore with the other', () => {
       });
     }
   }
+});
+
+describe('save and restore edge cases (memory store)', () => {
+  it('re-pushes chunks the store lost after this process saw them (MANIFEST_BLOB_UNKNOWN → retry)', async () => {
+    const store = countingStore(createMemoryStore());
+    const src = await tempDir();
+    try {
+      await writeTree(src, { 'dist/a.bin': seededBytes(100_000, 5) });
+      const opts = { dir: src, generates: ['dist/**'], task: 't', avgChunkSize: 16 * 1024 };
+      await saveEntry(store, { ...opts, tag: 'one', key: 'one' });
+      const layers = JSON.parse(Buffer.from((await store.fetchManifest('one'))!.bytes).toString()).layers;
+      store.deleteBlob(layers[1].digest);
+      store.resetCounts();
+      const again = await saveEntry(store, { ...opts, tag: 'two', key: 'two' });
+      expect(store.counts.pushManifest).toBe(2); // refused once, then accepted
+      expect(again.chunksPushed).toBe(1);
+      const dst = await tempDir();
+      await restoreEntry(store, { dir: dst, generates: ['dist/**'], tag: 'two' });
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+      await removeDir(dst);
+    } finally {
+      await removeDir(src);
+    }
+  });
+
+  it('refuses to save a symlink output pointing outside the task directory', async () => {
+    const src = await tempDir();
+    try {
+      await writeTree(src, { 'dist/a.js': 'a' });
+      await symlink('/etc/passwd', join(src, 'dist/passwd'));
+      const err = await saveEntry(createMemoryStore(), {
+        dir: src,
+        generates: ['dist/**'],
+        tag: 't',
+        task: 't',
+        key: 't',
+      }).catch((e) => e);
+      expect(err).toBeInstanceOf(EntryOutputsError);
+      expect(err.path).toBe('dist/passwd');
+    } finally {
+      await removeDir(src);
+    }
+  });
+
+  it('refuses to restore through a symlink already in the task directory; nothing written at its target', async () => {
+    const store = createMemoryStore();
+    const src = await tempDir();
+    const dst = await tempDir();
+    const elsewhere = await tempDir();
+    try {
+      await writeTree(src, { 'dist/a.js': 'a' });
+      await saveEntry(store, { dir: src, generates: ['dist/*.js'], tag: 't', task: 't', key: 't' });
+      await symlink(elsewhere, join(dst, 'dist'));
+      const err = await restoreEntry(store, { dir: dst, generates: ['dist/*.js'], tag: 't' }).catch((e) => e);
+      expect(err).toBeInstanceOf(EntryRefusedError);
+      expect(await readdir(elsewhere)).toEqual([]);
+      expect((await readdir(dst)).sort()).toEqual(['dist']);
+    } finally {
+      await removeDir(src);
+      await removeDir(dst);
+      await removeDir(elsewhere);
+    }
+  });
+
+  it('a restore replaces stale outputs, keeps non-outputs, and leaves no scratch directories', async () => {
+    const store = createMemoryStore();
+    const src = await tempDir();
+    const dst = await tempDir();
+    try {
+      await writeTree(src, { 'dist/new.js': 'new', 'dist/sub/x.js': 'x' });
+      await saveEntry(store, { dir: src, generates: ['dist/**'], tag: 't', task: 't', key: 't' });
+      await writeTree(dst, { 'dist/old.js': 'old', 'dist/gone/deep.js': 'gone', 'README.md': 'keep' });
+      await restoreEntry(store, { dir: dst, generates: ['dist/**'], tag: 't' });
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+      expect((await readdir(dst)).sort()).toEqual(['README.md', 'dist']);
+    } finally {
+      await removeDir(src);
+      await removeDir(dst);
+    }
+  });
 });
