@@ -103,8 +103,11 @@ describe.each(setups)('registry round trips (%s)', (mode) => {
     } finally {
       clearInterval(timer);
     }
-    // Streaming keeps a few upload chunks (8 MiB) and socket buffers, never the 100 MiB.
-    expect(peak - before).toBeLessThan(64 * 1024 * 1024);
+    // Holding the blob would add >= 100 MiB of buffers. Streaming keeps an 8 MiB upload chunk and
+    // socket buffers; the rest of the margin is garbage the GC has not collected yet (GC timing
+    // varies with machine load, so the bound is "less than the blob", not a tight figure).
+    const grownMiB = (peak - before) / 2 ** 20;
+    expect(grownMiB, `arrayBuffers grew by ${grownMiB.toFixed(1)} MiB`).toBeLessThan(90);
   });
 
   it('round-trips an image manifest by tag and by digest, byte-exact, with HEAD resolve', async () => {

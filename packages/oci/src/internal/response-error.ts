@@ -103,6 +103,12 @@ export async function errorFromResponse(
 
   if (res.statusCode === 401) {
     const bearer = parseWwwAuthenticate(res.headers['www-authenticate']).find((c) => c.scheme === 'bearer');
+    if (bearer?.params.error === 'insufficient_scope' && !res.authenticated) {
+      return new UnauthorizedError(
+        `${context.action} failed: the registry requires authentication and no credentials are configured`,
+        options,
+      );
+    }
     if (bearer?.params.error === 'insufficient_scope') {
       // Authenticated, but the account may not do this: a permission problem, not a login one.
       return new DeniedError(

@@ -67,6 +67,8 @@ export interface Response {
   /** Final URL after redirects. */
   url: string;
   warnings: string[];
+  /** `true` when the client has credentials for the registry. */
+  authenticated: boolean;
 }
 
 const RETRY_STATUS = (status: number) =>
@@ -271,7 +273,14 @@ export class Transport {
           authRetried = true;
           continue;
         }
-        return { statusCode: 401, headers: res.headers, body: res.body, url, warnings };
+        return {
+          statusCode: 401,
+          headers: res.headers,
+          body: res.body,
+          url,
+          warnings,
+          authenticated: (await this.credentials()) !== undefined,
+        };
       }
       const location = res.headers.location;
       if (
@@ -305,13 +314,27 @@ export class Transport {
           redirectedToGet = true;
         } else if (body !== undefined && !isReplayable(body)) {
           // Cannot resend a consumed stream to the new location.
-          return { statusCode: res.statusCode, headers: res.headers, body: res.body, url, warnings };
+          return {
+            statusCode: res.statusCode,
+            headers: res.headers,
+            body: res.body,
+            url,
+            warnings,
+            authenticated: (await this.credentials()) !== undefined,
+          };
         }
         await res.body.dump().catch(() => {});
         url = next.toString();
         continue;
       }
-      return { statusCode: res.statusCode, headers: res.headers, body: res.body, url, warnings };
+      return {
+        statusCode: res.statusCode,
+        headers: res.headers,
+        body: res.body,
+        url,
+        warnings,
+        authenticated: (await this.credentials()) !== undefined,
+      };
     }
   }
 
