@@ -178,4 +178,33 @@ describe('save and restore edge cases (memory store)', () => {
       await removeDir(dst);
     }
   });
+
+  it('passes mountFrom to every chunk push (cross-repository mount)', async () => {
+    const inner = createMemoryStore();
+    const seen: Array<string[] | undefined> = [];
+    const store: OciStore = {
+      ...inner,
+      pushBlob: (d, body, o) => {
+        seen.push(o?.mountFrom);
+        return inner.pushBlob(d, body, o);
+      },
+    };
+    const src = await tempDir();
+    try {
+      await writeTree(src, { 'dist/a.bin': seededBytes(50_000, 9) });
+      await saveEntry(store, {
+        dir: src,
+        generates: ['dist/**'],
+        tag: 't',
+        task: 't',
+        key: 't',
+        avgChunkSize: 8192,
+        mountFrom: ['team/shared'],
+      });
+      expect(seen.length).toBeGreaterThan(3);
+      expect(seen.every((m) => m?.[0] === 'team/shared')).toBe(true);
+    } finally {
+      await removeDir(src);
+    }
+  });
 });
