@@ -427,3 +427,34 @@ describe('token refresh in the middle of an upload', () => {
     expect(sha256Digest(await collect(await repo.fetchBlob(d)))).toBe(d.digest);
   });
 });
+
+describe('connect timeout', () => {
+  it('gives up with TIMEOUT when the TLS handshake never completes (connectTimeoutMs)', async () => {
+    const { createServer } = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    // Accepts TCP and then says nothing: the TLS handshake hangs.
+    const server = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as import('node:net').AddressInfo;
+    const client = createOciClient({
+      ...{ authFiles: null, env: {} },
+      registry: `127.0.0.1:${port}`,
+      connectTimeoutMs: 300,
+      retries: 1,
+      minRetryDelayMs: 1,
+    });
+    try {
+      const error = await client
+        .repository('a/b')
+        .fetchManifest('latest')
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'TIMEOUT', method: 'GET' });
+      expect((error as Error).message).toMatch(/connect timeout/);
+      expect(sockets.length).toBe(2);
+    } finally {
+      await client.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
