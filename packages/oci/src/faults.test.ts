@@ -437,7 +437,8 @@ describe('connect timeout', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as import('node:net').AddressInfo;
     const client = createOciClient({
-      ...{ authFiles: null, env: {} },
+      authFiles: null,
+      env: {},
       registry: `127.0.0.1:${port}`,
       connectTimeoutMs: 300,
       retries: 1,
