@@ -20,7 +20,8 @@ try {
     }
     await Promise.all(batch);
   }
-  for (let i = 0; i < 3; i++) await writeFile(join(dir, 'src', `big${i}.bin`), Buffer.alloc(64 * 1024 * 1024, i));
+  for (let i = 0; i < 3; i++)
+    await writeFile(join(dir, 'src', `big${i}.bin`), Buffer.alloc(64 * 1024 * 1024, i));
   console.log(
     `checksum bench: ${files} files of ~1 kB + 3 × 64 MiB; ${availableParallelism()} CPUs, loadavg ${loadavg()
       .map((l) => l.toFixed(2))

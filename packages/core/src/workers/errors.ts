@@ -1,4 +1,4 @@
-import { EntryCorruptError, EntryOutputsError, EntryTooLargeError } from '../errors.js';
+import { EntryCorruptError, EntryOutputsError, EntryRefusedError, EntryTooLargeError } from '../errors.js';
 import type { WorkerFailure } from './protocol.js';
 
 /** Turns a failure reported by a worker back into the typed error it stands for. */
@@ -8,6 +8,8 @@ export function failureToError(f: WorkerFailure, digest?: string): Error {
       return new EntryCorruptError(f.message, digest === undefined ? {} : { digest });
     case 'too-large':
       return new EntryTooLargeError(f.message, { limit: f.limit ?? 0, size: f.size ?? 0 });
+    case 'refused':
+      return new EntryRefusedError(f.message, f.path === undefined ? {} : { path: f.path });
     case 'outputs':
       return new EntryOutputsError(f.message, f.path === undefined ? {} : { path: f.path });
     case 'fs': {

@@ -2,7 +2,7 @@
 
 /** An error thrown in a worker, as data; {@link ../workers/errors.ts} turns it back into a typed error. */
 export interface WorkerFailure {
-  kind: 'corrupt' | 'too-large' | 'outputs' | 'aborted' | 'fs' | 'other';
+  kind: 'corrupt' | 'too-large' | 'outputs' | 'refused' | 'aborted' | 'fs' | 'other';
   message: string;
   path?: string;
   limit?: number;
@@ -76,4 +76,32 @@ export interface PackRequest {
 export type PackResponse =
   | { op: 'chunk'; id: number; slot: number; length: number; digest: string }
   | { op: 'done'; id: number; files: number; entries: number; size: number }
+  | { op: 'error'; id: number; error: WorkerFailure };
+
+/** Extraction of an entry's archive into a staging directory (see extract.worker.ts). */
+export type ExtractRequest =
+  | {
+      op: 'start';
+      id: number;
+      staging: string;
+      /** The task's `generates`: only matching paths may be written. */
+      generates: readonly string[];
+      keepMtimes: boolean;
+    }
+  | { op: 'data'; id: number; bytes: Uint8Array }
+  | { op: 'end'; id: number }
+  | { op: 'abort'; id: number };
+
+/** One extracted entry (as internal/tar-extract.ts `ExtractedEntry`, mtime in ms). */
+export interface ExtractedRecord {
+  path: string;
+  type: 'file' | 'directory' | 'symlink';
+  mode: number;
+  mtimeMs?: number;
+  linkname?: string;
+}
+
+export type ExtractResponse =
+  | { op: 'ack'; id: number }
+  | { op: 'done'; id: number; entries: ExtractedRecord[] }
   | { op: 'error'; id: number; error: WorkerFailure };

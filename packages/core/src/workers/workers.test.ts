@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { removeDir, seededBytes, tempDir, writeTree } from '../../test/helpers.js';
-import { EntryCorruptError, EntryOutputsError, EntryTooLargeError } from '../errors.js';
+import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
+import { EntryCorruptError, EntryOutputsError, EntryRefusedError, EntryTooLargeError } from '../errors.js';
 import { chunk, chunkParams } from '../internal/chunk.js';
 import { listOutputs } from '../internal/outputs.js';
 import { packOutputs } from '../internal/tar-pack.js';
 import { hasNodeZstd } from '../internal/zstd.js';
 import { createCodecPool } from './codec-pool.js';
+import { extractInWorker } from './extract.js';
 import { packChunks } from './pack.js';
 
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -142,5 +144,82 @@ describe('codec pool', () => {
     const { output } = await pool.compress(codecs[0], view, 3);
     const back = await pool.decompress(codecs[0], output, 100_000, sha(new Uint8Array(100_000).fill(7)), 0);
     expect(back.byteLength).toBe(100_000);
+  });
+});
+
+describe('extract worker', () => {
+  it('extracts what the packer wrote (pieces of any size), byte-identical', async () => {
+    const src = await fixture();
+    for (const avg of [1024, 256 * 1024]) {
+      const dst = await tempDir('tc-workers-x-');
+      dirs.push(dst);
+      const job = packChunks({
+        dir: src,
+        generates: ['dist/**'],
+        keepMtimes: false,
+        chunking: chunkParams(avg),
+      });
+      async function* copies() {
+        for await (const c of job.chunks) {
+          const copy = Uint8Array.from(c.data);
+          c.release();
+          yield copy;
+        }
+      }
+      const entries = await extractInWorker(dst, copies(), { generates: ['dist/**'], keepMtimes: false });
+      expect(entries.length).toBeGreaterThan(300);
+      // extraction writes into staging only; modes of directories are applied by the swap
+      expect(await treeHash(dst, 'dist/small')).toBe(await treeHash(src, 'dist/small'));
+      const { readFile } = await import('node:fs/promises');
+      expect(
+        (await readFile(join(dst, 'dist/big.bin'))).equals(await readFile(join(src, 'dist/big.bin'))),
+      ).toBe(true);
+    }
+  });
+
+  async function archive(add: (p: tar.Pack) => void): Promise<Uint8Array[]> {
+    const p = tar.pack();
+    add(p);
+    p.finalize();
+    const parts: Uint8Array[] = [];
+    for await (const b of p as unknown as AsyncIterable<Uint8Array>) parts.push(Uint8Array.from(b));
+    return parts;
+  }
+  async function* from(parts: Uint8Array[]) {
+    yield* parts;
+  }
+
+  it.each([
+    ['a hardlink', (p: tar.Pack) => p.entry({ name: 'dist/h', type: 'link', linkname: 'dist/a' })],
+    ['../escape', (p: tar.Pack) => p.entry({ name: 'dist/../../escape', type: 'file' }, 'x')],
+    ['a setuid file', (p: tar.Pack) => p.entry({ name: 'dist/s', type: 'file', mode: 0o4755 }, 'x')],
+    ['a path outside generates', (p: tar.Pack) => p.entry({ name: 'src/x', type: 'file' }, 'x')],
+    [
+      'a file through a symlink',
+      (p: tar.Pack) => {
+        p.entry({ name: 'dist/l', type: 'symlink', linkname: '.' });
+        p.entry({ name: 'dist/l/x', type: 'file' }, 'x');
+      },
+    ],
+  ])('refuses %s with EntryRefusedError', async (_n, add) => {
+    const dst = await tempDir('tc-workers-x-');
+    dirs.push(dst);
+    const parts = await archive(add);
+    await expect(
+      extractInWorker(dst, from(parts), { generates: ['dist/**'], keepMtimes: false }),
+    ).rejects.toBeInstanceOf(EntryRefusedError);
+  });
+
+  it('reports a truncated archive as EntryCorruptError', async () => {
+    const dst = await tempDir('tc-workers-x-');
+    dirs.push(dst);
+    const parts = await archive((p) => p.entry({ name: 'dist/f', type: 'file' }, 'x'.repeat(5000)));
+    const all = Buffer.concat(parts);
+    await expect(
+      extractInWorker(dst, from([Uint8Array.from(all.subarray(0, 2000))]), {
+        generates: ['dist/**'],
+        keepMtimes: false,
+      }),
+    ).rejects.toBeInstanceOf(EntryCorruptError);
   });
 });
