@@ -65,6 +65,8 @@ interface Shared {
   owned: boolean;
   settings: ConnectionSettings;
   subscriber: Redis | undefined;
+  /** Channel → its SUBSCRIBE (shared by all waiters on it); cleared when the subscriber connection ends. */
+  active: Map<string, Promise<void>>;
   listeners: Map<string, Set<(outcome: ReleaseOutcome) => void>>;
   refs: number;
   identity: string | undefined;
@@ -139,6 +141,7 @@ async function subscribe(
     const sub = shared.client.duplicate(robustOptions(shared.settings));
     attachErrorListener(sub);
     unrefSockets(sub);
+    sub.on('end', () => shared.active.clear());
     sub.on('message', (ch: string, message: string) => {
       if (message !== 'built' && message !== 'failed') return;
       for (const l of shared.listeners.get(ch) ?? []) l(message);
@@ -147,7 +150,6 @@ async function subscribe(
   }
   const sub = shared.subscriber;
   let set = shared.listeners.get(channel);
-  const first = !set;
   if (!set) {
     set = new Set();
     shared.listeners.set(channel, set);
@@ -157,13 +159,23 @@ async function subscribe(
     const current = shared.listeners.get(channel);
     if (!current?.delete(listener) || current.size > 0) return;
     shared.listeners.delete(channel);
+    shared.active.delete(channel);
     if (sub.status === 'ready') sub.unsubscribe(channel).catch(() => undefined);
   };
+  let active = shared.active.get(channel);
+  if (!active) {
+    // NOTE: after an on-demand reconnect (status 'end' → connect) ioredis does not resubscribe by itself,
+    // hence the map is cleared on 'end' and the next waiter subscribes again.
+    active = ensureReady(sub, shared.settings).then(async () => {
+      await sub.subscribe(channel);
+    });
+    shared.active.set(channel, active);
+    active.catch(() => {
+      if (shared.active.get(channel) === active) shared.active.delete(channel);
+    });
+  }
   try {
-    await ensureReady(sub, shared.settings);
-    // NOTE: resubscribing an already subscribed channel is harmless; it also repairs a subscriber that
-    // reconnected on demand (ioredis only resubscribes after its own reconnects).
-    if (first || sub.status === 'ready') await sub.subscribe(channel);
+    await active;
   } catch (error) {
     unsubscribe();
     throw error;
@@ -238,6 +250,7 @@ export async function connectLock(url: string | URL, options: RedisLockOptions =
       settings,
       subscriber: undefined,
       listeners: new Map(),
+      active: new Map(),
       refs: 0,
       identity,
     };
@@ -299,6 +312,7 @@ export function createRedisLock(client: Redis, options: RedisLockOptions = {}): 
     settings,
     subscriber: undefined,
     listeners: new Map(),
+    active: new Map(),
     refs: 1,
     identity: undefined,
   };

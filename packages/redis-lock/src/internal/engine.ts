@@ -167,6 +167,7 @@ export function createEngineLock(
     let poke = false;
     let wake: (() => void) | undefined;
     let finished = false;
+    let attemptsStarted = 0;
     let unsubscribe: (() => void) | undefined;
     // NOTE: the subscription is started first but not awaited before the first attempt, so a frozen
     // subscriber connection cannot stretch a call beyond one command timeout. Once it is active the
@@ -185,8 +186,11 @@ export function createEngineLock(
             return;
           }
           unsubscribe = off;
-          poke = true;
-          wake?.();
+          // An attempt made before the subscription was active may have missed a release notice.
+          if (attemptsStarted > 0) {
+            poke = true;
+            wake?.();
+          }
         },
         () => undefined, // polling alone still works
       );
@@ -210,6 +214,7 @@ export function createEngineLock(
         signal?.throwIfAborted();
         if (closed) throw new LockConfigError('option', 'lock is closed');
         const token = randomBytes(16).toString('hex');
+        attemptsStarted++;
         const t0 = now();
         let result: AttemptResult | undefined;
         try {
