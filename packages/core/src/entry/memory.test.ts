@@ -207,4 +207,49 @@ describe('save and restore edge cases (memory store)', () => {
       await removeDir(src);
     }
   });
+
+  it('extracts the first files into staging while later chunks are still downloading', async () => {
+    const inner = createMemoryStore();
+    const src = await tempDir();
+    const dst = await tempDir();
+    try {
+      await writeTree(src, { 'dist/a-first.txt': 'first', 'dist/b-big.bin': seededBytes(1024 * 1024, 10) });
+      await saveEntry(inner, {
+        dir: src,
+        generates: ['dist/**'],
+        tag: 't',
+        task: 't',
+        key: 't',
+        avgChunkSize: 16 * 1024,
+      });
+      const layers = JSON.parse(Buffer.from((await inner.fetchManifest('t'))!.bytes).toString()).layers;
+      const last = layers[layers.length - 1].digest;
+      const stagedFirst = async () => {
+        for (const name of await readdir(dst)) {
+          if (!name.startsWith('.task-cache-restore-')) continue;
+          if ((await readdir(join(dst, name, 'dist')).catch(() => [])).includes('a-first.txt')) return true;
+        }
+        return false;
+      };
+      let held = false;
+      const store: OciStore = {
+        ...inner,
+        fetchBlob: async (d, o) => {
+          if (d.digest === last) {
+            // The last chunk is only served once the first file sits in staging: a restore that
+            // waited for every chunk before extracting would never finish.
+            while (!(await stagedFirst())) await new Promise((r) => setTimeout(r, 5));
+            held = true;
+          }
+          return inner.fetchBlob(d, o);
+        },
+      };
+      await restoreEntry(store, { dir: dst, generates: ['dist/**'], tag: 't', concurrency: 4 });
+      expect(held).toBe(true);
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+    } finally {
+      await removeDir(src);
+      await removeDir(dst);
+    }
+  });
 });
