@@ -1,17 +1,32 @@
 /**
- * One measured operation in a fresh process, so its peak RSS (`process.resourceUsage().maxRSS`)
- * is its own. Prints one JSON line. Used by run.ts (and by the bounded-memory test's sibling).
+ * One measured operation in a fresh process, so its peak RSS (`process.resourceUsage().maxRSS`,
+ * worker threads included) is its own. Prints one JSON line. Used by run.ts.
  * Usage: tsx child.ts '<json>' with { op: 'save' | 'restore' | 'pack', ... }.
+ *
+ * NOTE: it runs the COMPILED package (`packages/core/dist`, built by the bench script), as users
+ * do: from the TypeScript sources every worker thread would first load tsx, which costs start-up
+ * time and ~40 MB of RSS per thread that the published package does not have.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createOciBackend } from '@task-cache/oci';
-import { restoreEntry, saveEntry } from '../src/index.js';
-import { chunkParams } from '../src/internal/chunk.js';
-import { hasNodeZstd } from '../src/internal/zstd.js';
-import { codecPool } from '../src/workers/codec-pool.js';
-import { packChunks } from '../src/workers/pack.js';
+
+type Core = typeof import('../src/index.js');
+type Pack = typeof import('../src/workers/pack.js');
+type Pool = typeof import('../src/workers/codec-pool.js');
+type Chunk = typeof import('../src/internal/chunk.js');
+type Zstd = typeof import('../src/internal/zstd.js');
+type Oci = typeof import('@task-cache/oci');
+
+const dist = (p: string) => new URL(`../dist/${p}`, import.meta.url).href;
+const core = (await import(dist('index.js'))) as Core;
+const { packChunks } = (await import(dist('workers/pack.js'))) as Pack;
+const { codecPool } = (await import(dist('workers/codec-pool.js'))) as Pool;
+const { chunkParams } = (await import(dist('internal/chunk.js'))) as Chunk;
+const { hasNodeZstd } = (await import(dist('internal/zstd.js'))) as Zstd;
+// NOTE: resolved through node_modules (the oci package's dist), not the source paths.
+const ociName = '@task-cache/oci';
+const { createOciBackend } = (await import(ociName)) as Oci;
 
 interface Args {
   op: 'save' | 'restore' | 'pack';
@@ -24,9 +39,7 @@ interface Args {
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
-// NOTE: start the worker threads before the clock starts. From the TypeScript sources each
-// worker first loads tsx (~0.3–1 s on a loaded machine); the compiled package starts them in
-// ~30 ms. The figures are about the pipeline, not about tsx.
+// Start the worker threads before the clock starts (a few tens of ms; not what is measured).
 {
   const empty = await mkdtemp(join(tmpdir(), 'tc-bench-warm-'));
   const job = packChunks({
@@ -62,7 +75,7 @@ if (args.op === 'pack') {
   const store = createOciBackend({ url: args.url as string });
   try {
     if (args.op === 'save') {
-      result = await saveEntry(store, {
+      result = await core.saveEntry(store, {
         dir: args.dir,
         generates: ['dist/**'],
         tag: args.tag as string,
@@ -72,7 +85,7 @@ if (args.op === 'pack') {
         ...(args.extra ?? {}),
       });
     } else {
-      result = await restoreEntry(store, {
+      result = await core.restoreEntry(store, {
         dir: args.dir,
         generates: ['dist/**'],
         tag: args.tag as string,
