@@ -62,7 +62,17 @@ export async function openStore(
       return parsed.tag === undefined ? { store } : { store, tag: parsed.tag };
     }
     case 'redis': {
-      const { createRedisStore } = await import('../redis.js');
+      let mod: typeof import('../redis.js');
+      try {
+        mod = await import('../redis.js');
+      } catch (cause) {
+        throw new CacheConfigError(
+          'MISSING_DEPENDENCY',
+          'redis:// and rediss:// store URLs need the optional peer dependency ioredis: install it (npm i ioredis)',
+          { cause },
+        );
+      }
+      const { createRedisStore } = mod;
       const store = createRedisStore(
         parsed.ttlSeconds === undefined
           ? { url: parsed.url }
