@@ -78,6 +78,9 @@ async function compress(codec: 'node' | 'zstd-codec', input: Uint8Array, level: 
     const z = zlib as unknown as ZlibZstd;
     // NOTE: one output buffer of the frame's bound: no concatenation of 16 KiB pieces.
     return z.zstdCompressSync(input, {
+      // NOTE: the frame must declare its content size (the format requires it; zstd-codec
+      // readers allocate from it).
+      pledgedSrcSize: input.byteLength,
       params: { [z.constants.ZSTD_c_compressionLevel]: level },
       chunkSize: Math.max(64 * 1024, bound(input.byteLength)),
     });
@@ -110,6 +113,8 @@ async function decompress(
   if (declared === undefined)
     throw new Failure({ kind: 'corrupt', message: 'zstd frame does not declare its content size' });
   if (declared > size) throw tooLarge(size, declared);
+  // zstd-codec answers null for an empty frame
+  if (declared === 0) return new Uint8Array(0);
   const out = (await zstdCodec()).decompress(input);
   if (!out) throw new Failure({ kind: 'corrupt', message: 'chunk is not valid zstd' });
   return out;

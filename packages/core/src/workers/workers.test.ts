@@ -8,7 +8,7 @@ import { EntryCorruptError, EntryOutputsError, EntryRefusedError, EntryTooLargeE
 import { chunk, chunkParams } from '../internal/chunk.js';
 import { listOutputs } from '../internal/outputs.js';
 import { packOutputs } from '../internal/tar-pack.js';
-import { hasNodeZstd } from '../internal/zstd.js';
+import { frameContentSize, hasNodeZstd } from '../internal/zstd.js';
 import { createCodecPool } from './codec-pool.js';
 import { extractInWorker } from './extract.js';
 import { packChunks } from './pack.js';
@@ -135,6 +135,17 @@ describe('codec pool', () => {
       pool.decompress(codec, Uint8Array.from([1, 2, 3, 4, 5, 6, 7]), 10, sha(data), 0),
     ).rejects.toBeInstanceOf(EntryCorruptError);
     expect(pool.stats.compress).toBeGreaterThan(0);
+  });
+
+  it.each(codecs)('%s: frames declare their content size; empty chunks round-trip', async (codec) => {
+    const data = Buffer.from('abc'.repeat(1000));
+    const { output } = await pool.compress(codec, data, 3);
+    expect(frameContentSize(output)).toBe(data.byteLength);
+    const empty = await pool.compress(codec, new Uint8Array(0), 3);
+    for (const reader of codecs) {
+      const back = await pool.decompress(reader, Uint8Array.from(empty.output), 0, sha(new Uint8Array(0)), 0);
+      expect(back.byteLength).toBe(0);
+    }
   });
 
   it('compresses from shared memory', async () => {
