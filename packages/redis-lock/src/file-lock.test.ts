@@ -80,7 +80,7 @@ describe('createFileLock', () => {
 
   it('a holder whose lock file was taken over loses its lease (stolen)', async () => {
     const dir = await tempDir();
-    const lease = acquired(await open(dir, 300).acquireOrWait('k'));
+    const lease = acquired(await open(dir, 3_000).acquireOrWait('k'));
     const file = (await readdir(dir)).find((f) => f.endsWith('.lock'))!;
     await writeFile(
       join(dir, file),

@@ -34,21 +34,38 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-async function readContent(path: string): Promise<LockFileContent | undefined> {
+/** A lock file as read: gone, unreadable as ours (foreign or torn: stale), or a lock. `raw` identifies it. */
+type ReadLock =
+  | { kind: 'missing' }
+  | { kind: 'invalid'; raw: string }
+  | { kind: 'ok'; raw: string; content: LockFileContent };
+
+async function readLock(path: string): Promise<ReadLock> {
+  let raw: string;
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<LockFileContent>;
-    if (typeof parsed.token !== 'string') return undefined;
-    return {
+    raw = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+    throw error;
+  }
+  try {
+    const parsed = JSON.parse(raw) as Partial<LockFileContent>;
+    if (typeof parsed.token !== 'string') return { kind: 'invalid', raw };
+    const content = {
       token: parsed.token,
       pid: Number(parsed.pid),
       host: String(parsed.host),
       ttlMs: Number(parsed.ttlMs),
     };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    if (error instanceof SyntaxError) return undefined; // torn / foreign file: treated as stale below
-    throw error;
+    return { kind: 'ok', raw, content };
+  } catch {
+    return { kind: 'invalid', raw };
   }
+}
+
+async function readToken(path: string): Promise<string | undefined> {
+  const read = await readLock(path);
+  return read.kind === 'ok' ? read.content.token : undefined;
 }
 
 const ioError = (error: unknown, dir: string) =>
@@ -98,15 +115,16 @@ export function createFileLock(dir: string, options: FileLockOptions = {}): Lock
     return fence;
   };
 
-  const tryBreakStale = async (lockPath: string, stale: LockFileContent | undefined): Promise<void> => {
+  /** Moves the stale lock file aside, but only if it is still the very file judged stale (`raw`). */
+  const tryBreakStale = async (lockPath: string, raw: string): Promise<void> => {
     const aside = `${lockPath}.${randomBytes(6).toString('hex')}.stale`;
     try {
       await rename(lockPath, aside);
     } catch {
       return; // someone else broke it first
     }
-    const moved = await readContent(aside).catch(() => undefined);
-    if (stale === undefined || moved?.token === stale.token) {
+    const moved = await readFile(aside, 'utf8').catch(() => undefined);
+    if (moved === raw) {
       await unlink(aside).catch(() => undefined);
       return;
     }
@@ -133,7 +151,8 @@ export function createFileLock(dir: string, options: FileLockOptions = {}): Lock
             } catch (error) {
               if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
             }
-            const existing = await readContent(p.lock);
+            const existing = await readLock(p.lock);
+            if (existing.kind === 'missing') continue; // released meanwhile: try again
             let mtime: number;
             try {
               mtime = (await stat(p.lock)).mtimeMs;
@@ -141,10 +160,11 @@ export function createFileLock(dir: string, options: FileLockOptions = {}): Lock
               continue; // released meanwhile: try again
             }
             const age = Date.now() - mtime;
-            const ttl = existing && Number.isFinite(existing.ttlMs) ? existing.ttlMs : ttlMs;
-            const ownerGone = existing !== undefined && existing.host === host && !pidAlive(existing.pid);
-            if (round === 0 && (ownerGone || age > ttl || existing === undefined)) {
-              await tryBreakStale(p.lock, existing);
+            const owner = existing.kind === 'ok' ? existing.content : undefined;
+            const ttl = owner && Number.isFinite(owner.ttlMs) ? owner.ttlMs : ttlMs;
+            const ownerGone = owner !== undefined && owner.host === host && !pidAlive(owner.pid);
+            if (round === 0 && (ownerGone || age > ttl || owner === undefined)) {
+              await tryBreakStale(p.lock, existing.raw);
               continue;
             }
             return { ok: false, pttlMs: Math.max(0, Math.ceil(ttl - age)) };
@@ -160,8 +180,7 @@ export function createFileLock(dir: string, options: FileLockOptions = {}): Lock
     async renew(key, token) {
       const p = paths(key);
       try {
-        const existing = await readContent(p.lock);
-        if (existing?.token !== token) return false;
+        if ((await readToken(p.lock)) !== token) return false;
         const t = new Date();
         await utimes(p.lock, t, t);
         return true;
@@ -173,8 +192,7 @@ export function createFileLock(dir: string, options: FileLockOptions = {}): Lock
       const p = paths(key);
       let deleted = false;
       try {
-        const existing = await readContent(p.lock);
-        if (existing?.token === token) {
+        if ((await readToken(p.lock)) === token) {
           await unlink(p.lock);
           deleted = true;
         }

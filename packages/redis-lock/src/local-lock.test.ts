@@ -30,11 +30,11 @@ describe('createLocalLock (in-process)', () => {
   });
 
   it('built notice → peer-finished; lease stays valid while held; close loses it', async () => {
-    const lock = createLocalLock({ ttlMs: 60, backoff: { initialMs: 60_000, maxMs: 60_000 } });
+    const lock = createLocalLock({ ttlMs: 400, backoff: { initialMs: 60_000, maxMs: 60_000 } });
     const held = await lock.acquireOrWait('k');
     if (held.kind !== 'acquired') throw new Error(held.kind);
     const waiter = lock.acquireOrWait('k');
-    await new Promise((r) => setTimeout(r, 150)); // several TTLs: renewals keep it
+    await new Promise((r) => setTimeout(r, 1_000)); // 2.5 TTLs: renewals keep it
     expect(held.lease.isValid()).toBe(true);
     await held.lease.release('built');
     expect(await waiter).toEqual({ kind: 'peer-finished' });

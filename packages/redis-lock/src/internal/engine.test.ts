@@ -52,11 +52,11 @@ const lostReason = (signal: AbortSignal) =>
 describe('engine lock', () => {
   it('acquires with a fence, renews every ttl/3, releases once', async () => {
     const { backend, state } = fakeBackend();
-    const lock = createEngineLock(backend, { ttlMs: 90 });
+    const lock = createEngineLock(backend, { ttlMs: 300 });
     const outcome = await lock.acquireOrWait('k');
     if (outcome.kind !== 'acquired') throw new Error(outcome.kind);
     expect(outcome.lease.fence).toBe(1);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 800));
     expect(state.calls.renew).toBeGreaterThanOrEqual(3);
     expect(outcome.lease.isValid()).toBe(true);
     expect(await outcome.lease.release('built')).toBe(true);
