@@ -312,6 +312,11 @@ describe('redis lock (real redis-server)', () => {
         code: 'LOCK_UNAVAILABLE',
       });
       await expect(connectLock('redis://:p@w@127.0.0.1:1/k')).rejects.toBeInstanceOf(LockConfigError);
+      await expect(connectLock('rediss://:pw@127.0.0.1:1/k?ca=/nonexistent/ca.pem')).rejects.toMatchObject({
+        code: 'LOCK_CONFIG',
+        reason: 'url',
+        message: expect.stringContaining('cannot read the CA file given by ?ca= (/nonexistent/ca.pem)'),
+      });
     });
   });
 

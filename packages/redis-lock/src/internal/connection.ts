@@ -17,6 +17,17 @@ export function scrubError(error: unknown): unknown {
   return copy;
 }
 
+/** A TLS handshake / certificate failure (OpenSSL and Node codes). */
+export function isTlsError(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  return (
+    code === 'EPROTO' ||
+    /^(ERR_TLS_|ERR_SSL_)|CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) ||
+    /SSL|TLS|certificate|self.signed/i.test(message)
+  );
+}
+
 /** Maps an ioredis / socket error to the lock's typed errors. `where` must not contain secrets. */
 export function classifyRedisError(raw: unknown, where: string): LockError {
   const error = scrubError(raw);
@@ -41,7 +52,7 @@ export function classifyRedisError(raw: unknown, where: string): LockError {
   if (/timed out/i.test(message) || code === 'ETIMEDOUT') {
     return new LockUnavailableError('timeout', text, { cause: error });
   }
-  if (code === 'EPROTO' || /SSL|TLS|certificate|self.signed/i.test(message)) {
+  if (isTlsError(error)) {
     return new LockConfigError('tls', `${text} (TLS handshake failed)`, { cause: error });
   }
   return new LockUnavailableError('connection', text, { cause: error });
@@ -147,7 +158,9 @@ export async function connectClient(client: Redis, s: ConnectionSettings): Promi
     const reply = errors.find(
       (e) => e instanceof Error && /^[A-Z]+ /.test(e.message) && e.name === 'ReplyError',
     );
-    let err = classifyRedisError(reply ?? error, s.where);
+    // ...and a certificate failure over the generic "Connection is closed" it causes.
+    const tls = s.tls ? errors.find(isTlsError) : undefined;
+    let err = classifyRedisError(reply ?? tls ?? error, s.where);
     if (s.tls && err instanceof LockUnavailableError && (await probePlaintext(s.host, s.port, probeBudget))) {
       err = new LockConfigError('tls', `${s.where}: rediss:// used, but the server answers in plaintext`, {
         cause: scrubError(error),
