@@ -94,6 +94,8 @@ describe('createFileLock', () => {
     expect(await lease.release()).toBe(false);
   });
 
+  // Regression (lock-file stale-break race): a lock released and re-taken between an acquirer's read and
+  // stat was judged stale and deleted, so two processes held it; this contention run caught it.
   it('processes: 8 holders never overlap; a SIGKILLed holder is replaced without waiting for its TTL', async () => {
     const dir = await tempDir();
     const children = Array.from({ length: 8 }, () =>
