@@ -8,7 +8,12 @@ describe('withLock', () => {
   it('runs fn with the lease and releases built', async () => {
     const lock = createLocalLock();
     let seen: Lease | undefined;
-    expect(await withLock(lock, 'k', async (lease) => ((seen = lease), 42))).toEqual({
+    expect(
+      await withLock(lock, 'k', async (lease) => {
+        seen = lease;
+        return 42;
+      }),
+    ).toEqual({
       kind: 'acquired',
       value: 42,
     });
@@ -38,7 +43,16 @@ describe('withLock', () => {
   it('does not run fn when a peer finished; runs it without a lease when unavailable', async () => {
     const lock = createLocalLock();
     let ran = false;
-    expect(await withLock(lock, 'k', async () => (ran = true), { isDone: () => true })).toEqual({
+    expect(
+      await withLock(
+        lock,
+        'k',
+        async () => {
+          ran = true;
+        },
+        { isDone: () => true },
+      ),
+    ).toEqual({
       kind: 'peer-finished',
     });
     expect(ran).toBe(false);
