@@ -139,6 +139,8 @@ describe('redis lock (real redis-server)', () => {
       lease.signal.addEventListener('abort', () => resolve(lease.signal.reason), { once: true }),
     );
     expect(reason).toBeInstanceOf(LeaseLostError);
+    // 'stolen': the first renewal after the restart found the key gone (an expiry would say 'expired').
+    expect((reason as LeaseLostError).reason).toBe('stolen');
     expect(lease.isValid()).toBe(false);
     const next = acquired(await waiter);
     expect(next.fence).toBeGreaterThan(lease.fence);
