@@ -227,7 +227,8 @@ describe('save and restore edge cases (memory store)', () => {
       const stagedFirst = async () => {
         for (const name of await readdir(dst)) {
           if (!name.startsWith('.task-cache-restore-')) continue;
-          if ((await readdir(join(dst, name, 'dist')).catch((): string[] => [])).includes('a-first.txt')) return true;
+          if ((await readdir(join(dst, name, 'dist')).catch((): string[] => [])).includes('a-first.txt'))
+            return true;
         }
         return false;
       };

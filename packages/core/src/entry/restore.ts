@@ -4,18 +4,19 @@
  * checked against the config → in-order tar extraction into a staging directory inside the task
  * directory (while later chunks download) → swapped into place only when everything verified.
  */
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor, OciStore } from '@task-cache/oci';
 import { EntryCorruptError, InvalidOptionError, TaskCacheError } from '../errors.js';
+import { defaultStateDir, rememberBase } from '../internal/base.js';
 import { knownDigests } from '../internal/known.js';
 import { mapOrdered } from '../internal/ordered.js';
-import { outputMatcher, SCRATCH_PREFIX } from '../internal/outputs.js';
+import { SCRATCH_PREFIX } from '../internal/outputs.js';
 import { swapIntoPlace } from '../internal/swap.js';
-import { extractTo } from '../internal/tar-extract.js';
 import { checkGenerates, checkInt, checkSize, checkString, checkTag } from '../internal/validate.js';
-import { getZstdCodec, type ZstdCodec } from '../internal/zstd.js';
+import { getZstdCodec } from '../internal/zstd.js';
+import { codecPool, type WorkerCodec } from '../workers/codec-pool.js';
+import { extractInWorker } from '../workers/extract.js';
 import { compressBound, type EntryConfig } from './format.js';
 import { isMissing, resolveEntry } from './resolve.js';
 import type { RestoreEntry, RestoreEntryResult, TransferProgress } from './types.js';
@@ -41,7 +42,13 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   const tag = checkTag(options.tag);
   const maxEntrySize = checkSize('maxEntrySize', options.maxEntrySize, DEFAULT_MAX_ENTRY);
   const concurrency = checkInt('concurrency', options.concurrency, 8, 1, 256);
-  const codec = getZstdCodec(options.codec ?? 'auto');
+  const codec = getZstdCodec(options.codec ?? 'auto').name;
+  const stateDir =
+    options.stateDir === undefined
+      ? defaultStateDir()
+      : options.stateDir === false
+        ? false
+        : checkString('stateDir', options.stateDir);
   const { signal } = options;
   signal?.throwIfAborted();
   const dirStat = await stat(dir).catch(() => undefined);
@@ -78,8 +85,8 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
       },
       (err) => inner.abort(err),
     );
-    const entries = await extractTo(staging, chunks, {
-      allowed: outputMatcher(generates),
+    const entries = await extractInWorker(staging, chunks, {
+      generates,
       keepMtimes: config.archive.mtimes === 'kept',
       signal: inner.signal,
       onFail: (err) => inner.abort(err),
@@ -87,6 +94,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     signal?.throwIfAborted();
     // NOTE: once the swap starts it runs to the end (or rolls back); it is short (renames only).
     await swapIntoPlace(dir, staging, entries, generates);
+    await rememberBase(stateDir, dir, store.location, config.task, tag);
     const result: RestoreEntryResult = {
       digest: entry.digest,
       chunksFetched: progress.chunksDone,
@@ -115,7 +123,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
 
 async function fetchChunk(
   store: OciStore,
-  codec: ZstdCodec,
+  codec: WorkerCodec,
   layer: Descriptor,
   info: EntryConfig['chunks'][number],
   index: number,
@@ -129,26 +137,26 @@ async function fetchChunk(
       },
     );
   }
-  const parts: Uint8Array[] = [];
-  for await (const p of await store.fetchBlob(layer, { signal })) parts.push(p);
-  const compressed = Buffer.concat(parts);
-  const data = await codec.decompress(compressed, info.size);
-  if (data.byteLength !== info.size) {
-    throw new EntryCorruptError(
-      `chunk ${index} decompresses to ${data.byteLength} bytes, the config declares ${info.size}`,
-      {
+  // One buffer of the declared size (the verifying reader enforces size and digest); its
+  // memory is handed to the codec worker, which checks the uncompressed size and digest.
+  const compressed = new Uint8Array(layer.size);
+  let pos = 0;
+  for await (const p of await store.fetchBlob(layer, { signal })) {
+    if (pos + p.byteLength > layer.size) {
+      throw new EntryCorruptError(`chunk ${index} is longer than its descriptor says`, {
         digest: layer.digest,
-      },
-    );
+      });
+    }
+    compressed.set(p, pos);
+    pos += p.byteLength;
   }
-  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-  if (digest !== info.digest) {
-    throw new EntryCorruptError(
-      `chunk ${index} has uncompressed digest ${digest}, the config declares ${info.digest}`,
-      {
-        digest: layer.digest,
-      },
-    );
-  }
-  return data;
+  signal.throwIfAborted();
+  return codecPool().decompress(
+    codec,
+    compressed.subarray(0, pos),
+    info.size,
+    info.digest,
+    index,
+    layer.digest,
+  );
 }

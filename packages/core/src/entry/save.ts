@@ -7,13 +7,20 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { Descriptor, OciStore } from '@task-cache/oci';
 import { EntryTooLargeError, InvalidOptionError } from '../errors.js';
-import { chunk, chunkParams } from '../internal/chunk.js';
+import {
+  type BaseEntry,
+  defaultStateDir,
+  loadBase,
+  pointerTag,
+  recallBase,
+  rememberBase,
+} from '../internal/base.js';
+import { chunkParams } from '../internal/chunk.js';
 import { knownDigests } from '../internal/known.js';
-import { mapOrdered } from '../internal/ordered.js';
-import { listOutputs } from '../internal/outputs.js';
-import { packOutputs } from '../internal/tar-pack.js';
 import { checkGenerates, checkInt, checkSize, checkString, checkTag } from '../internal/validate.js';
 import { getZstdCodec } from '../internal/zstd.js';
+import { codecPool } from '../workers/codec-pool.js';
+import { packChunks } from '../workers/pack.js';
 import {
   CHUNK_MEDIA_TYPE,
   ENTRY_ARTIFACT_TYPE,
@@ -47,6 +54,9 @@ interface Normalized {
   concurrency: number;
   codec: 'auto' | 'node' | 'zstd-codec';
   mountFrom: string[];
+  base: string | false | undefined;
+  stateDir: string | false;
+  pointer: boolean;
 }
 
 function normalize(o: SaveEntryOptions): Normalized {
@@ -75,6 +85,14 @@ function normalize(o: SaveEntryOptions): Normalized {
     concurrency: checkInt('concurrency', o.concurrency, 8, 1, 256),
     codec: o.codec ?? 'auto',
     mountFrom: o.mountFrom ?? [],
+    base: o.base === undefined || o.base === false ? o.base : checkTag(o.base, 'base'),
+    stateDir:
+      o.stateDir === undefined
+        ? defaultStateDir()
+        : o.stateDir === false
+          ? false
+          : checkString('stateDir', o.stateDir),
+    pointer: o.pointer ?? true,
   };
 }
 
@@ -95,10 +113,23 @@ export const saveEntry: SaveEntry = async (store, options) => {
   if (!dirStat?.isDirectory())
     throw new InvalidOptionError('dir', `${JSON.stringify(o.dir)} is not a directory`);
   const known = knownDigests(store);
+  const base =
+    o.base === false
+      ? undefined
+      : await loadBase(
+          store,
+          o.base !== undefined
+            ? [o.base]
+            : [await recallBase(o.stateDir, o.dir, store.location, o.task), pointerTag(o.task)],
+          signal,
+        );
+  let result: Omit<SaveEntryResult, 'durationMs'> & { mediaType: string; size: number };
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await saveOnce(store, o, known, options);
-      return { ...result, durationMs: performance.now() - started };
+      // NOTE: a retry after MANIFEST_BLOB_UNKNOWN drops the base: one of its chunks may be the
+      // blob the store lost, and only a fresh check finds out which.
+      result = await saveOnce(store, o, known, options, attempt === 1 ? base : undefined);
+      break;
     } catch (err) {
       const missing = (err as { code?: unknown; missingDigests?: unknown }).missingDigests;
       if ((err as { code?: unknown }).code !== 'MANIFEST_BLOB_UNKNOWN' || attempt >= MAX_ATTEMPTS) throw err;
@@ -108,6 +139,18 @@ export const saveEntry: SaveEntry = async (store, options) => {
       else known.clear();
     }
   }
+  // The entry is committed. Moving the pointer and remembering the base are best effort: the
+  // next save merely finds no base (and compresses everything) if they fail.
+  if (o.pointer) {
+    await store
+      .tag({ mediaType: result.mediaType, digest: result.digest, size: result.size }, pointerTag(o.task), {
+        signal,
+      })
+      .catch(() => {});
+  }
+  await rememberBase(o.stateDir, o.dir, store.location, o.task, o.tag);
+  const { mediaType: _m, size: _s, ...pub } = result;
+  return { ...pub, durationMs: performance.now() - started };
 };
 
 async function saveOnce(
@@ -115,18 +158,18 @@ async function saveOnce(
   o: Normalized,
   known: Set<string>,
   options: SaveEntryOptions,
-): Promise<Omit<SaveEntryResult, 'durationMs'>> {
+  base: BaseEntry | undefined,
+): Promise<Omit<SaveEntryResult, 'durationMs'> & { mediaType: string; size: number }> {
   const signal = options.signal;
-  const codec = getZstdCodec(o.codec);
+  const codec = getZstdCodec(o.codec).name;
+  const pool = codecPool();
   const params = chunkParams(o.avgChunkSize);
-  const outputs = await listOutputs(o.dir, o.generates, signal);
-  const packed = packOutputs(o.dir, outputs, { keepMtimes: o.keepMtimes, signal });
 
   let chunksPushed = 0;
   let bytesPushed = 0;
   let bytesTotal = 0;
   let chunksDone = 0;
-  const layers: Descriptor[] = [];
+  const layers: Array<Descriptor | undefined> = [];
   const chunkInfos: EntryConfig['chunks'] = [];
   const progress = () =>
     options.onProgress?.({ phase: 'push', chunksDone, bytesDone: bytesPushed, bytesProcessed: bytesTotal });
@@ -147,50 +190,114 @@ async function saveOnce(
     return true;
   };
 
-  // NOTE: the inner controller stops in-flight chunk work when the pipeline fails part-way.
+  // NOTE: the inner controller stops the packer and in-flight chunk work when the pipeline
+  // fails part-way (or the caller aborts).
   const inner = new AbortController();
   const onAbort = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
+  const job = packChunks({
+    dir: o.dir,
+    generates: o.generates,
+    keepMtimes: o.keepMtimes,
+    chunking: params,
+    slots: pool.size * 2 + 2,
+    signal: inner.signal,
+  });
+  // Chunks of this save by uncompressed digest: a repeated chunk is compressed once.
+  const byDigest = new Map<string, Promise<Descriptor>>();
+  const inflight = new Set<Promise<void>>();
+  let failure: { err: unknown } | undefined;
+  const track = (p: Promise<void>) => {
+    const t = p.then(
+      () => {
+        inflight.delete(t);
+      },
+      (err) => {
+        inflight.delete(t);
+        failure ??= { err };
+        inner.abort(err);
+      },
+    );
+    inflight.add(t);
+  };
   try {
-    const results = mapOrdered(
-      chunk(packed.stream, params, signal),
-      o.concurrency,
-      async (c) => {
-        inner.signal.throwIfAborted();
-        const data = c.data;
-        bytesTotal += data.byteLength;
-        if (bytesTotal > o.maxEntrySize) {
-          throw new EntryTooLargeError(`outputs exceed maxEntrySize (${o.maxEntrySize} bytes)`, {
-            limit: o.maxEntrySize,
-            size: bytesTotal,
-          });
-        }
-        const uncompressed = sha256(data);
-        const compressed = await codec.compress(data, o.level);
-        const desc: Descriptor = {
-          mediaType: CHUNK_MEDIA_TYPE,
-          digest: sha256(compressed),
-          size: compressed.byteLength,
-        };
-        const pushed = await ensureBlob(desc, compressed, inner.signal);
-        if (pushed) chunksPushed++;
+    for await (const c of job.chunks) {
+      if (failure !== undefined) {
+        c.release();
+        break;
+      }
+      const index = layers.length;
+      const size = c.data.byteLength;
+      layers.push(undefined);
+      chunkInfos.push({ size, digest: c.digest });
+      bytesTotal += size;
+      if (bytesTotal > o.maxEntrySize) {
+        c.release();
+        throw new EntryTooLargeError(`outputs exceed maxEntrySize (${o.maxEntrySize} bytes)`, {
+          limit: o.maxEntrySize,
+          size: bytesTotal,
+        });
+      }
+      // Reuse: the base already stores this chunk (whatever compressed it): no compression,
+      // no existence check, no upload.
+      const reused = base?.chunks.get(c.digest);
+      if (reused !== undefined) {
+        c.release();
+        layers[index] = reused;
         chunksDone++;
         progress();
-        return { desc, info: { size: data.byteLength, digest: uncompressed } };
-      },
-      (err) => inner.abort(err),
-    );
-    for await (const r of results) {
-      layers.push(r.desc);
-      chunkInfos.push(r.info);
+        continue;
+      }
+      const same = byDigest.get(c.digest);
+      if (same !== undefined) {
+        c.release();
+        track(
+          same.then((d) => {
+            layers[index] = d;
+            chunksDone++;
+            progress();
+          }),
+        );
+        continue;
+      }
+      while (inflight.size >= o.concurrency && failure === undefined) await Promise.race(inflight);
+      const work = (async () => {
+        let out: { output: Uint8Array; digest: string };
+        try {
+          inner.signal.throwIfAborted();
+          out = await pool.compress(codec, c.data, o.level);
+        } finally {
+          c.release();
+        }
+        const desc: Descriptor = {
+          mediaType: CHUNK_MEDIA_TYPE,
+          digest: out.digest,
+          size: out.output.byteLength,
+        };
+        if (await ensureBlob(desc, out.output, inner.signal)) chunksPushed++;
+        chunksDone++;
+        progress();
+        return desc;
+      })();
+      work.catch(() => {});
+      byDigest.set(c.digest, work);
+      track(
+        work.then((d) => {
+          layers[index] = d;
+        }),
+      );
     }
+    await Promise.all(inflight);
+    if (failure !== undefined) throw failure.err;
   } catch (err) {
     inner.abort(err);
-    throw err;
+    await Promise.allSettled(inflight);
+    throw failure !== undefined && !(signal?.aborted ?? false) ? failure.err : err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
   signal?.throwIfAborted();
+  const packed = { stats: job.stats };
 
   const config: EntryConfig = {
     formatVersion: ENTRY_FORMAT_VERSION,
@@ -224,15 +331,16 @@ async function saveOnce(
     annotations,
   });
 
+  const allLayers = layers as Descriptor[];
   let top: Descriptor;
-  if (layers.length <= o.layerCap) {
-    const bytes = json(manifestOf(layers));
+  if (allLayers.length <= o.layerCap) {
+    const bytes = json(manifestOf(allLayers));
     top = await store.pushManifest(bytes, OCI_MANIFEST_MEDIA_TYPE, { tag: o.tag, signal });
     bytesPushed += bytes.byteLength;
   } else {
     const children: Descriptor[] = [];
-    for (let i = 0; i < layers.length; i += o.layerCap) {
-      const bytes = json(manifestOf(layers.slice(i, i + o.layerCap)));
+    for (let i = 0; i < allLayers.length; i += o.layerCap) {
+      const bytes = json(manifestOf(allLayers.slice(i, i + o.layerCap)));
       const d = await store.pushManifest(bytes, OCI_MANIFEST_MEDIA_TYPE, { signal });
       bytesPushed += bytes.byteLength;
       children.push({
@@ -255,6 +363,8 @@ async function saveOnce(
   }
   return {
     digest: top.digest,
+    mediaType: top.mediaType,
+    size: top.size,
     chunksTotal: layers.length,
     chunksPushed,
     bytesTotal,

@@ -47,6 +47,27 @@ export interface SaveEntryOptions {
   codec?: 'auto' | 'node' | 'zstd-codec';
   /** Repositories of the same registry to try a cross-repository blob mount from before uploading. @default [] */
   mountFrom?: string[];
+  /**
+   * Tag of the base entry: every chunk whose uncompressed digest the base's config lists reuses
+   * the base's stored blob — no compression, no existence check, no upload (docs/format.md
+   * "Reuse of stored chunks"). `false` reuses nothing.
+   * @default the entry this workspace last saved or restored for `task` (see `stateDir`), else
+   * the task's pointer tag `<urlsafe(task)>.latest`
+   */
+  base?: string | false;
+  /**
+   * After the commit, move the task's pointer tag `<urlsafe(task)>.latest` to this entry, so a
+   * later save with nothing remembered still finds a base. The pointer is a second tag on the
+   * same manifest (registry tag-retention rules see it).
+   * @default true
+   */
+  pointer?: boolean;
+  /**
+   * Directory where core remembers, per task directory, store and task, the last entry saved or
+   * restored (the base of the next save). `false` remembers nothing.
+   * @default `<defaultCacheDir()>/bases`
+   */
+  stateDir?: string | false;
   /** Called as transfer progresses. */
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
@@ -78,6 +99,12 @@ export interface RestoreEntryOptions {
   concurrency?: number;
   /** zstd implementation used to decompress (either reads what both write). @default 'auto' */
   codec?: 'auto' | 'node' | 'zstd-codec';
+  /**
+   * Where to remember the restored entry as the base of this workspace's next save of the task
+   * (see {@link SaveEntryOptions.stateDir}). `false` remembers nothing.
+   * @default `<defaultCacheDir()>/bases`
+   */
+  stateDir?: string | false;
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
 }

@@ -7,11 +7,11 @@ export function checkString(field: string, v: unknown): string {
   return v;
 }
 
-export function checkTag(v: unknown): string {
-  const tag = checkString('tag', v);
+export function checkTag(v: unknown, field = 'tag'): string {
+  const tag = checkString(field, v);
   if (!TAG_RE.test(tag)) {
     throw new InvalidOptionError(
-      'tag',
+      field,
       `${JSON.stringify(tag.slice(0, 200))} is not a valid OCI tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}); map it with urlsafe()`,
     );
   }

@@ -174,6 +174,14 @@ let queue: Promise<void> = Promise.resolve();
 parentPort?.on('message', (req: CodecRequest) => {
   queue = queue.then(async () => {
     const { res, transfer } = await handle(req);
-    parentPort?.postMessage(res, transfer);
+    try {
+      parentPort?.postMessage(res, transfer);
+    } catch {
+      // NOTE: some Node versions mark zlib's output memory untransferable: send a copy.
+      if (res.ok) {
+        const output = Uint8Array.from(res.output);
+        parentPort?.postMessage({ ...res, output }, [output.buffer]);
+      } else parentPort?.postMessage(res);
+    }
   });
 });

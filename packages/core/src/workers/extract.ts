@@ -83,11 +83,12 @@ export async function extractInWorker(
     for await (const piece of source) {
       options.signal?.throwIfAborted();
       if (failure) break;
+      // NOTE: a piece that owns its (non-pooled) buffer is transferred; views of shared or
+      // pooled memory are copied.
       const owns =
-        piece.byteOffset === 0 &&
-        piece.buffer.byteLength === piece.byteLength &&
-        piece.buffer instanceof ArrayBuffer;
-      // NOTE: pieces that share a buffer (views, pooled memory) are copied, not transferred.
+        piece.buffer instanceof ArrayBuffer &&
+        piece.buffer.byteLength >= 64 * 1024 &&
+        piece.buffer.byteLength <= piece.byteLength + 64 * 1024;
       const bytes = owns ? piece : Uint8Array.from(piece);
       unacked++;
       send({ op: 'data', id, bytes }, [bytes.buffer as ArrayBuffer]);

@@ -1,0 +1,82 @@
+/**
+ * Bounded memory (issue 7): saving and restoring a 2 GB generated output keeps the process's
+ * peak RSS under 300 MB. Measured in a child process (fixtures/big-child.ts) with
+ * `process.resourceUsage().maxRSS`, which includes the worker threads. A behaviour bound, not a
+ * timing.
+ */
+import { spawn } from 'node:child_process';
+import { createCipheriv, createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, expect, it } from 'vitest';
+import { removeDir, tempDir } from '../../test/helpers.js';
+
+const CHILD = fileURLToPath(new URL('./fixtures/big-child.ts', import.meta.url));
+const FILES = 8;
+const FILE_SIZE = 256 * 1024 * 1024;
+const LIMIT = 300 * 1024 * 1024;
+let root: string | undefined;
+afterAll(async () => {
+  if (root) await removeDir(root);
+});
+
+/** Writes `size` seeded pseudo-random bytes (incompressible, distinct per seed), streaming. */
+async function writeSeeded(path: string, size: number, seed: number): Promise<void> {
+  const key = createHash('sha256').update(`big:${seed}`).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  const zeros = Buffer.alloc(4 * 1024 * 1024);
+  const out = createWriteStream(path);
+  for (let done = 0; done < size; done += zeros.byteLength) {
+    const piece = cipher.update(zeros.subarray(0, Math.min(zeros.byteLength, size - done)));
+    if (!out.write(piece)) await new Promise<void>((r) => out.once('drain', () => r()));
+  }
+  await new Promise<void>((resolve, reject) =>
+    out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+  );
+}
+
+async function fileDigest(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const p of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) h.update(p as Buffer);
+  return h.digest('hex');
+}
+
+it('saving and restoring a 2 GB output keeps peak RSS under 300 MB', { timeout: 1_200_000 }, async () => {
+  root = await tempDir('tc-bigmem-');
+  const src = join(root, 'src');
+  const dst = join(root, 'dst');
+  await mkdir(join(src, 'dist'), { recursive: true });
+  await mkdir(dst);
+  for (let i = 0; i < FILES; i++) await writeSeeded(join(src, 'dist', `part-${i}.bin`), FILE_SIZE, i);
+
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+      env: { ...process.env, TC_BIG: JSON.stringify({ src, dst, layout: join(root as string, 'layout') }) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout.on('data', (d) => {
+      text += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`child exited with ${code}: ${text}`)),
+    );
+  });
+  const r = JSON.parse(out.trim().split('\n').at(-1) as string) as {
+    saved: { bytesTotal: number; chunksTotal: number };
+    restored: { files: number } | undefined;
+    afterSave: number;
+    maxRssBytes: number;
+  };
+  expect(r.saved.bytesTotal).toBeGreaterThan(FILES * FILE_SIZE);
+  expect(r.restored?.files).toBe(FILES);
+  expect(r.afterSave).toBeLessThan(LIMIT);
+  expect(r.maxRssBytes).toBeLessThan(LIMIT);
+  for (let i = 0; i < FILES; i++) {
+    const name = join('dist', `part-${i}.bin`);
+    expect(await fileDigest(join(dst, name))).toBe(await fileDigest(join(src, name)));
+  }
+});
