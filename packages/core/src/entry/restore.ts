@@ -17,11 +17,16 @@ import { checkGenerates, checkInt, checkSize, checkString, checkTag } from '../i
 import { getZstdCodec } from '../internal/zstd.js';
 import { codecPool, type WorkerCodec } from '../workers/codec-pool.js';
 import { extractInWorker } from '../workers/extract.js';
+import { createSlotPool, type Slot, type SlotPool } from '../workers/slots.js';
 import { compressBound, type EntryConfig } from './format.js';
 import { isMissing, resolveEntry } from './resolve.js';
 import type { RestoreEntry, RestoreEntryResult, TransferProgress } from './types.js';
 
 const DEFAULT_MAX_ENTRY = 16 * 1024 * 1024 * 1024;
+/** Chunks handed to the extract worker and not yet written. */
+const EXTRACT_WINDOW = 2;
+/** Slots for verified chunks: the extract window, one being handed over, three being decompressed. */
+const OUT_SLOTS = EXTRACT_WINDOW + 4;
 
 /**
  * Restores the entry tagged `options.tag` into `options.dir`, atomically: on any failure
@@ -71,11 +76,40 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   signal?.addEventListener('abort', onAbort, { once: true });
   const staging = await mkdtemp(join(dir, `${SCRATCH_PREFIX}restore-`));
   try {
+    // Every chunk passes through two reused slots of shared memory: its compressed bytes (read
+    // in place by a codec worker) and its verified uncompressed bytes (read in place by the
+    // extract worker). Nothing is allocated per chunk on this side.
+    let maxIn = 1;
+    let maxOut = 1;
+    layers.forEach((layer, i) => {
+      const size = (config.chunks[i] as EntryConfig['chunks'][number]).size;
+      maxOut = Math.max(maxOut, size);
+      maxIn = Math.max(maxIn, Math.min(layer.size, compressBound(size)));
+    });
+    const inSlots = createSlotPool(concurrency, maxIn);
+    const outSlots = createSlotPool(OUT_SLOTS, maxOut);
+    const held = new Map<Uint8Array, Slot>();
+    // NOTE: output slots are taken strictly in chunk order, so the chunk the extractor waits for
+    // is never starved by later ones (any number of slots is deadlock-free).
+    let outTurn: Promise<unknown> = Promise.resolve();
     const chunks = mapOrdered(
       layers.map((layer, i) => ({ layer, info: config.chunks[i] as EntryConfig['chunks'][number] })),
       concurrency,
       async ({ layer, info }, i) => {
-        const data = await fetchChunk(store, codec, layer, info, i, inner.signal);
+        const turn = outTurn.then(() => outSlots.acquire(inner.signal));
+        outTurn = turn.catch(() => {});
+        let data: Uint8Array;
+        let out: Slot | undefined;
+        try {
+          data = await fetchChunk(store, codec, layer, info, i, inner.signal, inSlots, async () => {
+            out = await turn;
+            return out.view;
+          });
+        } catch (err) {
+          turn.then((s) => s.release()).catch(() => {});
+          throw err;
+        }
+        held.set(data, out as Slot);
         knownDigests(store).add(layer.digest);
         progress.chunksDone++;
         progress.bytesDone += layer.size;
@@ -90,6 +124,11 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
       keepMtimes: config.archive.mtimes === 'kept',
       signal: inner.signal,
       onFail: (err) => inner.abort(err),
+      window: EXTRACT_WINDOW,
+      onWritten: (piece) => {
+        held.get(piece)?.release();
+        held.delete(piece);
+      },
     });
     signal?.throwIfAborted();
     // NOTE: once the swap starts it runs to the end (or rolls back); it is short (renames only).
@@ -128,6 +167,8 @@ async function fetchChunk(
   info: EntryConfig['chunks'][number],
   index: number,
   signal: AbortSignal,
+  inSlots: SlotPool,
+  output: () => Promise<Uint8Array>,
 ): Promise<Uint8Array> {
   if (layer.size > compressBound(info.size)) {
     throw new EntryCorruptError(
@@ -137,26 +178,33 @@ async function fetchChunk(
       },
     );
   }
-  // One buffer of the declared size (the verifying reader enforces size and digest); its
-  // memory is handed to the codec worker, which checks the uncompressed size and digest.
-  const compressed = new Uint8Array(layer.size);
-  let pos = 0;
-  for await (const p of await store.fetchBlob(layer, { signal })) {
-    if (pos + p.byteLength > layer.size) {
-      throw new EntryCorruptError(`chunk ${index} is longer than its descriptor says`, {
-        digest: layer.digest,
-      });
+  // The compressed bytes go into a reused slot (the verifying reader enforces size and digest);
+  // the codec worker reads them in place and writes the verified chunk into `into`.
+  const slot = await inSlots.acquire(signal);
+  try {
+    const compressed = slot.view;
+    let pos = 0;
+    for await (const p of await store.fetchBlob(layer, { signal })) {
+      if (pos + p.byteLength > layer.size) {
+        throw new EntryCorruptError(`chunk ${index} is longer than its descriptor says`, {
+          digest: layer.digest,
+        });
+      }
+      compressed.set(p, pos);
+      pos += p.byteLength;
     }
-    compressed.set(p, pos);
-    pos += p.byteLength;
+    signal.throwIfAborted();
+    const into = await output();
+    return await codecPool().decompress(
+      codec,
+      compressed.subarray(0, pos),
+      info.size,
+      info.digest,
+      index,
+      layer.digest,
+      into,
+    );
+  } finally {
+    slot.release();
   }
-  signal.throwIfAborted();
-  return codecPool().decompress(
-    codec,
-    compressed.subarray(0, pos),
-    info.size,
-    info.digest,
-    index,
-    layer.digest,
-  );
 }

@@ -39,8 +39,9 @@ export interface CodecPool {
     level: number,
   ): Promise<{ output: Uint8Array; digest: string }>;
   /**
-   * Decompresses `input` (its buffer is transferred: do not use it afterwards) and checks the
-   * result is exactly `size` bytes with sha256 `digest`.
+   * Decompresses `input` (a buffer it owns is transferred: do not use it afterwards; shared
+   * memory is read in place) and checks the result is exactly `size` bytes with sha256 `digest`.
+   * With `into` (shared memory) the bytes are written there and a view of them is returned.
    * @throws {EntryCorruptError | EntryTooLargeError}
    */
   decompress(
@@ -50,6 +51,7 @@ export interface CodecPool {
     digest: string,
     index: number,
     layerDigest?: string,
+    into?: Uint8Array,
   ): Promise<Uint8Array>;
   readonly stats: CodecStats;
   readonly size: number;
@@ -116,16 +118,14 @@ export function createCodecPool(size = 2): CodecPool {
       stats.compressedBytesIn += input.byteLength;
       return call({ op: 'compress', id: nextId++, codec, level, input }, []);
     },
-    async decompress(codec, input, size, digest, index, layerDigest) {
+    async decompress(codec, input, size, digest, index, layerDigest, into) {
       stats.decompress++;
       const owns = input.byteOffset === 0 && input.buffer.byteLength === input.byteLength;
       const transfer = owns && input.buffer instanceof ArrayBuffer ? [input.buffer] : [];
-      const r = await call(
-        { op: 'decompress', id: nextId++, codec, input, size, digest, index },
-        transfer,
-        layerDigest,
-      );
-      return r.output;
+      const req: CodecRequest = { op: 'decompress', id: nextId++, codec, input, size, digest, index };
+      if (into !== undefined) req.into = into.subarray(0, size);
+      const r = await call(req, transfer, layerDigest);
+      return into === undefined ? r.output : into.subarray(0, size);
     },
     async close() {
       const running = slots.filter((s): s is Slot => s !== undefined);

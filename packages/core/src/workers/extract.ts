@@ -18,6 +18,11 @@ export interface WorkerExtractOptions {
   onFail?: (err: unknown) => void;
   /** Pieces sent but not yet written. @default 4 */
   window?: number;
+  /**
+   * Called with each piece of shared memory once the worker no longer reads it (written, or the
+   * extraction stopped), in the order they came. Such pieces are read in place, not copied.
+   */
+  onWritten?: (piece: Uint8Array) => void;
 }
 
 const idle: Worker[] = [];
@@ -38,13 +43,23 @@ export async function extractInWorker(
   const id = nextId++;
   const window = options.window ?? 4;
   let unacked = 0;
+  let aborted = false;
+  // Shared-memory pieces the worker may still read, oldest first (acks come in order).
+  const shared: Array<Uint8Array | undefined> = [];
+  const written = () => {
+    const piece = shared.shift();
+    if (piece !== undefined) options.onWritten?.(piece);
+  };
   let result: ExtractedEntry[] | undefined;
   let failure: { err: unknown } | undefined;
   let wake: (() => void) | undefined;
   let crashed = false;
   const onMessage = (m: ExtractResponse) => {
     if (m.id !== id) return;
-    if (m.op === 'ack') unacked--;
+    if (m.op === 'ack') {
+      unacked--;
+      written();
+    } else if (m.op === 'aborted') aborted = true;
     else if (m.op === 'done') {
       result = m.entries.map((e) => ({
         path: e.path,
@@ -89,9 +104,15 @@ export async function extractInWorker(
         piece.buffer instanceof ArrayBuffer &&
         piece.buffer.byteLength >= 64 * 1024 &&
         piece.buffer.byteLength <= piece.byteLength + 64 * 1024;
-      const bytes = owns ? piece : Uint8Array.from(piece);
       unacked++;
-      send({ op: 'data', id, bytes }, [bytes.buffer as ArrayBuffer]);
+      if (piece.buffer instanceof SharedArrayBuffer) {
+        shared.push(piece);
+        send({ op: 'data', id, bytes: piece });
+      } else {
+        shared.push(undefined);
+        const bytes = owns ? piece : Uint8Array.from(piece);
+        send({ op: 'data', id, bytes }, [bytes.buffer as ArrayBuffer]);
+      }
       while (unacked >= window && !failure) await wait();
     }
     if (!failure) {
@@ -103,9 +124,15 @@ export async function extractInWorker(
     return result as ExtractedEntry[];
   } catch (err) {
     options.onFail?.(err);
-    if (!crashed) send({ op: 'abort', id });
+    if (!crashed) {
+      // Wait until the worker stopped: it must not write into staging (or read a shared piece)
+      // after this returns.
+      send({ op: 'abort', id });
+      while (!aborted && !crashed) await wait();
+    }
     throw failure?.err ?? err;
   } finally {
+    while (shared.length > 0) written();
     options.signal?.removeEventListener('abort', onAbort);
     worker.off('message', onMessage);
     worker.off('error', onCrash);

@@ -298,13 +298,16 @@ parentPort?.on('message', (m: ExtractRequest) => {
     job = { id: m.id, x: new Extractor(m.staging, m.generates, m.keepMtimes), failed: false };
     return;
   }
-  if (job === undefined || job.id !== m.id) return;
-  const j = job;
   if (m.op === 'abort') {
-    j.x.close();
-    job = undefined;
+    if (job?.id === m.id) {
+      job.x.close();
+      job = undefined;
+    }
+    post({ op: 'aborted', id: m.id });
     return;
   }
+  if (job === undefined || job.id !== m.id) return;
+  const j = job;
   if (j.failed) return;
   try {
     if (m.op === 'data') {

@@ -33,6 +33,11 @@ export interface DecompressRequest {
   digest: string;
   /** Index of the chunk in the entry, for messages. */
   index: number;
+  /**
+   * Where to put the verified bytes (a view of shared memory, at least `size` bytes); the
+   * response then carries an empty `output`. Without it the bytes come back transferred.
+   */
+  into?: Uint8Array;
 }
 
 export type CodecRequest = CompressRequest | DecompressRequest;
@@ -103,5 +108,6 @@ export interface ExtractedRecord {
 
 export type ExtractResponse =
   | { op: 'ack'; id: number }
+  | { op: 'aborted'; id: number }
   | { op: 'done'; id: number; entries: ExtractedRecord[] }
   | { op: 'error'; id: number; error: WorkerFailure };
