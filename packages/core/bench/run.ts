@@ -35,10 +35,12 @@ interface ChildResult {
 }
 
 async function child(args: Record<string, unknown>, label: string): Promise<ChildResult> {
-  const tsx = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+  // NOTE: `node --import <tsx loader>` (not the tsx CLI, which runs the script in a second
+  // process) so that --cpu-prof profiles the measured process and its worker threads.
+  const tsx = new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(benchRoot, 'profiles', label)}`] : [];
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...nodeArgs, tsx, join(here, 'child.ts'), JSON.stringify(args)], {
+    const p = spawn(process.execPath, [...nodeArgs, '--import', tsx, join(here, 'child.ts'), JSON.stringify(args)], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: {
         ...process.env,

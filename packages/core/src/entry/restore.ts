@@ -96,16 +96,24 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
       layers.map((layer, i) => ({ layer, info: config.chunks[i] as EntryConfig['chunks'][number] })),
       concurrency,
       async ({ layer, info }, i) => {
-        const turn = outTurn.then(() => outSlots.acquire(inner.signal));
+        // The output slot is taken once this chunk is downloaded and the previous chunk has its
+        // slot: downloads run `concurrency` wide while verified chunks wait in few slots.
+        let fetched: () => void = () => {};
+        const downloaded = new Promise<void>((resolve) => {
+          fetched = resolve;
+        });
+        const turn = Promise.all([outTurn, downloaded]).then(() => outSlots.acquire(inner.signal));
         outTurn = turn.catch(() => {});
         let data: Uint8Array;
         let out: Slot | undefined;
         try {
           data = await fetchChunk(store, codec, layer, info, i, inner.signal, inSlots, async () => {
+            fetched();
             out = await turn;
             return out.view;
           });
         } catch (err) {
+          fetched();
           turn.then((s) => s.release()).catch(() => {});
           throw err;
         }

@@ -21,6 +21,7 @@ import { checkGenerates, checkInt, checkSize, checkString, checkTag } from '../i
 import { getZstdCodec } from '../internal/zstd.js';
 import { codecPool } from '../workers/codec-pool.js';
 import { packChunks } from '../workers/pack.js';
+import { createSlotPool } from '../workers/slots.js';
 import {
   CHUNK_MEDIA_TYPE,
   ENTRY_ARTIFACT_TYPE,
@@ -174,7 +175,17 @@ async function saveOnce(
   const progress = () =>
     options.onProgress?.({ phase: 'push', chunksDone, bytesDone: bytesPushed, bytesProcessed: bytesTotal });
 
+  const transfers = createSlotPool(o.concurrency, 0);
   const ensureBlob = async (desc: Descriptor, body: Uint8Array, signal?: AbortSignal): Promise<boolean> => {
+    if (known.has(desc.digest)) return false;
+    const permit = await transfers.acquire(signal);
+    try {
+      return await checkAndPush(desc, body, signal);
+    } finally {
+      permit.release();
+    }
+  };
+  const checkAndPush = async (desc: Descriptor, body: Uint8Array, signal?: AbortSignal): Promise<boolean> => {
     if (known.has(desc.digest)) return false;
     if (await store.blobExists(desc, { signal })) {
       known.add(desc.digest);
@@ -260,7 +271,9 @@ async function saveOnce(
         );
         continue;
       }
-      while (inflight.size >= o.concurrency && failure === undefined) await Promise.race(inflight);
+      // NOTE: compression runs ahead of uploads by up to `concurrency` chunks (compressed
+      // buffers waiting for a transfer slot), so a slow upload does not idle the codec workers.
+      while (inflight.size >= 2 * o.concurrency && failure === undefined) await Promise.race(inflight);
       const work = (async () => {
         let out: { output: Uint8Array; digest: string };
         try {
