@@ -35,12 +35,11 @@ interface ChildResult {
 }
 
 async function child(args: Record<string, unknown>, label: string): Promise<ChildResult> {
-  // NOTE: `node --import <tsx loader>` (not the tsx CLI, which runs the script in a second
-  // process) so that --cpu-prof profiles the measured process and its worker threads.
-  const tsx = new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
+  // NOTE: plain `node child.mjs` (no TypeScript loader in the measured process), so that peak
+  // RSS is the package's own and --cpu-prof profiles the measured process and its worker threads.
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(benchRoot, 'profiles', label)}`] : [];
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...nodeArgs, '--import', tsx, join(here, 'child.ts'), JSON.stringify(args)], {
+    const p = spawn(process.execPath, [...nodeArgs, join(here, 'child.mjs'), JSON.stringify(args)], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: {
         ...process.env,

@@ -1,44 +1,28 @@
 /**
  * One measured operation in a fresh process, so its peak RSS (`process.resourceUsage().maxRSS`,
  * worker threads included) is its own. Prints one JSON line. Used by run.ts.
- * Usage: tsx child.ts '<json>' with { op: 'save' | 'restore' | 'pack', ... }.
+ * Usage: node child.mjs '<json>' with { op: 'save' | 'restore' | 'pack', ... }.
  *
- * NOTE: it runs the COMPILED package (`packages/core/dist`, built by the bench script), as users
- * do: from the TypeScript sources every worker thread would first load tsx, which costs start-up
- * time and ~40 MB of RSS per thread that the published package does not have.
+ * NOTE: plain JavaScript running the COMPILED package (`packages/core/dist`, built by the bench
+ * script), as users do: a TypeScript loader (tsx) would add its own thread, start-up time and
+ * ~80 MB of RSS that the published package does not have.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-type Core = typeof import('../src/index.js');
-type Pack = typeof import('../src/workers/pack.js');
-type Pool = typeof import('../src/workers/codec-pool.js');
-type Chunk = typeof import('../src/internal/chunk.js');
-type Zstd = typeof import('../src/internal/zstd.js');
-type Oci = typeof import('@task-cache/oci');
-
-const dist = (p: string) => new URL(`../dist/${p}`, import.meta.url).href;
-const core = (await import(dist('index.js'))) as Core;
-const { packChunks } = (await import(dist('workers/pack.js'))) as Pack;
-const { codecPool } = (await import(dist('workers/codec-pool.js'))) as Pool;
-const { chunkParams } = (await import(dist('internal/chunk.js'))) as Chunk;
-const { hasNodeZstd } = (await import(dist('internal/zstd.js'))) as Zstd;
+const dist = (p) => new URL(`../dist/${p}`, import.meta.url).href;
+const core = await import(dist('index.js'));
+const { packChunks } = await import(dist('workers/pack.js'));
+const { codecPool } = await import(dist('workers/codec-pool.js'));
+const { chunkParams } = await import(dist('internal/chunk.js'));
+const { hasNodeZstd } = await import(dist('internal/zstd.js'));
 // NOTE: resolved through node_modules (the oci package's dist), not the source paths.
 const ociName = '@task-cache/oci';
-const { createOciBackend } = (await import(ociName)) as Oci;
+const { createOciBackend } = await import(ociName);
 
-interface Args {
-  op: 'save' | 'restore' | 'pack';
-  dir: string;
-  url?: string;
-  tag?: string;
-  task?: string;
-  codec?: 'auto' | 'node' | 'zstd-codec';
-  extra?: Record<string, unknown>;
-}
-
-const args = JSON.parse(process.argv[2] ?? '{}') as Args;
+/** @type {{ op: 'save' | 'restore' | 'pack', dir: string, url?: string, tag?: string, task?: string, codec?: string, extra?: object }} */
+const args = JSON.parse(process.argv[2] ?? '{}');
 // Start the worker threads before the clock starts (a few tens of ms; not what is measured).
 {
   const empty = await mkdtemp(join(tmpdir(), 'tc-bench-warm-'));
@@ -57,7 +41,7 @@ const args = JSON.parse(process.argv[2] ?? '{}') as Args;
   await rm(empty, { recursive: true, force: true });
 }
 const started = performance.now();
-let result: unknown;
+let result;
 if (args.op === 'pack') {
   const job = packChunks({
     dir: args.dir,
@@ -72,15 +56,15 @@ if (args.op === 'pack') {
   }
   result = { ...job.stats, chunks };
 } else {
-  const store = createOciBackend({ url: args.url as string });
+  const store = createOciBackend({ url: args.url });
   try {
     if (args.op === 'save') {
       result = await core.saveEntry(store, {
         dir: args.dir,
         generates: ['dist/**'],
-        tag: args.tag as string,
+        tag: args.tag,
         task: args.task ?? 'bench',
-        key: args.tag as string,
+        key: args.tag,
         ...(args.codec ? { codec: args.codec } : {}),
         ...(args.extra ?? {}),
       });
@@ -88,7 +72,7 @@ if (args.op === 'pack') {
       result = await core.restoreEntry(store, {
         dir: args.dir,
         generates: ['dist/**'],
-        tag: args.tag as string,
+        tag: args.tag,
         ...(args.codec ? { codec: args.codec } : {}),
         ...(args.extra ?? {}),
       });
