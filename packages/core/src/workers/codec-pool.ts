@@ -69,7 +69,6 @@ export function createCodecPool(size = 2): CodecPool {
   const start = (i: number): Slot => {
     const worker = spawnWorker('codec');
     const slot: Slot = { worker, inFlight: 0, pending: new Map() };
-    worker.unref();
     worker.on('message', (res: CodecResponse) => {
       const p = slot.pending.get(res.id);
       if (p === undefined) return;
@@ -85,6 +84,9 @@ export function createCodecPool(size = 2): CodecPool {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`codec worker exited with code ${code}`)));
+    // NOTE: after the listeners: adding a 'message' listener refs the worker's port again
+    // (regression: an unused idle worker kept the process from exiting).
+    worker.unref();
     slots[i] = slot;
     return slot;
   };

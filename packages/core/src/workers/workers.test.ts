@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
@@ -233,4 +234,28 @@ describe('extract worker', () => {
       }),
     ).rejects.toBeInstanceOf(EntryCorruptError);
   });
+});
+
+describe('worker threads never keep the process alive', () => {
+  it(
+    'a process that saved and restored exits by itself (regression: an unused codec worker held it)',
+    { timeout: 60_000 },
+    async () => {
+      const src = await tempDir('tc-workers-exit-');
+      const dst = await tempDir('tc-workers-exit-');
+      dirs.push(src, dst);
+      await writeTree(src, { 'dist/a.txt': 'a' });
+      const child = fileURLToPath(new URL('./fixtures/exit-child.ts', import.meta.url));
+      const { spawn } = await import('node:child_process');
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const p = spawn(process.execPath, ['--import', 'tsx', child, src, dst], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        p.on('error', reject);
+        // A hang shows as this test's timeout.
+        p.on('exit', (c) => resolve(c));
+      });
+      expect(code).toBe(0);
+    },
+  );
 });
