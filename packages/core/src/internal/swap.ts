@@ -105,15 +105,31 @@ export async function swapIntoPlace(
         checked.add(rel);
       }
     };
+    // Directories moved in whole, with everything staged below them.
+    const moved = new Set<string>();
+    const insideMoved = (path: string) => {
+      for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
+        if (moved.has(path.slice(0, i))) return true;
+      }
+      return false;
+    };
     for (const e of entries) {
+      if (moved.size > 0 && insideMoved(e.path)) continue;
       await ensureParents(e.path);
       const to = join(dir, e.path);
       if (e.type === 'directory') {
         const s = await lstat(to).catch(() => undefined);
         if (s === undefined) {
-          await mkdir(to);
-          journal.push({ op: 'mkdir', path: to });
-        } else if (!s.isDirectory()) {
+          // NOTE: nothing is at this path: move the staged directory with its whole (verified)
+          // subtree in one rename — a cold restore of 20 000 files is a few renames, not 20 000.
+          const from = join(staging, e.path);
+          await rename(from, to);
+          journal.push({ op: 'rename', from, to });
+          moved.add(e.path);
+          checked.add(e.path);
+          continue;
+        }
+        if (!s.isDirectory()) {
           throw new EntryOutputsError(
             `cannot restore directory ${JSON.stringify(e.path)}: a non-output file is in the way`,
             { path: e.path },
