@@ -4,6 +4,7 @@
  * checked against the config → in-order tar extraction into a staging directory inside the task
  * directory (while later chunks download) → swapped into place only when everything verified.
  */
+import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor, OciStore } from '@task-cache/oci';
@@ -72,6 +73,9 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     bytesProcessed: 0,
   };
   const inner = new AbortController();
+  // NOTE: our own signal, handed to every in-flight request and slot wait (bounded by the
+  // concurrency options): no listener-leak warning for it.
+  setMaxListeners(0, inner.signal);
   const onAbort = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   const staging = await mkdtemp(join(dir, `${SCRATCH_PREFIX}restore-`));

@@ -4,6 +4,7 @@
  * config, child manifests, then the manifest or index carrying the tag — the tag is the commit.
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { Descriptor, OciStore } from '@task-cache/oci';
 import { EntryTooLargeError, InvalidOptionError } from '../errors.js';
@@ -204,6 +205,9 @@ async function saveOnce(
   // NOTE: the inner controller stops the packer and in-flight chunk work when the pipeline
   // fails part-way (or the caller aborts).
   const inner = new AbortController();
+  // NOTE: our own signal, handed to every in-flight request and slot wait (bounded by the
+  // concurrency options): no listener-leak warning for it.
+  setMaxListeners(0, inner.signal);
   const onAbort = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   const job = packChunks({
