@@ -88,6 +88,10 @@ it(
     const restored = await runChild({ op: 'restore', src, dst, layout });
     expect(saved.result?.bytesTotal).toBeGreaterThan(FILES * FILE_SIZE);
     expect(restored.result?.files).toBe(FILES);
+    // Shown in the test output, for the record (the bound is the assertion).
+    console.log(
+      `peak RSS: save ${(saved.maxRssBytes / 1e6).toFixed(0)} MB, restore ${(restored.maxRssBytes / 1e6).toFixed(0)} MB (Node ${process.version}, from sources)`,
+    );
     expect(saved.maxRssBytes).toBeLessThan(LIMIT);
     expect(restored.maxRssBytes).toBeLessThan(LIMIT);
     for (let i = 0; i < FILES; i++) {
