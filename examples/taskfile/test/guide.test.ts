@@ -80,7 +80,8 @@ describe('the guide’s walkthrough against a real registry and Redis', () => {
     // The tag is the key: <urlsafe .TASK>-<.CHECKSUM>.
     const tag = `build-${await checksum({ dir, sources: ['src/**'] })}`;
     const tags = JSON.parse(await skopeo('list-tags', `docker://${registry.host}/task-cache/build`));
-    expect(tags.Tags).toEqual([tag]);
+    // The entry's tag plus the per-task pointer tag each save moves (docs/format.md §6.1).
+    expect([...tags.Tags].sort()).toEqual([tag, 'build.latest'].sort());
     const raw = await skopeo('inspect', '--raw', `docker://${registry.host}/task-cache/build:${tag}`);
     const manifest = JSON.parse(raw);
     expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');

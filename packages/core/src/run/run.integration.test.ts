@@ -425,7 +425,8 @@ describe('configuration', () => {
     );
     expect(events.filter((e) => e.type === 'warning')).toEqual([]);
     expect(r.status).toBe('saved');
-    expect(await registryTags('task-cache/dockercfg')).toEqual([r.key]);
+    // The entry's tag plus the per-task pointer tag that each save moves (docs/format.md §6.1).
+    expect((await registryTags('task-cache/dockercfg')).sort()).toEqual([r.key, 'build.latest'].sort());
   });
 
   it('no url and no lock: the embedded layout store in $TASK_CACHE_DIR and the local lock', async () => {
