@@ -31,7 +31,7 @@ let nextId = 1;
 /**
  * Extracts `source` into `staging` in a worker thread; resolves the entries written, in archive
  * order. Pieces of `source` are transferred to the worker: the caller must not reuse them.
- * @throws {EntryRefusedError | EntryCorruptError} as internal/tar-extract.ts `extractTo`.
+ * @throws {EntryRefusedError | EntryCorruptError} for paths refused by `safePath` (internal/tar-extract.ts) and the checks of the extract worker.
  */
 export async function extractInWorker(
   staging: string,
