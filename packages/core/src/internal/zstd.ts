@@ -110,14 +110,16 @@ export function frameContentSize(data: Uint8Array): number | undefined {
   return fcsSize === 2 ? value + 256 : value;
 }
 
-type ZstdSimple = {
+/** zstd-codec's synchronous API. */
+export type ZstdSimple = {
   compress(data: Uint8Array, level: number): Uint8Array | null;
   decompress(data: Uint8Array): Uint8Array | null;
 };
 
 let zstdCodecPromise: Promise<ZstdSimple> | undefined;
 
-function loadZstdCodec(): Promise<ZstdSimple> {
+/** Loads zstd-codec's synchronous API once per thread (the Node 20 path). */
+export function loadZstdCodec(): Promise<ZstdSimple> {
   zstdCodecPromise ??= new Promise((resolve, reject) => {
     try {
       const require = createRequire(import.meta.url);

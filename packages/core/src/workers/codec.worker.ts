@@ -4,9 +4,10 @@
  * several in flight) and hashes the bytes while they are hot in cache.
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
+import { EntryCorruptError } from '../errors.js';
+import { frameContentSize, loadZstdCodec } from '../internal/zstd.js';
 import type { CodecRequest, CodecResponse, WorkerFailure } from './protocol.js';
 
 type ZlibZstd = {
@@ -14,28 +15,7 @@ type ZlibZstd = {
   zstdDecompressSync(buf: Uint8Array, opts: object): Buffer;
   constants: { ZSTD_c_compressionLevel: number };
 };
-type ZstdSimple = {
-  compress(data: Uint8Array, level: number): Uint8Array | null;
-  decompress(data: Uint8Array): Uint8Array | null;
-};
-
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-let simple: Promise<ZstdSimple> | undefined;
-function zstdCodec(): Promise<ZstdSimple> {
-  simple ??= new Promise((resolve, reject) => {
-    try {
-      const require = createRequire(import.meta.url);
-      const { ZstdCodec } = require('zstd-codec') as {
-        ZstdCodec: { run(cb: (z: { Simple: new () => ZstdSimple }) => void): void };
-      };
-      ZstdCodec.run((z) => resolve(new z.Simple()));
-    } catch (err) {
-      reject(err);
-    }
-  });
-  return simple;
-}
 
 class Failure extends Error {
   constructor(readonly failure: WorkerFailure) {
@@ -45,25 +25,6 @@ class Failure extends Error {
 
 /** Upper bound of a zstd frame holding `size` bytes (as entry/format.ts `compressBound`). */
 const bound = (size: number) => size + Math.floor(size / 128) + 128 * 1024;
-
-/** Reads the Frame_Content_Size of a zstd frame header (RFC 8878 3.1.1.1). */
-function frameContentSize(data: Uint8Array): number | undefined {
-  if (data.byteLength < 6 || data[0] !== 0x28 || data[1] !== 0xb5 || data[2] !== 0x2f || data[3] !== 0xfd) {
-    throw new Failure({ kind: 'corrupt', message: 'chunk is not a zstd frame' });
-  }
-  const fhd = data[4] as number;
-  const fcsFlag = fhd >> 6;
-  const singleSegment = (fhd >> 5) & 1;
-  let pos = 5 + (singleSegment ? 0 : 1) + ([0, 1, 2, 4][fhd & 3] as number);
-  const fcsSize = fcsFlag === 0 ? (singleSegment ? 1 : 0) : ([0, 2, 4, 8][fcsFlag] as number);
-  if (fcsSize === 0) return undefined;
-  if (data.byteLength < pos + fcsSize)
-    throw new Failure({ kind: 'corrupt', message: 'zstd frame header is truncated' });
-  let value = 0;
-  for (let i = fcsSize - 1; i >= 0; i--) value = value * 256 + (data[pos + i] as number);
-  pos += fcsSize;
-  return fcsSize === 2 ? value + 256 : value;
-}
 
 const tooLarge = (limit: number, size: number): Failure =>
   new Failure({
@@ -85,7 +46,7 @@ async function compress(codec: 'node' | 'zstd-codec', input: Uint8Array, level: 
       chunkSize: Math.max(64 * 1024, bound(input.byteLength)),
     });
   }
-  const out = (await zstdCodec()).compress(input, level);
+  const out = (await loadZstdCodec()).compress(input, level);
   if (!out) throw new Failure({ kind: 'other', message: 'zstd-codec failed to compress a chunk' });
   return out;
 }
@@ -115,7 +76,7 @@ async function decompress(
   if (declared > size) throw tooLarge(size, declared);
   // zstd-codec answers null for an empty frame
   if (declared === 0) return new Uint8Array(0);
-  const out = (await zstdCodec()).decompress(input);
+  const out = (await loadZstdCodec()).decompress(input);
   if (!out) throw new Failure({ kind: 'corrupt', message: 'chunk is not valid zstd' });
   return out;
 }
@@ -168,7 +129,9 @@ async function handle(req: CodecRequest): Promise<{ res: CodecResponse; transfer
     const error: WorkerFailure =
       err instanceof Failure
         ? err.failure
-        : { kind: 'other', message: (err as Error)?.message ?? String(err) };
+        : err instanceof EntryCorruptError // from frameContentSize
+          ? { kind: 'corrupt', message: err.message }
+          : { kind: 'other', message: (err as Error)?.message ?? String(err) };
     return { res: { id: req.id, ok: false, error }, transfer: [] };
   }
 }
