@@ -25,5 +25,6 @@ entryConformance(
       removeBlob: (digest) => rm(blobPath(dir, digest)),
     };
   },
-  { tamper: true },
+  // The big cases (300 MB file, 200 MB dedup) run here too: the layout is the embedded default.
+  { tamper: true, big: true },
 );
