@@ -10,38 +10,43 @@ export interface LayoutErrorOptions extends OciErrorOptions {
   path?: string;
 }
 
-/** `index.json` or `oci-layout` of an image layout is not valid JSON or has the wrong shape. */
-export class LayoutInvalidError extends OciError {
-  override name = 'LayoutInvalidError';
-  declare readonly code: 'LAYOUT_INVALID';
+/** Base of the layout errors: an {@link OciError} that names the layout file it is about. */
+abstract class LayoutFileError extends OciError {
   /** The offending file. */
   readonly path: string | undefined;
+  constructor(
+    code: 'LAYOUT_INVALID' | 'LAYOUT_VERSION_UNSUPPORTED' | 'LOCK_TIMEOUT',
+    message: string,
+    options: LayoutErrorOptions,
+  ) {
+    super(code, message, options);
+    this.path = options.path;
+  }
+}
+
+/** `index.json` or `oci-layout` of an image layout is not valid JSON or has the wrong shape. */
+export class LayoutInvalidError extends LayoutFileError {
+  override name = 'LayoutInvalidError';
+  declare readonly code: 'LAYOUT_INVALID';
   constructor(message = 'image layout is invalid', options: LayoutErrorOptions = {}) {
     super('LAYOUT_INVALID', message, options);
-    this.path = options.path;
   }
 }
 
 /** The layout's `oci-layout` file names an `imageLayoutVersion` other than `1.0.0`. */
-export class LayoutVersionUnsupportedError extends OciError {
+export class LayoutVersionUnsupportedError extends LayoutFileError {
   override name = 'LayoutVersionUnsupportedError';
   declare readonly code: 'LAYOUT_VERSION_UNSUPPORTED';
-  /** The offending file. */
-  readonly path: string | undefined;
   constructor(message = 'image layout version is not supported', options: LayoutErrorOptions = {}) {
     super('LAYOUT_VERSION_UNSUPPORTED', message, options);
-    this.path = options.path;
   }
 }
 
 /** The `index.json.lock` could not be taken in time (another writer holds it). */
-export class LockTimeoutError extends OciError {
+export class LockTimeoutError extends LayoutFileError {
   override name = 'LockTimeoutError';
   declare readonly code: 'LOCK_TIMEOUT';
-  /** The lock file. */
-  readonly path: string | undefined;
   constructor(message = 'timed out waiting for a lock', options: LayoutErrorOptions = {}) {
     super('LOCK_TIMEOUT', message, options);
-    this.path = options.path;
   }
 }
