@@ -728,7 +728,7 @@ function createRepository(ctx: RepositoryContext): OciRepository {
         'pushBlob body must be a Uint8Array, an AsyncIterable or a function returning one',
       );
     }
-    if (body instanceof Uint8Array) {
+    if (body instanceof Uint8Array && options?.digestVerified !== true) {
       // In-memory bytes are checked up front: a wrong digest is a caller bug, not a registry error.
       verifyBytes(body, descriptor);
     }

@@ -76,6 +76,20 @@ describe.each(setups)('registry round trips (%s)', (mode) => {
     expect(sha256Digest(back)).toBe(d.digest);
   });
 
+  it('digestVerified skips the client hash, and the registry still refuses a wrong digest', async () => {
+    const bytes = seededBytes(31, 4096);
+    const wrong = { mediaType: BLOB, digest: sha256Digest(seededBytes(32, 4096)), size: 4096 };
+    // Without the option the client refuses before any request.
+    await expect(repo.pushBlob(wrong, bytes)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    // With it the bytes go out, and the registry's own check refuses them: nothing is stored.
+    const err = await repo.pushBlob(wrong, bytes, { digestVerified: true }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'DIGEST_INVALID', method: 'PUT', statusCode: 400 });
+    expect(await repo.blobExists(wrong)).toBe(false);
+    const right = { mediaType: BLOB, digest: sha256Digest(bytes), size: 4096 };
+    await repo.pushBlob(right, bytes, { digestVerified: true });
+    expect(await repo.blobExists(right)).toBe(true);
+  });
+
   it('reports a missing blob as absent, and fetching it as BLOB_UNKNOWN', async () => {
     const d = { mediaType: BLOB, digest: sha256Digest(new TextEncoder().encode(`missing-${mode}`)), size: 5 };
     expect(await repo.blobExists(d)).toBe(false);

@@ -61,6 +61,15 @@ export interface BlobChecker {
 export interface PushBlobOptions extends RequestOptions {
   /** Repositories of the same registry to try a cross-repository mount from first. */
   mountFrom?: string[];
+  /**
+   * The caller computed `descriptor.digest` from these exact in-memory bytes itself (e.g. while
+   * compressing them): the registry client skips its own up-front hash of a `Uint8Array` body.
+   * The store still verifies what it receives (the registry hashes every upload; the layout
+   * store verifies while writing), so a wrong digest is still refused — only later, as the
+   * store's error instead of `DIGEST_MISMATCH` before any request.
+   * @default false
+   */
+  digestVerified?: boolean;
 }
 
 /** Writes a blob. */
