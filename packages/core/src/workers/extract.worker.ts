@@ -3,6 +3,14 @@
  * matches the streaming extractor) and writes it into the staging directory with synchronous
  * file-system calls — per-file async round trips are what limits many-small-file restores.
  * Every refusal rule of internal/tar-extract.ts applies (docs/format.md "Restore safety").
+ *
+ * Creating a file costs far more (kernel) CPU than parsing it, so small regular files whose
+ * bytes are all in the current piece are copied out and handed, in batches, to one write worker
+ * (write.worker.ts) that creates them in parallel with this thread. All checks run here first,
+ * and the parent directory is created here, before a file is handed over. When the writer has
+ * more than a bound queued, this thread creates the file itself: it never waits for the writer,
+ * and the copied bytes stay bounded (QUEUE_BYTES plus one batch). `done` is sent only once the
+ * writer confirmed every file it was given.
  */
 import {
   chmodSync,
@@ -16,11 +24,32 @@ import {
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, posix } from 'node:path';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, type Worker } from 'node:worker_threads';
 import { outputMatcher } from '../internal/outputs.js';
 import { safePath } from '../internal/tar-extract.js';
 import { symlinkStaysInside } from '../internal/tar-pack.js';
 import type { ExtractedRecord, ExtractRequest, ExtractResponse, WorkerFailure } from './protocol.js';
+import { spawnWorker } from './spawn.js';
+import {
+  type SmallFile,
+  WCTRL_BYTES,
+  WCTRL_FILES,
+  WCTRL_LENGTH,
+  WCTRL_STOP,
+  type WriteRequest,
+  type WriteResponse,
+} from './write-protocol.js';
+
+/** Regular files up to this size (and wholly in the current piece) may go to the writer. */
+const SMALL_FILE = 256 * 1024;
+/** A batch is sent at this many files or bytes (or sooner, see LOW_WATER and `flush`). */
+const BATCH_FILES = 64;
+const BATCH_BYTES = 1024 * 1024;
+/** Above this many files or bytes handed over and not yet written, this thread writes itself. */
+const QUEUE_FILES = 192;
+const QUEUE_BYTES = 4 * 1024 * 1024;
+/** A partial batch is sent at once when the writer has fewer files than this left to write. */
+const LOW_WATER = 16;
 
 interface Header {
   name: string;
@@ -51,8 +80,87 @@ const corrupt = (why: string) =>
 
 type Body =
   | { kind: 'file'; fd: number; path: string; target: string; mode: number; mtime?: Date }
+  | { kind: 'small'; into: Uint8Array; fill: number; file: SmallFile }
   | { kind: 'skip' }
   | { kind: 'meta'; type: string; buf: Buffer; fill: number };
+
+/**
+ * The small files of one job on their way to the write worker: the batch being filled (bytes
+ * copied into one buffer) and the counters shared with the writer (files and bytes it has not
+ * written yet, and the stop flag).
+ */
+class Handoff {
+  readonly control = new Int32Array(new SharedArrayBuffer(WCTRL_LENGTH * 4));
+  /** Batches sent and not yet confirmed. */
+  pending = 0;
+  private buf: Uint8Array | undefined;
+  private used = 0;
+  private files: SmallFile[] = [];
+  /** Buffers the writer gave back, reused for later batches of this job. */
+  private readonly spare: Uint8Array[] = [];
+
+  constructor(
+    private readonly id: number,
+    readonly writer: Worker,
+  ) {
+    this.send({ op: 'start', id, control: this.control.buffer as SharedArrayBuffer });
+  }
+
+  /**
+   * Reserves room for a file of `size` bytes in the current batch; `undefined` when the writer
+   * already has enough queued (the caller writes the file itself).
+   */
+  take(size: number): { into: Uint8Array; offset: number } | undefined {
+    if (Atomics.load(this.control, WCTRL_STOP) !== 0) return undefined;
+    const files = Atomics.load(this.control, WCTRL_FILES) + this.files.length;
+    const bytes = Atomics.load(this.control, WCTRL_BYTES) + this.used;
+    if (files >= QUEUE_FILES || bytes + size > QUEUE_BYTES) return undefined;
+    if (this.used + size > BATCH_BYTES) this.flush();
+    this.buf ??= this.spare.pop() ?? new Uint8Array(BATCH_BYTES);
+    return { into: this.buf.subarray(this.used, this.used + size), offset: this.used };
+  }
+
+  /** Adds the file whose bytes were copied into the room `take` gave. */
+  add(file: SmallFile): void {
+    this.files.push(file);
+    this.used = file.offset + file.size;
+    if (this.files.length >= BATCH_FILES || this.used >= BATCH_BYTES) this.flush();
+  }
+
+  /** Sends the batch now if the writer is about to run out of work. */
+  feed(): void {
+    if (this.files.length > 0 && Atomics.load(this.control, WCTRL_FILES) < LOW_WATER) this.flush();
+  }
+
+  flush(): void {
+    const buf = this.buf;
+    if (this.files.length === 0 || buf === undefined) return;
+    Atomics.add(this.control, WCTRL_FILES, this.files.length);
+    Atomics.add(this.control, WCTRL_BYTES, this.used);
+    this.pending++;
+    this.send({ op: 'batch', id: this.id, bytes: buf, files: this.files }, [buf.buffer as ArrayBuffer]);
+    this.buf = undefined;
+    this.used = 0;
+    this.files = [];
+  }
+
+  /** The writer created every file of one batch and gave its buffer back. */
+  written(bytes: Uint8Array): void {
+    this.pending--;
+    if (this.spare.length < 2) this.spare.push(bytes);
+  }
+
+  /** Makes the writer skip whatever it has not written yet; the unsent batch is dropped. */
+  stop(): void {
+    Atomics.store(this.control, WCTRL_STOP, 1);
+    this.files = [];
+    this.used = 0;
+  }
+
+  private send(m: WriteRequest, transfer: ArrayBuffer[] = []): void {
+    this.writer.postMessage(m, transfer);
+  }
+}
 
 class Extractor {
   readonly entries: ExtractedRecord[] = [];
@@ -68,11 +176,14 @@ class Extractor {
   private paxGlobal: Record<string, string> | null = null;
   private longPath: string | null = null;
   private longLink: string | null = null;
+  /** Bytes of the current piece after the header being decoded. */
+  private avail = 0;
 
   constructor(
     private readonly staging: string,
     generates: readonly string[],
     private readonly keepMtimes: boolean,
+    private readonly handoff: Handoff | undefined,
   ) {
     this.allowed = outputMatcher(generates);
   }
@@ -100,6 +211,7 @@ class Extractor {
       pos += n;
       if (this.headerFill === 512) {
         this.headerFill = 0;
+        this.avail = bytes.byteLength - pos;
         this.onHeader();
       }
     }
@@ -209,6 +321,17 @@ class Extractor {
       this.startBody({ kind: 'skip' }, size);
     } else {
       this.mkdirp(posix.dirname(target));
+      this.handoff?.feed();
+      // NOTE: only a body wholly in this piece is handed over, so a batch never holds half a
+      // file and can be sent at the end of every piece.
+      const room = size <= SMALL_FILE && size <= this.avail ? this.handoff?.take(size) : undefined;
+      if (room !== undefined) {
+        record({ path, type: 'file', mode: mode & 0o777 });
+        const file: SmallFile = { target, offset: room.offset, size, mode: mode & 0o777 };
+        if (mtime) file.mtimeMs = mtime.getTime();
+        this.startBody({ kind: 'small', into: room.into, fill: 0, file }, size);
+        return;
+      }
       const fd = openSync(target, 'wx', 0o600);
       record({ path, type: 'file', mode: mode & 0o777 });
       this.startBody({ kind: 'file', fd, path, target, mode: mode & 0o777, mtime }, size);
@@ -227,8 +350,8 @@ class Extractor {
     if (b?.kind === 'file') {
       let off = 0;
       while (off < bytes.byteLength) off += writeSync(b.fd, bytes, off, bytes.byteLength - off);
-    } else if (b?.kind === 'meta') {
-      b.buf.set(bytes, b.fill);
+    } else if (b?.kind === 'small' || b?.kind === 'meta') {
+      (b.kind === 'small' ? b.into : b.buf).set(bytes, b.fill);
       b.fill += bytes.byteLength;
     }
   }
@@ -240,6 +363,8 @@ class Extractor {
       closeSync(b.fd);
       chmodSync(b.target, b.mode);
       if (b.mtime) utimesSync(b.target, b.mtime, b.mtime);
+    } else if (b?.kind === 'small') {
+      this.handoff?.add(b.file);
     } else if (b?.kind === 'meta') {
       if (b.type === 'gnu-long-path') this.longPath = headers.decodeLongPath(b.buf, 'utf-8');
       else if (b.type === 'gnu-long-link-path') this.longLink = headers.decodeLongPath(b.buf, 'utf-8');
@@ -289,38 +414,129 @@ function failureOf(err: unknown): WorkerFailure {
   return { kind: 'other', message: e?.message ?? String(err) };
 }
 
-let job: { id: number; x: Extractor; failed: boolean } | undefined;
+interface Job {
+  id: number;
+  x: Extractor;
+  handoff: Handoff | undefined;
+  failed: boolean;
+  /** The entries, once the archive ended; sent when the writer confirmed everything. */
+  ending?: ExtractedRecord[];
+}
+let job: Job | undefined;
+/** The write worker, started with the first job and kept (unref'd) for the next ones. */
+let writer: Worker | undefined;
+/** An abort waiting for the writer to confirm it stopped. */
+let stopping: number | undefined;
 const post = (m: ExtractResponse) => parentPort?.postMessage(m);
+
+function startWriter(): Worker | undefined {
+  if (writer !== undefined) return writer;
+  let w: Worker;
+  try {
+    w = spawnWorker('write');
+  } catch {
+    return undefined; // this thread writes everything itself
+  }
+  w.on('message', (m: WriteResponse) => onWriterMessage(m));
+  const gone = (err: unknown) => onWriterGone(w, err);
+  w.on('error', gone);
+  w.on('exit', (code) => gone(new Error(`write worker exited with code ${code}`)));
+  // NOTE: after adding the listeners (which ref the port): an idle writer keeps nothing alive.
+  w.unref();
+  writer = w;
+  return w;
+}
+
+function onWriterMessage(m: WriteResponse): void {
+  if (m.op === 'stopped') {
+    if (stopping === m.id) {
+      stopping = undefined;
+      post({ op: 'aborted', id: m.id });
+    }
+    return;
+  }
+  const j = job;
+  if (j === undefined || j.id !== m.id || j.failed) return;
+  if (m.op === 'error') fail(j, m.error);
+  else {
+    j.handoff?.written(m.bytes);
+    finish(j);
+  }
+}
+
+function onWriterGone(w: Worker, err: unknown): void {
+  if (writer !== w) return;
+  writer = undefined;
+  if (stopping !== undefined) {
+    // Nothing more will be written: the thread is gone.
+    post({ op: 'aborted', id: stopping });
+    stopping = undefined;
+  }
+  const j = job;
+  if (j?.handoff?.writer === w && !j.failed)
+    fail(j, { kind: 'other', message: `write worker failed: ${(err as Error)?.message ?? String(err)}` });
+}
+
+function fail(j: Job, failure: WorkerFailure): void {
+  if (j.failed) return;
+  j.failed = true;
+  j.handoff?.stop();
+  j.x.close();
+  post({ op: 'error', id: j.id, error: failure });
+}
+
+/** Reports `done` once the archive ended and the writer confirmed every file. */
+function finish(j: Job): void {
+  if (j.ending === undefined || j.failed || (j.handoff?.pending ?? 0) > 0) return;
+  job = undefined;
+  post({ op: 'done', id: j.id, entries: j.ending });
+}
 
 parentPort?.on('message', (m: ExtractRequest) => {
   if (m.op === 'start') {
-    job?.x.close();
-    job = { id: m.id, x: new Extractor(m.staging, m.generates, m.keepMtimes), failed: false };
+    if (job !== undefined) {
+      job.handoff?.stop();
+      job.x.close();
+    }
+    const w = startWriter();
+    const handoff = w === undefined ? undefined : new Handoff(m.id, w);
+    job = {
+      id: m.id,
+      x: new Extractor(m.staging, m.generates, m.keepMtimes, handoff),
+      handoff,
+      failed: false,
+    };
     return;
   }
   if (m.op === 'abort') {
-    if (job?.id === m.id) {
-      job.x.close();
+    const j = job;
+    if (j?.id === m.id) {
       job = undefined;
+      j.handoff?.stop();
+      j.x.close();
+      if (j.handoff !== undefined && j.handoff.writer === writer) {
+        // `aborted` only once the writer stopped: nothing may be written into staging after it.
+        stopping = m.id;
+        j.handoff.writer.postMessage({ op: 'stop', id: m.id } satisfies WriteRequest);
+        return;
+      }
     }
     post({ op: 'aborted', id: m.id });
     return;
   }
-  if (job === undefined || job.id !== m.id) return;
   const j = job;
-  if (j.failed) return;
+  if (j === undefined || j.id !== m.id || j.failed || j.ending !== undefined) return;
   try {
     if (m.op === 'data') {
       j.x.write(m.bytes);
+      j.handoff?.flush();
       post({ op: 'ack', id: j.id });
     } else {
-      const entries = j.x.end();
-      job = undefined;
-      post({ op: 'done', id: j.id, entries });
+      j.ending = j.x.end();
+      j.handoff?.flush();
+      finish(j);
     }
   } catch (err) {
-    j.failed = true;
-    j.x.close();
-    post({ op: 'error', id: j.id, error: failureOf(err) });
+    fail(j, failureOf(err));
   }
 });

@@ -9,8 +9,8 @@ import { Worker } from 'node:worker_threads';
 
 const fromSource = import.meta.url.endsWith('.ts');
 
-/** Starts the worker module `name` (`codec`, `pack` or `extract`) of this directory. */
-export function spawnWorker(name: 'codec' | 'pack' | 'extract'): Worker {
+/** Starts the worker module `name` (`codec`, `pack`, `extract` or `write`) of this directory. */
+export function spawnWorker(name: 'codec' | 'pack' | 'extract' | 'write'): Worker {
   const url = new URL(`./${name}.worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
   if (!fromSource) return new Worker(url);
   // NOTE: `--import tsx` in a worker's execArgv is not honoured; register tsx in the worker
