@@ -22,9 +22,10 @@ import { checkGenerates, checkInt, checkSize, checkString, checkTag } from '../i
 import { getZstdCodec } from '../internal/zstd.js';
 import { codecPool } from '../workers/codec-pool.js';
 import { packChunks } from '../workers/pack.js';
-import { createSlotPool } from '../workers/slots.js';
+import { createSlotPool, type Slot } from '../workers/slots.js';
 import {
   CHUNK_MEDIA_TYPE,
+  compressBound,
   ENTRY_ARTIFACT_TYPE,
   ENTRY_CONFIG_MEDIA_TYPE,
   ENTRY_FORMAT_VERSION,
@@ -37,6 +38,9 @@ import type { SaveEntry, SaveEntryOptions, SaveEntryResult } from './types.js';
 const PRODUCER = { name: '@task-cache/core', version: '0.1.0' };
 /** Attempts of the whole push when the store answers `MANIFEST_BLOB_UNKNOWN`. */
 const MAX_ATTEMPTS = 3;
+/** Adaptive existence checks: misses in a row before thinning out, then one check in N. */
+const ADAPTIVE_MISSES = 8;
+const ADAPTIVE_PROBE_EVERY = 16;
 
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -56,6 +60,7 @@ interface Normalized {
   concurrency: number;
   codec: 'auto' | 'node' | 'zstd-codec';
   mountFrom: string[];
+  existenceChecks: 'always' | 'adaptive';
   base: string | false | undefined;
   stateDir: string | false;
   pointer: boolean;
@@ -70,6 +75,12 @@ function normalize(o: SaveEntryOptions): Normalized {
     throw new InvalidOptionError(
       'codec',
       `expected "auto", "node" or "zstd-codec", got ${JSON.stringify(o.codec)}`,
+    );
+  }
+  if (o.existenceChecks !== undefined && o.existenceChecks !== 'always' && o.existenceChecks !== 'adaptive') {
+    throw new InvalidOptionError(
+      'existenceChecks',
+      `expected "always" or "adaptive", got ${JSON.stringify(o.existenceChecks)}`,
     );
   }
   return {
@@ -87,6 +98,7 @@ function normalize(o: SaveEntryOptions): Normalized {
     concurrency: checkInt('concurrency', o.concurrency, 8, 1, 256),
     codec: o.codec ?? 'auto',
     mountFrom: o.mountFrom ?? [],
+    existenceChecks: o.existenceChecks ?? 'adaptive',
     base: o.base === undefined || o.base === false ? o.base : checkTag(o.base, 'base'),
     stateDir:
       o.stateDir === undefined
@@ -177,6 +189,9 @@ async function saveOnce(
     options.onProgress?.({ phase: 'push', chunksDone, bytesDone: bytesPushed, bytesProcessed: bytesTotal });
 
   const transfers = createSlotPool(o.concurrency, 0);
+  // Compressed chunks wait for their upload in reused shared-memory slots (the codec worker
+  // writes each frame straight into one): no per-chunk buffer crosses threads or becomes garbage.
+  const outSlots = createSlotPool(o.concurrency + pool.size, compressBound(params.maxSize));
   const ensureBlob = async (desc: Descriptor, body: Uint8Array, signal?: AbortSignal): Promise<boolean> => {
     if (known.has(desc.digest)) return false;
     const permit = await transfers.acquire(signal);
@@ -186,16 +201,32 @@ async function saveOnce(
       permit.release();
     }
   };
+  // Adaptive existence checks (see SaveEntryOptions.existenceChecks): misses in a row, and
+  // chunks pushed unchecked since checks were thinned out.
+  let misses = 0;
+  let unchecked = 0;
+  const shouldCheck = () => {
+    if (o.existenceChecks === 'always' || misses < ADAPTIVE_MISSES) return true;
+    return ++unchecked % ADAPTIVE_PROBE_EVERY === 0;
+  };
   const checkAndPush = async (desc: Descriptor, body: Uint8Array, signal?: AbortSignal): Promise<boolean> => {
     if (known.has(desc.digest)) return false;
-    if (await store.blobExists(desc, { signal })) {
-      known.add(desc.digest);
-      return false;
+    if (shouldCheck()) {
+      if (await store.blobExists(desc, { signal })) {
+        known.add(desc.digest);
+        misses = 0;
+        return false;
+      }
+      misses++;
     }
+    // NOTE: every digest pushed here was computed by this save from these exact bytes (codec
+    // worker, or sha256 of the config): the client need not hash them again; the store still does.
     await store.pushBlob(
       desc,
       body,
-      o.mountFrom.length > 0 ? { signal, mountFrom: o.mountFrom } : { signal },
+      o.mountFrom.length > 0
+        ? { signal, mountFrom: o.mountFrom, digestVerified: true }
+        : { signal, digestVerified: true },
     );
     known.add(desc.digest);
     bytesPushed += desc.size;
@@ -275,26 +306,38 @@ async function saveOnce(
         );
         continue;
       }
-      // NOTE: compression runs ahead of uploads by up to `concurrency` chunks (compressed
-      // buffers waiting for a transfer slot), so a slow upload does not idle the codec workers.
+      // NOTE: compression runs ahead of uploads by a couple of chunks (`outSlots` holds one
+      // more frame than there are transfers, plus one per codec worker), so a slow upload does
+      // not idle the codec workers, and memory stays bounded.
       while (inflight.size >= 2 * o.concurrency && failure === undefined) await Promise.race(inflight);
+      let outSlot: Slot;
+      try {
+        outSlot = await outSlots.acquire(inner.signal);
+      } catch (err) {
+        c.release();
+        throw err;
+      }
       const work = (async () => {
-        let out: { output: Uint8Array; digest: string };
         try {
-          inner.signal.throwIfAborted();
-          out = await pool.compress(codec, c.data, o.level);
+          let out: { output: Uint8Array; digest: string };
+          try {
+            inner.signal.throwIfAborted();
+            out = await pool.compress(codec, c.data, o.level, outSlot.view);
+          } finally {
+            c.release();
+          }
+          const desc: Descriptor = {
+            mediaType: CHUNK_MEDIA_TYPE,
+            digest: out.digest,
+            size: out.output.byteLength,
+          };
+          if (await ensureBlob(desc, out.output, inner.signal)) chunksPushed++;
+          chunksDone++;
+          progress();
+          return desc;
         } finally {
-          c.release();
+          outSlot.release();
         }
-        const desc: Descriptor = {
-          mediaType: CHUNK_MEDIA_TYPE,
-          digest: out.digest,
-          size: out.output.byteLength,
-        };
-        if (await ensureBlob(desc, out.output, inner.signal)) chunksPushed++;
-        chunksDone++;
-        progress();
-        return desc;
       })();
       work.catch(() => {});
       byDigest.set(c.digest, work);

@@ -48,6 +48,16 @@ export interface SaveEntryOptions {
   /** Repositories of the same registry to try a cross-repository blob mount from before uploading. @default [] */
   mountFrom?: string[];
   /**
+   * When to ask the store whether a new chunk is already there (`HEAD`) before uploading it.
+   * `always` asks for every chunk not reused from the base. `adaptive` asks until 8 answers in
+   * a row were "no" (typical of a cold save: new content), then asks for one chunk in 16 and
+   * goes back to asking for every chunk at the first "yes". A chunk pushed without asking may
+   * already have been stored: the registry keeps one copy, only the upload was spent.
+   * Reused chunks of the base are never checked either way.
+   * @default 'adaptive'
+   */
+  existenceChecks?: 'always' | 'adaptive';
+  /**
    * Tag of the base entry: every chunk whose uncompressed digest the base's config lists reuses
    * the base's stored blob — no compression, no existence check, no upload (docs/format.md
    * "Reuse of stored chunks"). `false` reuses nothing.

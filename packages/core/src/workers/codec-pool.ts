@@ -12,7 +12,7 @@ import { spawnWorker } from './spawn.js';
 export type WorkerCodec = 'node' | 'zstd-codec';
 
 interface Pending {
-  resolve(r: { output: Uint8Array; digest: string }): void;
+  resolve(r: { output: Uint8Array; digest: string; length: number }): void;
   reject(err: unknown): void;
   digest?: string;
 }
@@ -32,11 +32,16 @@ export interface CodecStats {
 
 /** Compression and decompression off the main thread. */
 export interface CodecPool {
-  /** Compresses `input` (may view shared memory, which must stay untouched until this settles). */
+  /**
+   * Compresses `input` (may view shared memory, which must stay untouched until this settles).
+   * With `into` (shared memory of at least `compressBound(input.byteLength)` bytes) the frame
+   * is written there and `output` is a view of it.
+   */
   compress(
     codec: WorkerCodec,
     input: Uint8Array,
     level: number,
+    into?: Uint8Array,
   ): Promise<{ output: Uint8Array; digest: string }>;
   /**
    * Decompresses `input` (a buffer it owns is transferred: do not use it afterwards; shared
@@ -74,7 +79,7 @@ export function createCodecPool(size = 2): CodecPool {
       if (p === undefined) return;
       slot.pending.delete(res.id);
       if (--slot.inFlight === 0) worker.unref();
-      if (res.ok) p.resolve({ output: res.output, digest: res.digest });
+      if (res.ok) p.resolve({ output: res.output, digest: res.digest, length: res.length });
       else p.reject(failureToError(res.error, p.digest));
     });
     const fail = (err: unknown) => {
@@ -104,7 +109,7 @@ export function createCodecPool(size = 2): CodecPool {
     req: CodecRequest,
     transfer: ArrayBuffer[],
     digest?: string,
-  ): Promise<{ output: Uint8Array; digest: string }> =>
+  ): Promise<{ output: Uint8Array; digest: string; length: number }> =>
     new Promise((resolve, reject) => {
       const slot = pick();
       slot.pending.set(req.id, { resolve, reject, digest });
@@ -115,10 +120,13 @@ export function createCodecPool(size = 2): CodecPool {
   return {
     stats,
     size,
-    compress(codec, input, level) {
+    async compress(codec, input, level, into) {
       stats.compress++;
       stats.compressedBytesIn += input.byteLength;
-      return call({ op: 'compress', id: nextId++, codec, level, input }, []);
+      const req: CodecRequest = { op: 'compress', id: nextId++, codec, level, input };
+      if (into !== undefined) req.into = into;
+      const r = await call(req, []);
+      return { output: into === undefined ? r.output : into.subarray(0, r.length), digest: r.digest };
     },
     async decompress(codec, input, size, digest, index, layerDigest, into) {
       stats.decompress++;

@@ -19,6 +19,11 @@ export interface CompressRequest {
   codec: 'node' | 'zstd-codec';
   level: number;
   input: Uint8Array;
+  /**
+   * Where to put the compressed frame (a view of shared memory, at least the frame bound of
+   * `input`); the response then carries an empty `output` and the frame's `length`.
+   */
+  into?: Uint8Array;
 }
 
 /** Decompress one chunk and check its uncompressed size and sha256. */
@@ -43,7 +48,7 @@ export interface DecompressRequest {
 export type CodecRequest = CompressRequest | DecompressRequest;
 
 export type CodecResponse =
-  | { id: number; ok: true; output: Uint8Array; digest: string }
+  | { id: number; ok: true; output: Uint8Array; digest: string; length: number }
   | { id: number; ok: false; error: WorkerFailure };
 
 /** One output as the pack worker needs it. */
