@@ -1,30 +1,64 @@
 /**
  * Bounded memory (issue 7): saving a 2 GB generated output, and restoring it, each run in a
  * fresh child process (fixtures/big-child.ts) whose peak RSS (`process.resourceUsage().maxRSS`,
- * worker threads included) must stay far below the output's size. A behaviour bound, not a
- * timing.
+ * worker threads included) must stay under 300 MB. A behaviour bound, not a timing.
  *
- * NOTE: the child runs the TypeScript sources, so each of its 4–5 threads also loads tsx (and
- * tsx's module-hooks thread): ~100 MB the published package does not have. The bound here is
- * therefore 512 MB (a pipeline that held the output would need > 2 GB); the 300 MB target of
- * issue 7 is measured on the compiled package by the benchmark (bench/run.ts, docs/benchmarks.md).
+ * NOTE: the child runs plain JavaScript bundled from the current sources by esbuild (the child
+ * and each worker module, into one directory, as the published package lays them out): a
+ * TypeScript loader (tsx) in each of its threads would add ~100 MB the package does not have,
+ * and the compiled `dist/` may be stale or missing when tests run.
  */
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { createReadStream, createWriteStream, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, expect, it } from 'vitest';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { removeDir, tempDir } from '../../test/helpers.js';
 
-const CHILD = fileURLToPath(new URL('./fixtures/big-child.ts', import.meta.url));
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const FILES = 8;
 const FILE_SIZE = 256 * 1024 * 1024;
-const LIMIT = 512 * 1024 * 1024;
+/** Issue 7's target (MB = 10^6 bytes, as `maxRSS` is reported in KiB and shown in MB). */
+const LIMIT = 300 * 1e6;
 let root: string | undefined;
+let bundle: string | undefined;
+let child: string;
+
+beforeAll(async () => {
+  // NOTE: inside packages/core/node_modules, so the modules the workers load at run time by
+  // package name (tar-stream, zstd-codec) resolve as they do for an installed package.
+  const cache = join(here('../../node_modules'), '.cache');
+  await mkdir(cache, { recursive: true });
+  bundle = await mkdtemp(join(cache, 'tc-bigmem-'));
+  const workers = here('../workers/');
+  const entryPoints: Record<string, string> = { 'big-child': here('./fixtures/big-child.ts') };
+  for (const f of readdirSync(workers)) {
+    if (f.endsWith('.worker.ts')) entryPoints[f.replace(/\.ts$/, '')] = join(workers, f);
+  }
+  await build({
+    entryPoints,
+    outdir: bundle,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // Workspace packages resolve to their sources through the root tsconfig's paths.
+    tsconfig: here('../../../../tsconfig.json'),
+    // Loaded at run time by package name (createRequire), as in the published package.
+    external: ['tar-stream', 'zstd-codec'],
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+    logLevel: 'error',
+  });
+  child = join(bundle, 'big-child.js');
+}, 120_000);
 afterAll(async () => {
   if (root) await removeDir(root);
+  if (bundle) await rm(bundle, { recursive: true, force: true });
 });
 
 /** Writes `size` seeded pseudo-random bytes (incompressible, distinct per seed), streaming. */
@@ -50,16 +84,16 @@ interface ChildResult {
 /** Runs one operation in a fresh process (its peak RSS is its own, worker threads included). */
 async function runChild(args: Record<string, string>): Promise<ChildResult> {
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    const proc = spawn(process.execPath, [child], {
       env: { ...process.env, TC_BIG: JSON.stringify(args) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let text = '';
-    child.stdout.on('data', (d) => {
+    proc.stdout.on('data', (d) => {
       text += d;
     });
-    child.on('error', reject);
-    child.on('close', (code) =>
+    proc.on('error', reject);
+    proc.on('close', (code) =>
       code === 0 ? resolve(text) : reject(new Error(`child exited with ${code}: ${text}`)),
     );
   });
@@ -73,7 +107,7 @@ async function fileDigest(path: string): Promise<string> {
 }
 
 it(
-  'saving a 2 GB output and restoring it each keep peak RSS bounded (< 512 MB from the TypeScript sources)',
+  'saving a 2 GB output and restoring it each keep peak RSS under 300 MB',
   { timeout: 1_200_000 },
   async () => {
     root = await tempDir('tc-bigmem-');
@@ -90,7 +124,7 @@ it(
     expect(restored.result?.files).toBe(FILES);
     // Shown in the test output, for the record (the bound is the assertion).
     console.log(
-      `peak RSS: save ${(saved.maxRssBytes / 1e6).toFixed(0)} MB, restore ${(restored.maxRssBytes / 1e6).toFixed(0)} MB (Node ${process.version}, from sources)`,
+      `peak RSS: save ${(saved.maxRssBytes / 1e6).toFixed(0)} MB, restore ${(restored.maxRssBytes / 1e6).toFixed(0)} MB (Node ${process.version})`,
     );
     expect(saved.maxRssBytes).toBeLessThan(LIMIT);
     expect(restored.maxRssBytes).toBeLessThan(LIMIT);
