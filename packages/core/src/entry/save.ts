@@ -191,7 +191,7 @@ async function saveOnce(
   const transfers = createSlotPool(o.concurrency, 0);
   // Compressed chunks wait for their upload in reused shared-memory slots (the codec worker
   // writes each frame straight into one): no per-chunk buffer crosses threads or becomes garbage.
-  const outSlots = createSlotPool(o.concurrency + pool.size, compressBound(params.maxSize));
+  const outSlots = createSlotPool(o.concurrency, compressBound(params.maxSize));
   const ensureBlob = async (desc: Descriptor, body: Uint8Array, signal?: AbortSignal): Promise<boolean> => {
     if (known.has(desc.digest)) return false;
     const permit = await transfers.acquire(signal);
@@ -246,7 +246,7 @@ async function saveOnce(
     generates: o.generates,
     keepMtimes: o.keepMtimes,
     chunking: params,
-    slots: pool.size * 2 + 2,
+    slots: pool.size + 2,
     signal: inner.signal,
   });
   // Chunks of this save by uncompressed digest: a repeated chunk is compressed once.
@@ -306,9 +306,8 @@ async function saveOnce(
         );
         continue;
       }
-      // NOTE: compression runs ahead of uploads by a couple of chunks (`outSlots` holds one
-      // more frame than there are transfers, plus one per codec worker), so a slow upload does
-      // not idle the codec workers, and memory stays bounded.
+      // NOTE: compression runs ahead of uploads while fewer than `concurrency` frames are
+      // uploading (`outSlots` holds one frame per transfer), so memory stays bounded.
       while (inflight.size >= 2 * o.concurrency && failure === undefined) await Promise.race(inflight);
       let outSlot: Slot;
       try {
