@@ -1,10 +1,11 @@
 /**
- * Direct measurement of the extract worker on many small files: an in-memory archive of
- * FILES × SIZE bytes (100 directories) fed to `extractInWorker` in 1 MiB pieces of shared memory,
- * as restore feeds it. Prints wall and CPU time per run. Not part of `pnpm bench`.
+ * Direct measurement of the extract worker on many small files: an in-memory archive of FILES ×
+ * SIZE bytes (PER_DIR files per directory) fed to `extractInWorker` in 1 MiB pieces of shared
+ * memory, as restore feeds it. Prints wall and CPU time per run. Not part of `pnpm bench`.
  *
  * Usage (from packages/core): TSX_TSCONFIG_PATH=../../tsconfig.json tsx bench/extract-small.ts
- * Env: FILES (20000), SIZE (10240), RUNS (3), TASK_CACHE_BENCH_DIR (where staging goes).
+ * Env: FILES (20000), SIZE (10240), PER_DIR (200), RUNS (3), TASK_CACHE_BENCH_DIR (where staging
+ * goes).
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ import { extractInWorker } from '../src/workers/extract.js';
 const files = Number(process.env.FILES ?? 20_000);
 const size = Number(process.env.SIZE ?? 10_240);
 const runs = Number(process.env.RUNS ?? 3);
+/** Files per directory, consecutive in the archive as the packer writes them. */
+const perDir = Number(process.env.PER_DIR ?? 200);
 const root = join(process.env.TASK_CACHE_BENCH_DIR || join(tmpdir(), 'task-cache-bench'), 'extract-small');
 
 async function archive(n: number): Promise<Buffer> {
@@ -27,7 +30,7 @@ async function archive(n: number): Promise<Buffer> {
   for (let i = 0; i < n; i++) {
     body.writeUInt32LE(i, 0);
     await new Promise<void>((resolve, reject) =>
-      pack.entry({ name: `dist/d${i % 100}/f${i}.js`, mode: 0o644 }, body, (err) =>
+      pack.entry({ name: `dist/d${Math.floor(i / perDir)}/f${i}.js`, mode: 0o644 }, body, (err) =>
         err ? reject(err) : resolve(),
       ),
     );

@@ -7,10 +7,14 @@
  * Creating a file costs far more (kernel) CPU than parsing it, so small regular files whose
  * bytes are all in the current piece are copied out and handed, in batches, to one write worker
  * (write.worker.ts) that creates them in parallel with this thread. All checks run here first,
- * and the parent directory is created here, before a file is handed over. When the writer has
- * more than a bound queued, this thread creates the file itself: it never waits for the writer,
- * and the copied bytes stay bounded (QUEUE_BYTES plus one batch). `done` is sent only once the
- * writer confirmed every file it was given.
+ * and the parent directory is created here, before a file is handed over. The two threads work
+ * in different directories: creating a file locks its directory, and two threads creating files
+ * in one directory mostly wait for each other (measured: the time in `open` doubled). A
+ * directory goes to the writer when the writer is nearly out of work as this thread reaches it,
+ * else this thread keeps it. When the writer has more than a bound queued (QUEUE_FILES, or
+ * RING_BYTES of shared memory), this thread creates the file itself: it never waits for the
+ * writer, and the hand-over uses RING_BYTES of memory. `done` is sent only once the writer
+ * confirmed every file it was given.
  */
 import {
   chmodSync,
@@ -32,8 +36,8 @@ import type { ExtractedRecord, ExtractRequest, ExtractResponse, WorkerFailure } 
 import { spawnWorker } from './spawn.js';
 import {
   type SmallFile,
-  WCTRL_BYTES,
   WCTRL_FILES,
+  WCTRL_FREED,
   WCTRL_LENGTH,
   WCTRL_STOP,
   type WriteRequest,
@@ -45,9 +49,15 @@ const SMALL_FILE = 256 * 1024;
 /** A batch is sent at this many files or bytes (or sooner, see LOW_WATER and `flush`). */
 const BATCH_FILES = 64;
 const BATCH_BYTES = 1024 * 1024;
-/** Above this many files or bytes handed over and not yet written, this thread writes itself. */
-const QUEUE_FILES = 192;
-const QUEUE_BYTES = 4 * 1024 * 1024;
+/**
+ * Shared memory holding the bytes of the files handed over and not yet written: all the memory
+ * the hand-over uses. When it is full, this thread writes files itself.
+ */
+const RING_BYTES = 4 * 1024 * 1024;
+/** Above this many files handed over and not yet written, this thread writes itself. */
+const QUEUE_FILES = 512;
+/** A directory reached while the writer has fewer files than this to write goes to the writer. */
+const HAND_OVER_BELOW = 64;
 /** A partial batch is sent at once when the writer has fewer files than this left to write. */
 const LOW_WATER = 16;
 
@@ -85,46 +95,66 @@ type Body =
   | { kind: 'meta'; type: string; buf: Buffer; fill: number };
 
 /**
- * The small files of one job on their way to the write worker: the batch being filled (bytes
- * copied into one buffer) and the counters shared with the writer (files and bytes it has not
- * written yet, and the stop flag).
+ * The small files of one job on their way to the write worker: their bytes, copied into a ring
+ * of shared memory (the writer frees each batch's span after writing it, in order), the batch
+ * being filled, and the state shared with the writer (files it has not written yet, bytes freed,
+ * the stop flag).
  */
 class Handoff {
   readonly control = new Int32Array(new SharedArrayBuffer(WCTRL_LENGTH * 4));
   /** Batches sent and not yet confirmed. */
   pending = 0;
-  private buf: Uint8Array | undefined;
-  private used = 0;
+  /** RING_BYTES (its pages are touched only as files fill them). */
+  private readonly ring = new SharedArrayBuffer(RING_BYTES);
+  /** Where the next file's bytes go. */
+  private head = 0;
+  /** Bytes reserved so far, wrapping like the writer's Int32 WCTRL_FREED. */
+  private reserved = 0;
   private files: SmallFile[] = [];
-  /** Buffers the writer gave back, reused for later batches of this job. */
-  private readonly spare: Uint8Array[] = [];
+  /** Bytes of the ring the current batch holds (its files and any gap skipped at the end). */
+  private span = 0;
+  /** Directories (of the archive) whose small files go to the writer (true) or stay here. */
+  private readonly owners = new Map<string, boolean>();
 
   constructor(
     private readonly id: number,
     readonly writer: Worker,
   ) {
-    this.send({ op: 'start', id, control: this.control.buffer as SharedArrayBuffer });
+    this.send({ op: 'start', id, control: this.control.buffer as SharedArrayBuffer, ring: this.ring });
   }
 
   /**
-   * Reserves room for a file of `size` bytes in the current batch; `undefined` when the writer
-   * already has enough queued (the caller writes the file itself).
+   * Reserves ring space for a file of `size` bytes in directory `dir`; `undefined` when the
+   * file stays with this thread: `dir` is not the writer's, or the writer already has enough
+   * queued (then the rest of `dir` stays here too).
    */
-  take(size: number): { into: Uint8Array; offset: number } | undefined {
+  take(dir: string, size: number): { into: Uint8Array; offset: number } | undefined {
     if (Atomics.load(this.control, WCTRL_STOP) !== 0) return undefined;
-    const files = Atomics.load(this.control, WCTRL_FILES) + this.files.length;
-    const bytes = Atomics.load(this.control, WCTRL_BYTES) + this.used;
-    if (files >= QUEUE_FILES || bytes + size > QUEUE_BYTES) return undefined;
-    if (this.used + size > BATCH_BYTES) this.flush();
-    this.buf ??= this.spare.pop() ?? new Uint8Array(BATCH_BYTES);
-    return { into: this.buf.subarray(this.used, this.used + size), offset: this.used };
+    const queued = Atomics.load(this.control, WCTRL_FILES) + this.files.length;
+    let writers = this.owners.get(dir);
+    if (writers === undefined) {
+      writers = queued < HAND_OVER_BELOW;
+      this.owners.set(dir, writers);
+    }
+    if (!writers) return undefined;
+    const gap = this.head + size > RING_BYTES ? RING_BYTES - this.head : 0;
+    const inFlight = (this.reserved - Atomics.load(this.control, WCTRL_FREED)) | 0;
+    if (queued >= QUEUE_FILES || inFlight + gap + size > RING_BYTES) {
+      this.owners.set(dir, false);
+      return undefined;
+    }
+    if (gap > 0 || this.head + size > RING_BYTES) this.head = 0;
+    const offset = this.head;
+    this.head += size;
+    this.reserved = (this.reserved + gap + size) | 0;
+    this.span += gap + size;
+    return { into: new Uint8Array(this.ring, offset, size), offset };
   }
 
   /** Adds the file whose bytes were copied into the room `take` gave. */
   add(file: SmallFile): void {
     this.files.push(file);
-    this.used = file.offset + file.size;
-    if (this.files.length >= BATCH_FILES || this.used >= BATCH_BYTES) this.flush();
+    if (this.files.length >= BATCH_FILES || this.span >= BATCH_BYTES) this.flush();
   }
 
   /** Sends the batch now if the writer is about to run out of work. */
@@ -133,32 +163,28 @@ class Handoff {
   }
 
   flush(): void {
-    const buf = this.buf;
-    if (this.files.length === 0 || buf === undefined) return;
+    if (this.files.length === 0) return;
     Atomics.add(this.control, WCTRL_FILES, this.files.length);
-    Atomics.add(this.control, WCTRL_BYTES, this.used);
     this.pending++;
-    this.send({ op: 'batch', id: this.id, bytes: buf, files: this.files }, [buf.buffer as ArrayBuffer]);
-    this.buf = undefined;
-    this.used = 0;
+    this.send({ op: 'batch', id: this.id, files: this.files, span: this.span });
     this.files = [];
+    this.span = 0;
   }
 
-  /** The writer created every file of one batch and gave its buffer back. */
-  written(bytes: Uint8Array): void {
+  /** The writer created every file of one batch. */
+  written(): void {
     this.pending--;
-    if (this.spare.length < 2) this.spare.push(bytes);
   }
 
   /** Makes the writer skip whatever it has not written yet; the unsent batch is dropped. */
   stop(): void {
     Atomics.store(this.control, WCTRL_STOP, 1);
     this.files = [];
-    this.used = 0;
+    this.span = 0;
   }
 
-  private send(m: WriteRequest, transfer: ArrayBuffer[] = []): void {
-    this.writer.postMessage(m, transfer);
+  private send(m: WriteRequest): void {
+    this.writer.postMessage(m);
   }
 }
 
@@ -324,7 +350,8 @@ class Extractor {
       this.handoff?.feed();
       // NOTE: only a body wholly in this piece is handed over, so a batch never holds half a
       // file and can be sent at the end of every piece.
-      const room = size <= SMALL_FILE && size <= this.avail ? this.handoff?.take(size) : undefined;
+      const room =
+        size <= SMALL_FILE && size <= this.avail ? this.handoff?.take(posix.dirname(path), size) : undefined;
       if (room !== undefined) {
         record({ path, type: 'file', mode: mode & 0o777 });
         const file: SmallFile = { target, offset: room.offset, size, mode: mode & 0o777 };
@@ -459,7 +486,7 @@ function onWriterMessage(m: WriteResponse): void {
   if (j === undefined || j.id !== m.id || j.failed) return;
   if (m.op === 'error') fail(j, m.error);
   else {
-    j.handoff?.written(m.bytes);
+    j.handoff?.written();
     finish(j);
   }
 }

@@ -14,8 +14,8 @@ import { parentPort } from 'node:worker_threads';
 import type { WorkerFailure } from './protocol.js';
 import {
   type SmallFile,
-  WCTRL_BYTES,
   WCTRL_FILES,
+  WCTRL_FREED,
   WCTRL_STOP,
   type WriteRequest,
   type WriteResponse,
@@ -50,12 +50,12 @@ function create(bytes: Uint8Array, f: SmallFile): void {
   }
 }
 
-let job: { id: number; control: Int32Array; failed: boolean } | undefined;
-const post = (m: WriteResponse, transfer: ArrayBuffer[] = []) => parentPort?.postMessage(m, transfer);
+let job: { id: number; control: Int32Array; ring: Uint8Array; failed: boolean } | undefined;
+const post = (m: WriteResponse) => parentPort?.postMessage(m);
 
 parentPort?.on('message', (m: WriteRequest) => {
   if (m.op === 'start') {
-    job = { id: m.id, control: new Int32Array(m.control), failed: false };
+    job = { id: m.id, control: new Int32Array(m.control), ring: new Uint8Array(m.ring), failed: false };
     return;
   }
   if (m.op === 'stop') {
@@ -68,14 +68,14 @@ parentPort?.on('message', (m: WriteRequest) => {
   for (const f of m.files) {
     if (Atomics.load(j.control, WCTRL_STOP) !== 0) return;
     try {
-      create(m.bytes, f);
+      create(j.ring, f);
     } catch (err) {
       j.failed = true;
       post({ op: 'error', id: j.id, error: failureOf(err) });
       return;
     }
     Atomics.sub(j.control, WCTRL_FILES, 1);
-    Atomics.sub(j.control, WCTRL_BYTES, f.size);
   }
-  post({ op: 'written', id: j.id, bytes: m.bytes }, [m.bytes.buffer as ArrayBuffer]);
+  Atomics.add(j.control, WCTRL_FREED, m.span);
+  post({ op: 'written', id: j.id });
 });
