@@ -172,16 +172,18 @@ describe('extract worker with its write worker', () => {
   });
 
   it('a writer-side failure (a file already in staging, a symlink planted there) is the typed fs error; nothing is written outside staging', async () => {
-    // NOTE: 60 small files in one piece: every one goes to the writer (it never has 64 files
-    // queued, the bound below which a directory is handed over), so the planted paths are hit by
-    // the writer's `open`, the first file and the last (whose failure must come before `done`).
-    const specs: Spec[] = Array.from({ length: 60 }, (_, i) => ({
-      name: `dist/w${i % 6}/f${i}.js`,
+    // NOTE: all in one piece. The first 64 small files of an entry stay with the extract worker
+    // (the writer starts at the 65th); the 60 after them all go to the writer (it never has 64
+    // files queued, the bound below which a directory is handed over). So the planted paths are
+    // hit by the writer's `open`: its first file and its last (whose failure must come before
+    // `done`).
+    const specs: Spec[] = Array.from({ length: 124 }, (_, i) => ({
+      name: i < 64 ? `dist/pre/f${i}.js` : `dist/w${i % 6}/f${i}.js`,
       body: seededBytes(100 + i * 37, i),
       mode: 0o644,
     }));
     const all = await archive(specs);
-    for (const victim of [0, 59]) {
+    for (const victim of [64, 123]) {
       const root = await fresh();
       const staging = join(root, 'staging');
       const outside = join(root, 'outside');

@@ -14,7 +14,8 @@
  * else this thread keeps it. When the writer has more than a bound queued (QUEUE_FILES, or
  * RING_BYTES of shared memory), this thread creates the file itself: it never waits for the
  * writer, and the hand-over uses RING_BYTES of memory. `done` is sent only once the writer
- * confirmed every file it was given.
+ * confirmed every file it was given. The writer thread (~15-20 MB) is started only once an entry
+ * has more than SPAWN_AFTER small files, and kept, idle and unref'd, for the next entries.
  */
 import {
   chmodSync,
@@ -46,6 +47,8 @@ import {
 
 /** Regular files up to this size (and wholly in the current piece) may go to the writer. */
 const SMALL_FILE = 256 * 1024;
+/** The writer is started (or reused) only after this many small files in an entry. */
+const SPAWN_AFTER = 64;
 /** A batch is sent at this many files or bytes (or sooner, see LOW_WATER and `flush`). */
 const BATCH_FILES = 64;
 const BATCH_BYTES = 1024 * 1024;
@@ -204,12 +207,17 @@ class Extractor {
   private longLink: string | null = null;
   /** Bytes of the current piece after the header being decoded. */
   private avail = 0;
+  /** Small files seen; the writer is used from the SPAWN_AFTER + 1st on. */
+  private candidates = 0;
+  /** Where small files go, once there were enough of them (undefined: no writer, or not yet). */
+  handoff: Handoff | undefined;
+  private noWriter = false;
 
   constructor(
+    private readonly id: number,
     private readonly staging: string,
     generates: readonly string[],
     private readonly keepMtimes: boolean,
-    private readonly handoff: Handoff | undefined,
   ) {
     this.allowed = outputMatcher(generates);
   }
@@ -351,7 +359,9 @@ class Extractor {
       // NOTE: only a body wholly in this piece is handed over, so a batch never holds half a
       // file and can be sent at the end of every piece.
       const room =
-        size <= SMALL_FILE && size <= this.avail ? this.handoff?.take(posix.dirname(path), size) : undefined;
+        size <= SMALL_FILE && size <= this.avail
+          ? this.smallFiles()?.take(posix.dirname(path), size)
+          : undefined;
       if (room !== undefined) {
         record({ path, type: 'file', mode: mode & 0o777 });
         const file: SmallFile = { target, offset: room.offset, size, mode: mode & 0o777 };
@@ -363,6 +373,19 @@ class Extractor {
       record({ path, type: 'file', mode: mode & 0o777 });
       this.startBody({ kind: 'file', fd, path, target, mode: mode & 0o777, mtime }, size);
     }
+  }
+
+  /**
+   * The hand-over, set up at the SPAWN_AFTER + 1st small file: an entry with few small files
+   * costs no thread (its memory, its start-up).
+   */
+  private smallFiles(): Handoff | undefined {
+    if (this.handoff !== undefined || this.noWriter) return this.handoff;
+    if (++this.candidates <= SPAWN_AFTER) return undefined;
+    const w = startWriter();
+    if (w === undefined) this.noWriter = true;
+    else this.handoff = new Handoff(this.id, w);
+    return this.handoff;
   }
 
   private startBody(body: Body, size: number): void {
@@ -444,13 +467,12 @@ function failureOf(err: unknown): WorkerFailure {
 interface Job {
   id: number;
   x: Extractor;
-  handoff: Handoff | undefined;
   failed: boolean;
   /** The entries, once the archive ended; sent when the writer confirmed everything. */
   ending?: ExtractedRecord[];
 }
 let job: Job | undefined;
-/** The write worker, started with the first job and kept (unref'd) for the next ones. */
+/** The write worker, started when a job first needs it and kept (unref'd) for the next ones. */
 let writer: Worker | undefined;
 /** An abort waiting for the writer to confirm it stopped. */
 let stopping: number | undefined;
@@ -486,7 +508,7 @@ function onWriterMessage(m: WriteResponse): void {
   if (j === undefined || j.id !== m.id || j.failed) return;
   if (m.op === 'error') fail(j, m.error);
   else {
-    j.handoff?.written();
+    j.x.handoff?.written();
     finish(j);
   }
 }
@@ -500,21 +522,21 @@ function onWriterGone(w: Worker, err: unknown): void {
     stopping = undefined;
   }
   const j = job;
-  if (j?.handoff?.writer === w && !j.failed)
+  if (j?.x.handoff?.writer === w && !j.failed)
     fail(j, { kind: 'other', message: `write worker failed: ${(err as Error)?.message ?? String(err)}` });
 }
 
 function fail(j: Job, failure: WorkerFailure): void {
   if (j.failed) return;
   j.failed = true;
-  j.handoff?.stop();
+  j.x.handoff?.stop();
   j.x.close();
   post({ op: 'error', id: j.id, error: failure });
 }
 
 /** Reports `done` once the archive ended and the writer confirmed every file. */
 function finish(j: Job): void {
-  if (j.ending === undefined || j.failed || (j.handoff?.pending ?? 0) > 0) return;
+  if (j.ending === undefined || j.failed || (j.x.handoff?.pending ?? 0) > 0) return;
   job = undefined;
   post({ op: 'done', id: j.id, entries: j.ending });
 }
@@ -522,29 +544,22 @@ function finish(j: Job): void {
 parentPort?.on('message', (m: ExtractRequest) => {
   if (m.op === 'start') {
     if (job !== undefined) {
-      job.handoff?.stop();
+      job.x.handoff?.stop();
       job.x.close();
     }
-    const w = startWriter();
-    const handoff = w === undefined ? undefined : new Handoff(m.id, w);
-    job = {
-      id: m.id,
-      x: new Extractor(m.staging, m.generates, m.keepMtimes, handoff),
-      handoff,
-      failed: false,
-    };
+    job = { id: m.id, x: new Extractor(m.id, m.staging, m.generates, m.keepMtimes), failed: false };
     return;
   }
   if (m.op === 'abort') {
     const j = job;
     if (j?.id === m.id) {
       job = undefined;
-      j.handoff?.stop();
+      j.x.handoff?.stop();
       j.x.close();
-      if (j.handoff !== undefined && j.handoff.writer === writer) {
+      if (j.x.handoff !== undefined && j.x.handoff.writer === writer) {
         // `aborted` only once the writer stopped: nothing may be written into staging after it.
         stopping = m.id;
-        j.handoff.writer.postMessage({ op: 'stop', id: m.id } satisfies WriteRequest);
+        j.x.handoff.writer.postMessage({ op: 'stop', id: m.id } satisfies WriteRequest);
         return;
       }
     }
@@ -556,11 +571,11 @@ parentPort?.on('message', (m: ExtractRequest) => {
   try {
     if (m.op === 'data') {
       j.x.write(m.bytes);
-      j.handoff?.flush();
+      j.x.handoff?.flush();
       post({ op: 'ack', id: j.id });
     } else {
       j.ending = j.x.end();
-      j.handoff?.flush();
+      j.x.handoff?.flush();
       finish(j);
     }
   } catch (err) {
