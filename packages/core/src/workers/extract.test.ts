@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import * as tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -284,6 +285,29 @@ describe('extract worker with its write worker', () => {
       keepMtimes: false,
     });
     expect(entries.filter((e) => e.type === 'file')).toHaveLength(specs.length);
+  });
+});
+
+describe('worker threads never keep the process alive', () => {
+  it('a process that extracted many small files (extract and write workers started) exits by itself', async () => {
+    const staging = await fresh('tc-extract-exit-');
+    const child = fileURLToPath(new URL('./fixtures/extract-exit-child.ts', import.meta.url));
+    const { spawn } = await import('node:child_process');
+    let out = '';
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', child, staging], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      p.stdout.on('data', (d) => {
+        out += d;
+      });
+      p.on('error', reject);
+      // A hang shows as this test's timeout.
+      p.on('exit', (c) => resolve(c));
+    });
+    expect(code).toBe(0);
+    expect(out.trim()).toBe('300');
+    expect((await readdir(join(staging, 'dist/d1'))).length).toBe(100);
   });
 });
 
