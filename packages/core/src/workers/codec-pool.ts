@@ -4,6 +4,7 @@
  * do not keep the process alive.
  */
 import type { Worker } from 'node:worker_threads';
+import { EntryCorruptError } from '../errors.js';
 import { failureToError } from './errors.js';
 import type { CodecRequest, CodecResponse } from './protocol.js';
 import { spawnWorker } from './spawn.js';
@@ -114,7 +115,14 @@ export function createCodecPool(size = 2): CodecPool {
       const slot = pick();
       slot.pending.set(req.id, { resolve, reject, digest });
       if (slot.inFlight++ === 0) slot.worker.ref();
-      slot.worker.postMessage(req, transfer);
+      try {
+        slot.worker.postMessage(req, transfer);
+      } catch (err) {
+        // e.g. an input whose buffer was already transferred (detached): nothing was sent.
+        slot.pending.delete(req.id);
+        if (--slot.inFlight === 0) slot.worker.unref();
+        reject(err);
+      }
     });
 
   return {
@@ -129,6 +137,11 @@ export function createCodecPool(size = 2): CodecPool {
       return { output: into === undefined ? r.output : into.subarray(0, r.length), digest: r.digest };
     },
     async decompress(codec, input, size, digest, index, layerDigest, into) {
+      // NOTE: a zstd frame is never empty; an empty view is also what a transferred (detached)
+      // buffer leaves behind, which some Node versions would post as a message never answered.
+      if (input.byteLength === 0) {
+        throw new EntryCorruptError(`chunk ${index} is empty, not a zstd frame`, { digest: layerDigest });
+      }
       stats.decompress++;
       const owns = input.byteOffset === 0 && input.buffer.byteLength === input.byteLength;
       const transfer = owns && input.buffer instanceof ArrayBuffer ? [input.buffer] : [];

@@ -138,6 +138,72 @@ describe('codec pool', () => {
     expect(pool.stats.compress).toBeGreaterThan(0);
   });
 
+  it.each(
+    codecs,
+  )('%s: into shared slots (as save and restore use it): same frames, same checks', async (codec) => {
+    const slot = () => new Uint8Array(new SharedArrayBuffer(2 * 1024 * 1024));
+    const text = Buffer.from('export const y = 2;\n'.repeat(30_000));
+    const random = seededBytes(700_000, 9);
+    for (const data of [text, random, Buffer.from('z')]) {
+      const plain = await pool.compress(codec, data, 3);
+      const into = slot();
+      const framed = await pool.compress(codec, data, 3, into);
+      // written in place, byte-identical to the returned frame, declaring its size
+      expect(framed.output.buffer).toBe(into.buffer);
+      expect(Buffer.from(framed.output).equals(Buffer.from(plain.output))).toBe(true);
+      expect(framed.digest).toBe(sha(framed.output));
+      expect(frameContentSize(framed.output)).toBe(data.byteLength);
+      // NOTE: a fresh copy per call: the pool transfers (detaches) an input that owns its buffer.
+      const frame = () => Uint8Array.from(framed.output);
+      for (const reader of codecs) {
+        const out = slot();
+        const back = await pool.decompress(reader, frame(), data.byteLength, sha(data), 0, undefined, out);
+        expect(back.buffer).toBe(out.buffer);
+        expect(Buffer.from(back).equals(data)).toBe(true);
+        await expect(
+          pool.decompress(reader, frame(), data.byteLength - 1, sha(data), 0, undefined, slot()),
+        ).rejects.toBeInstanceOf(EntryTooLargeError);
+        await expect(
+          pool.decompress(reader, frame(), data.byteLength, sha(Buffer.from('x')), 3, undefined, slot()),
+        ).rejects.toThrow(/chunk 3 has uncompressed digest/);
+      }
+    }
+    // truncated and garbage frames are corrupt; the worker keeps working afterwards
+    const framed = await pool.compress(codec, text, 3, slot());
+    const truncated = Uint8Array.from(framed.output.subarray(0, framed.output.byteLength - 9));
+    await expect(
+      pool.decompress(codec, truncated, text.byteLength, sha(text), 0, undefined, slot()),
+    ).rejects.toBeInstanceOf(EntryCorruptError);
+    await expect(
+      pool.decompress(codec, Uint8Array.from([9, 9, 9, 9, 9, 9, 9, 9]), 10, sha(text), 0, undefined, slot()),
+    ).rejects.toBeInstanceOf(EntryCorruptError);
+    const again = await pool.decompress(
+      codec,
+      Uint8Array.from(framed.output),
+      text.byteLength,
+      sha(text),
+      0,
+      undefined,
+      slot(),
+    );
+    expect(Buffer.from(again).equals(text)).toBe(true);
+  });
+
+  it.each(
+    codecs,
+  )('%s: an input whose buffer was already transferred is refused, not hung on', async (codec) => {
+    const data = Buffer.from('q'.repeat(5000));
+    const { output } = await pool.compress(codec, data, 3);
+    const input = Uint8Array.from(output);
+    await pool.decompress(codec, input, data.byteLength, sha(data), 0);
+    expect(input.byteLength).toBe(0); // transferred
+    await expect(pool.decompress(codec, input, data.byteLength, sha(data), 0)).rejects.toBeInstanceOf(
+      EntryCorruptError,
+    );
+    const back = await pool.decompress(codec, Uint8Array.from(output), data.byteLength, sha(data), 0);
+    expect(Buffer.from(back).equals(data)).toBe(true);
+  });
+
   it.each(codecs)('%s: frames declare their content size; empty chunks round-trip', async (codec) => {
     const data = Buffer.from('abc'.repeat(1000));
     const { output } = await pool.compress(codec, data, 3);
