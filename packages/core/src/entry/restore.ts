@@ -8,14 +8,14 @@ import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor, OciStore } from '@task-cache/oci';
-import { EntryCorruptError, InvalidOptionError, TaskCacheError } from '../errors.js';
+import { EntryCorruptError, EntryTooLargeError, InvalidOptionError, TaskCacheError } from '../errors.js';
 import { defaultStateDir, rememberBase } from '../internal/base.js';
 import { knownDigests } from '../internal/known.js';
 import { mapOrdered } from '../internal/ordered.js';
 import { SCRATCH_PREFIX } from '../internal/outputs.js';
 import { swapIntoPlace } from '../internal/swap.js';
 import { checkGenerates, checkInt, checkSize, checkString, checkTag } from '../internal/validate.js';
-import { getZstdCodec } from '../internal/zstd.js';
+import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
 import { codecPool, type WorkerCodec } from '../workers/codec-pool.js';
 import { extractInWorker } from '../workers/extract.js';
 import { createSlotPool, type Slot, type SlotPool } from '../workers/slots.js';
@@ -64,6 +64,17 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   const entry = await resolveEntry(store, tag, { signal, maxEntrySize, withConfig: true });
   if (entry === undefined) return undefined;
   const { config, layers } = entry;
+  if (codec === 'zstd-codec') {
+    // Refused before any download: zstd-codec's fixed heap cannot hold such a chunk.
+    let largest = 0;
+    for (const c of config.chunks) largest = Math.max(largest, c.size);
+    if (largest > ZSTD_CODEC_MAX_CHUNK) {
+      throw new EntryTooLargeError(
+        `entry ${tag} has a ${largest}-byte chunk; the zstd-codec codec decompresses at most ${ZSTD_CODEC_MAX_CHUNK} bytes per chunk (node:zlib's zstd, Node >= 22.15, restores it)`,
+        { limit: ZSTD_CODEC_MAX_CHUNK, size: largest },
+      );
+    }
+  }
 
   const progress: TransferProgress = {
     phase: 'fetch',

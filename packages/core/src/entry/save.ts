@@ -19,7 +19,7 @@ import {
 import { chunkParams } from '../internal/chunk.js';
 import { knownDigests } from '../internal/known.js';
 import { checkGenerates, checkInt, checkSize, checkString, checkTag } from '../internal/validate.js';
-import { getZstdCodec } from '../internal/zstd.js';
+import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
 import { codecPool } from '../workers/codec-pool.js';
 import { packChunks } from '../workers/pack.js';
 import { createSlotPool, type Slot } from '../workers/slots.js';
@@ -123,6 +123,15 @@ export const saveEntry: SaveEntry = async (store, options) => {
   const o = normalize(options);
   const signal = options.signal;
   signal?.throwIfAborted();
+  if (
+    getZstdCodec(o.codec).name === 'zstd-codec' &&
+    chunkParams(o.avgChunkSize).maxSize > ZSTD_CODEC_MAX_CHUNK
+  ) {
+    throw new InvalidOptionError(
+      'avgChunkSize',
+      `at most ${ZSTD_CODEC_MAX_CHUNK / 4} with the zstd-codec codec (chunks reach 4 × the average, and zstd-codec holds at most ${ZSTD_CODEC_MAX_CHUNK} bytes); larger chunks need node:zlib's zstd (Node >= 22.15), got ${o.avgChunkSize}`,
+    );
+  }
   const dirStat = await stat(o.dir).catch(() => undefined);
   if (!dirStat?.isDirectory())
     throw new InvalidOptionError('dir', `${JSON.stringify(o.dir)} is not a directory`);

@@ -110,6 +110,13 @@ export function frameContentSize(data: Uint8Array): number | undefined {
   return fcsSize === 2 ? value + 256 : value;
 }
 
+/**
+ * Largest chunk the zstd-codec build (the Node < 22.15 codec) can compress or decompress: its
+ * WebAssembly heap is fixed, and a 6 MiB chunk already aborts it with OOM (measured). FastCDC's
+ * largest chunk is 4 × the average, so the default 1 MiB average fits.
+ */
+export const ZSTD_CODEC_MAX_CHUNK = 4 * 1024 * 1024;
+
 /** zstd-codec's synchronous API. */
 export type ZstdSimple = {
   compress(data: Uint8Array, level: number): Uint8Array | null;

@@ -76,6 +76,8 @@ export function createCodecPool(size = 2): CodecPool {
     const worker = spawnWorker('codec');
     const slot: Slot = { worker, inFlight: 0, pending: new Map() };
     worker.on('message', (res: CodecResponse) => {
+      // A worker that is exiting takes no new requests: the next call starts a fresh one.
+      if (!res.ok && res.fatal && slots[i] === slot) slots[i] = undefined;
       const p = slot.pending.get(res.id);
       if (p === undefined) return;
       slot.pending.delete(res.id);

@@ -297,9 +297,18 @@ async function handle(req: CodecRequest): Promise<{ res: CodecResponse; transfer
         : err instanceof EntryCorruptError // from frameContentSize
           ? { kind: 'corrupt', message: err.message }
           : { kind: 'other', message: (err as Error)?.message ?? String(err) };
+    // NOTE: zstd-codec aborts its WebAssembly instance when its heap runs out ("abort(OOM)"),
+    // and every later call in this thread would fail: answer, then end the thread (the pool
+    // starts a fresh one on the next call).
+    if (/\babort\(/.test(error.message)) {
+      broken = true;
+      return { res: { id: req.id, ok: false, error, fatal: true }, transfer: [] };
+    }
     return { res: { id: req.id, ok: false, error }, transfer: [] };
   }
 }
+
+let broken = false;
 
 // NOTE: requests are handled one at a time, in order (the sync calls block anyway); the async
 // wrapper only matters for zstd-codec's one-time initialization.
@@ -316,5 +325,6 @@ parentPort?.on('message', (req: CodecRequest) => {
         parentPort?.postMessage({ ...res, output }, [output.buffer]);
       } else parentPort?.postMessage(res);
     }
+    if (broken) process.exit(1);
   });
 });

@@ -49,7 +49,13 @@ export type CodecRequest = CompressRequest | DecompressRequest;
 
 export type CodecResponse =
   | { id: number; ok: true; output: Uint8Array; digest: string; length: number }
-  | { id: number; ok: false; error: WorkerFailure };
+  | {
+      id: number;
+      ok: false;
+      error: WorkerFailure;
+      /** The worker cannot serve further requests and is exiting (zstd-codec aborted). */
+      fatal?: true;
+    };
 
 /** One output as the pack worker needs it. */
 export interface PackOutput {
