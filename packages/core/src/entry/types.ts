@@ -35,7 +35,11 @@ export interface SaveEntryOptions {
   keepMtimes?: boolean;
   /** zstd level. @default 3 */
   compressionLevel?: number;
-  /** FastCDC average chunk size in bytes (a power of two). @default 1048576 */
+  /**
+   * FastCDC average chunk size in bytes (a power of two); chunks reach 4 × this. With the
+   * zstd-codec codec (Node < 22.15) at most 1 MiB: its WebAssembly heap holds 4 MiB chunks.
+   * @default 1048576
+   */
   avgChunkSize?: number;
   /** Max chunk layers per manifest before the entry becomes an image index. @default 500 */
   layerCap?: number;
