@@ -91,6 +91,13 @@ async function registryCpuMs(pid: number | undefined): Promise<number> {
   return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10;
 }
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+/** CPU times (ms) of each run: ours and the baseline, each with the registry's over the same interval. */
+const cpuRecord = () => ({
+  base: [] as number[],
+  baseReg: [] as number[],
+  ours: [] as number[],
+  oursReg: [] as number[],
+});
 
 const fmtMB = (b: number) => `${(b / MB).toFixed(1)} MB`;
 const rate = (bytes: number, ms: number) => `${(bytes / MB / (ms / 1000)).toFixed(0)} MB/s`;
@@ -117,6 +124,11 @@ say(
 );
 
 const reg = await startRegistry({ mode: 'anonymous' });
+/** Shell lines opening an upload session in `repo`; its absolute URL ends up in `$loc`. */
+const startUpload = (repo: string) => [
+  `loc=$(curl -sS -D - -o /dev/null -X POST ${reg.baseUrl}/v2/${repo}/blobs/uploads/ | tr -d '\\r' | awk 'tolower($1)=="location:"{print $2}')`,
+  `case "$loc" in http*) ;; *) loc="${reg.baseUrl}$loc";; esac`,
+];
 const scratch = join(benchRoot, 'scratch');
 try {
   await rm(scratch, { recursive: true, force: true });
@@ -126,20 +138,14 @@ try {
   const base = [];
   const ours = [];
   const oursRss = [];
-  const cpu = {
-    base: [] as number[],
-    baseReg: [] as number[],
-    ours: [] as number[],
-    oursReg: [] as number[],
-  };
+  const cpu = cpuRecord();
   for (let r = 0; r < runs; r++) {
     const reg0 = await registryCpuMs(reg.pid);
     const repo = `bench/baseline-${Date.now()}-${r}`;
     const b = await shell(
       [
         'set -e',
-        `loc=$(curl -sS -D - -o /dev/null -X POST ${reg.baseUrl}/v2/${repo}/blobs/uploads/ | tr -d '\\r' | awk 'tolower($1)=="location:"{print $2}')`,
-        `case "$loc" in http*) ;; *) loc="${reg.baseUrl}$loc";; esac`,
+        ...startUpload(repo),
         `tar -C ${mixed} -cf - dist | zstd -3 -T0 -q | tee >(sha256sum | cut -d" " -f1 > ${scratch}/digest) | curl -sS -f -X PATCH -H 'Content-Type: application/octet-stream' -T - "$loc" -D ${scratch}/patch.h -o /dev/null`,
         `loc2=$(tr -d '\\r' < ${scratch}/patch.h | awk 'tolower($1)=="location:"{print $2}')`,
         `case "$loc2" in http*) ;; *) loc2="${reg.baseUrl}$loc2";; esac`,
@@ -230,12 +236,7 @@ try {
   const rBase = [];
   const rOurs = [];
   const rRss = [];
-  const rCpu = {
-    base: [] as number[],
-    baseReg: [] as number[],
-    ours: [] as number[],
-    oursReg: [] as number[],
-  };
+  const rCpu = cpuRecord();
   const baselineBlob = await shell(
     `tar -C ${mixed} -cf - dist | zstd -3 -T0 -q > ${scratch}/all.tar.zst && sha256sum ${scratch}/all.tar.zst | cut -d" " -f1`,
   );
@@ -244,8 +245,7 @@ try {
   await shell(
     [
       'set -e',
-      `loc=$(curl -sS -D - -o /dev/null -X POST ${reg.baseUrl}/v2/${blobRepo}/blobs/uploads/ | tr -d '\\r' | awk 'tolower($1)=="location:"{print $2}')`,
-      `case "$loc" in http*) ;; *) loc="${reg.baseUrl}$loc";; esac`,
+      ...startUpload(blobRepo),
       `curl -sS -f -X PUT -H 'Content-Type: application/octet-stream' -T ${scratch}/all.tar.zst "$loc&digest=${blobDigest}" -o /dev/null`,
       `rm ${scratch}/all.tar.zst`,
     ].join('\n'),

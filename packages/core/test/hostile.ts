@@ -12,7 +12,7 @@ import { getZstdCodec } from '../src/internal/zstd.js';
 
 export interface HostileEntry {
   header: Partial<tar.Header> & { name: string };
-  data?: string;
+  data?: string | Buffer;
 }
 
 export interface Tamper {

@@ -30,29 +30,21 @@ describe('zstd-codec chunk limit', () => {
     const dir = join(root, 'save');
     await writeTree(dir, { 'dist/a.txt': 'a' });
     const store = countingStore(createMemoryStore());
-    const err = await saveEntry(store, {
+    const opts = {
       dir,
       generates: ['dist/**'],
       tag: 't',
       task: 'build',
       key: 't',
       codec: 'zstd-codec',
-      avgChunkSize: 2 * 1024 * 1024,
       stateDir: false,
-    }).catch((e: unknown) => e);
+    } as const;
+    const err = await saveEntry(store, { ...opts, avgChunkSize: 2 * 1024 * 1024 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidOptionError);
     expect(String((err as Error).message)).toMatch(/avgChunkSize.*zstd-codec/);
     expect(store.counts.pushBlob).toBe(0);
     // the default (1 MiB average, 4 MiB largest chunk) is fine
-    await saveEntry(store, {
-      dir,
-      generates: ['dist/**'],
-      tag: 't',
-      task: 'build',
-      key: 't',
-      codec: 'zstd-codec',
-      stateDir: false,
-    });
+    await saveEntry(store, opts);
   });
 
   it('restoring an entry with a chunk over 4 MiB is EntryTooLargeError before any download; outputs untouched', async () => {

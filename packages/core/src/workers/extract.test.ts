@@ -8,9 +8,9 @@ import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } f
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import * as tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeDir, seededBytes, tempDir } from '../../test/helpers.js';
+import { archive as tarOf } from '../../test/hostile.js';
 import { EntryRefusedError } from '../errors.js';
 import { extractInWorker } from './extract.js';
 import { spawnWorker } from './spawn.js';
@@ -43,30 +43,14 @@ interface Spec {
   linkname?: string;
 }
 
-async function archive(specs: readonly Spec[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const parts: Buffer[] = [];
-  const done = (async () => {
-    for await (const p of pack as unknown as AsyncIterable<Buffer>) parts.push(p);
-  })();
-  for (const s of specs) {
-    await new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      const header = {
-        name: s.name,
-        type: s.type ?? 'file',
-        mode: s.mode,
-        mtime: s.mtime,
-        linkname: s.linkname,
-      };
-      if (s.body !== undefined) pack.entry(header, s.body, cb);
-      else pack.entry(header, cb);
-    });
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(parts);
-}
+/** The archive of `specs` (tar-stream's packer, as the hostile-entry builder). */
+const archive = (specs: readonly Spec[]): Promise<Buffer> =>
+  tarOf(
+    specs.map((s) => ({
+      header: { name: s.name, type: s.type ?? 'file', mode: s.mode, mtime: s.mtime, linkname: s.linkname },
+      data: s.body,
+    })),
+  );
 
 /**
  * Pieces of shared memory, as restore hands them over. Every piece the worker gave back is

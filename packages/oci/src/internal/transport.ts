@@ -254,6 +254,15 @@ export class Transport {
         bodyTimeout: this.config.bodyTimeoutMs,
       });
       const warnings = parseWarnings(res.headers.warning);
+      // The response handed to the caller as it is (no redirect or auth retry follows).
+      const respond = async (): Promise<Response> => ({
+        statusCode: res.statusCode,
+        headers: res.headers,
+        body: res.body,
+        url,
+        warnings,
+        authenticated: (await this.credentials()) !== undefined,
+      });
       for (const text of warnings) {
         try {
           this.config.onWarning?.({ text, method, url: redactUrl(url) });
@@ -314,27 +323,13 @@ export class Transport {
           redirectedToGet = true;
         } else if (body !== undefined && !isReplayable(body)) {
           // Cannot resend a consumed stream to the new location.
-          return {
-            statusCode: res.statusCode,
-            headers: res.headers,
-            body: res.body,
-            url,
-            warnings,
-            authenticated: (await this.credentials()) !== undefined,
-          };
+          return respond();
         }
         await res.body.dump().catch(() => {});
         url = next.toString();
         continue;
       }
-      return {
-        statusCode: res.statusCode,
-        headers: res.headers,
-        body: res.body,
-        url,
-        warnings,
-        authenticated: (await this.credentials()) !== undefined,
-      };
+      return respond();
     }
   }
 
