@@ -8,7 +8,7 @@ const pkg = (p: string) => fileURLToPath(new URL(`./packages/${p}`, import.meta.
 const alias = {
   '@task-cache/chunker': pkg('chunker/src/index.ts'),
   '@task-cache/oci': pkg('oci/src/index.ts'),
-  '@task-cache/redis-lock': pkg('redis-lock/src/index.ts'),
+  '@task-cache/lock': pkg('lock/src/index.ts'),
   '@task-cache/core/redis': pkg('core/src/redis.ts'),
   '@task-cache/core': pkg('core/src/index.ts'),
   '@task-cache/testkit': pkg('testkit/src/index.ts'),
@@ -31,7 +31,7 @@ export default defineConfig({
     projects: [
       project('chunker', pkg('chunker')),
       project('oci', pkg('oci')),
-      project('redis-lock', pkg('redis-lock')),
+      project('lock', pkg('lock')),
       project('core', pkg('core')),
       project('testkit', pkg('testkit')),
       project('examples', fileURLToPath(new URL('./examples', import.meta.url)), [

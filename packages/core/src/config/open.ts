@@ -115,7 +115,7 @@ export interface OpenLockOptions {
 
 /**
  * Opens the lock a URL names (see {@link parseLockUrl}): the Redis lease lock of
- * `@task-cache/redis-lock` (connected lazily, ioredis loaded only then) or the local lock-file
+ * `@task-cache/lock` (connected lazily, ioredis loaded only then) or the local lock-file
  * lock in `<defaultCacheDir>/locks`.
  * @returns the lock and the URL's lock key, if any.
  */
@@ -124,7 +124,7 @@ export async function openLock(
   options: OpenLockOptions = {},
 ): Promise<{ lock: CacheLock; key?: string }> {
   const parsed = typeof url === 'string' ? parseLockUrl(url) : url;
-  const redisLock = await import('@task-cache/redis-lock');
+  const redisLock = await import('@task-cache/lock');
   if (parsed.kind === 'local') {
     return { lock: redisLock.createFileLock(join(defaultCacheDir(options.env ?? process.env), 'locks')) };
   }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createOciBackend } from '@task-cache/oci';
-import { connectLock, type Lease, type Lock } from '@task-cache/redis-lock';
+import { connectLock, type Lease, type Lock } from '@task-cache/lock';
 import { type RedisFixture, type RegistryFixture, startRedis, startRegistry } from '@task-cache/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CacheRunError } from '../config/errors.js';

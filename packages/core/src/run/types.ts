@@ -5,7 +5,7 @@ import type { ChecksumInputs } from '../key/checksum.js';
 /** The outcome of a lease at release time: `failed` lets a waiter take over and build. */
 export type LeaseOutcome = 'built' | 'failed';
 
-/** A held lock (a lease). Structural twin of `@task-cache/redis-lock`'s `Lease`. */
+/** A held lock (a lease). Structural twin of `@task-cache/lock`'s `Lease`. */
 export interface CacheLease {
   /** Fires when the lease is lost (expired, stolen, server gone). The build is NOT aborted by it. */
   readonly signal: AbortSignal;
@@ -17,7 +17,7 @@ export interface CacheLease {
   release(outcome?: LeaseOutcome): Promise<unknown>;
 }
 
-/** Result of {@link CacheLock.acquireOrWait} (`@task-cache/redis-lock`'s `AcquireOutcome`). */
+/** Result of {@link CacheLock.acquireOrWait} (`@task-cache/lock`'s `AcquireOutcome`). */
 export type LockAcquireResult =
   | { kind: 'acquired'; lease: CacheLease }
   | { kind: 'peer-finished' }
@@ -34,7 +34,7 @@ export interface AcquireOrWaitOptions {
 }
 
 /**
- * The narrow lock capability the run needs: `@task-cache/redis-lock`'s `Lock` (Redis, lock-file,
+ * The narrow lock capability the run needs: `@task-cache/lock`'s `Lock` (Redis, lock-file,
  * in-process) fits, or your own object.
  */
 export interface CacheLock {

@@ -11,7 +11,7 @@ import type { AcquireOutcome, Lease, Lock } from './types.js';
 const dirs: string[] = [];
 const locks: Lock[] = [];
 const tempDir = async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'redis-lock-file-'));
+  const dir = await mkdtemp(join(tmpdir(), 'lock-file-'));
   dirs.push(dir);
   return dir;
 };

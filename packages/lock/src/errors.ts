@@ -2,7 +2,7 @@
 export type LockErrorCode = 'LOCK_CONFIG' | 'LOCK_UNAVAILABLE' | 'LEASE_LOST';
 
 /**
- * Base class of every error thrown by `@task-cache/redis-lock`. Messages never contain a password.
+ * Base class of every error thrown by `@task-cache/lock`. Messages never contain a password.
  */
 export class LockError extends Error {
   override name = 'LockError';

@@ -1,5 +1,5 @@
 /**
- * Benchmark of `@task-cache/redis-lock` (run with `pnpm --filter @task-cache/redis-lock bench`, i.e. tsx)
+ * Benchmark of `@task-cache/lock` (run with `pnpm --filter @task-cache/lock bench`, i.e. tsx)
  * against a real redis-server on loopback started by `@task-cache/testkit`:
  *
  * 1. acquire+release: `acquireOrWait` (uncontended) + `release('built')`, sequential, BENCH_ITERATIONS
@@ -13,7 +13,7 @@
  * Prints a Markdown table and a JSON line.
  */
 import { cpus, loadavg } from 'node:os';
-import { connectLock, type Lock } from '@task-cache/redis-lock';
+import { connectLock, type Lock } from '@task-cache/lock';
 import { startRedis } from '@task-cache/testkit';
 import { Redis } from 'ioredis';
 
