@@ -8,6 +8,8 @@ const pkg = (p: string) => fileURLToPath(new URL(`./packages/${p}`, import.meta.
 const alias = {
   '@task-cache/chunker': pkg('chunker/src/index.ts'),
   '@task-cache/oci': pkg('oci/src/index.ts'),
+  // NOTE: a subpath before its package: the aliases match by prefix, in order.
+  '@task-cache/lock/redis': pkg('lock/src/redis.ts'),
   '@task-cache/lock': pkg('lock/src/index.ts'),
   '@task-cache/core/redis': pkg('core/src/redis.ts'),
   '@task-cache/core': pkg('core/src/index.ts'),

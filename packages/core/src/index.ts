@@ -1,10 +1,21 @@
 // --- the cached run (issue 8): keys, config, locks, policies, events ---
+
+// The lock types, as @task-cache/lock defines them (what `createCache({ lock })` accepts and returns).
+export type {
+  AcquireOptions,
+  AcquireOutcome,
+  Lease,
+  Lock,
+  LockAcquirer,
+  ReleaseOutcome,
+} from '@task-cache/lock';
 export {
   CacheConfigError,
   type CacheConfigErrorCode,
   CacheRunError,
   type CacheRunErrorCode,
 } from './config/errors.js';
+export { type LockUrl, parseLockUrl } from './config/lock-url.js';
 export {
   defaultStoreDir,
   namedMemoryStore,
@@ -13,7 +24,7 @@ export {
   openLock,
   openStore,
 } from './config/open.js';
-export { type LockUrl, parseLockUrl, parseStoreUrl, redactUrl, type StoreUrl } from './config/urls.js';
+export { parseStoreUrl, redactUrl, type StoreUrl } from './config/urls.js';
 export {
   CHUNK_MEDIA_TYPE,
   ENTRY_ARTIFACT_TYPE,

@@ -13,7 +13,8 @@
  * Prints a Markdown table and a JSON line.
  */
 import { cpus, loadavg } from 'node:os';
-import { connectLock, type Lock } from '@task-cache/lock';
+import type { Lock } from '@task-cache/lock';
+import { connectLock } from '@task-cache/lock/redis';
 import { startRedis } from '@task-cache/testkit';
 import { Redis } from 'ioredis';
 

@@ -1,8 +1,16 @@
-/** Literal codes of the {@link LockError} family. */
-export type LockErrorCode = 'LOCK_CONFIG' | 'LOCK_UNAVAILABLE' | 'LEASE_LOST';
+/**
+ * Literal codes of the {@link LockError} family, one per class (undici style, prefixed so that they never
+ * collide with another package's codes).
+ */
+export type LockErrorCode =
+  | 'LOCK_ERR_CONFIG'
+  | 'LOCK_ERR_UNAVAILABLE'
+  | 'LOCK_ERR_LEASE_LOST'
+  | 'LOCK_ERR_TIMEOUT';
 
 /**
- * Base class of every error thrown by `@task-cache/lock`. Messages never contain a password.
+ * Base class of every error thrown by `@task-cache/lock` (and its `/redis` subpath). Messages never
+ * contain a password.
  */
 export class LockError extends Error {
   override name = 'LockError';
@@ -15,12 +23,16 @@ export class LockError extends Error {
   }
 }
 
-/** Why a {@link LockConfigError} was raised. */
-export type LockConfigReason = 'url' | 'auth' | 'permission' | 'tls' | 'option';
+/**
+ * Why a {@link LockConfigError} was raised: a bad lock `url`, `auth` (NOAUTH / WRONGPASS), `permission`
+ * (NOPERM), `tls`, a bad `option`, or a missing optional `dependency` (ioredis for `redis://` locks).
+ */
+export type LockConfigReason = 'url' | 'auth' | 'permission' | 'tls' | 'option' | 'dependency';
 
 /**
  * Misconfiguration: a bad lock URL or option, `NOAUTH` / `WRONGPASS`, `NOPERM` (an ACL user without
- * permission on the lock keys), or `rediss://` pointed at a plaintext port. Retrying will not help.
+ * permission on the lock keys), `rediss://` pointed at a plaintext port, or `@task-cache/lock/redis` loaded
+ * without ioredis installed. Retrying will not help.
  */
 export class LockConfigError extends LockError {
   override name = 'LockConfigError';
@@ -28,17 +40,21 @@ export class LockConfigError extends LockError {
   readonly reason: LockConfigReason;
 
   constructor(reason: LockConfigReason, message: string, options?: { cause?: unknown }) {
-    super('LOCK_CONFIG', message, options);
+    super('LOCK_ERR_CONFIG', message, options);
     this.reason = reason;
   }
 }
 
-/** Why a {@link LockUnavailableError} was raised. */
-export type LockUnavailableReason = 'connection' | 'timeout' | 'oom' | 'readonly';
+/**
+ * What went wrong in a {@link LockUnavailableError}: the Redis `connection`, a command `timeout`, `oom`
+ * (`maxmemory` under `noeviction`), a `readonly` replica, or file-system `io` of a lock file.
+ */
+export type LockUnavailableReason = 'connection' | 'timeout' | 'oom' | 'readonly' | 'io';
 
 /**
  * The lock backend cannot serve the request right now (unreachable, command timeout, `OOM` under
- * `noeviction`, a `READONLY` replica). Callers normally proceed without the lock.
+ * `noeviction`, a `READONLY` replica, an unreadable lock directory). Callers normally proceed without the
+ * lock.
  */
 export class LockUnavailableError extends LockError {
   override name = 'LockUnavailableError';
@@ -46,7 +62,7 @@ export class LockUnavailableError extends LockError {
   readonly reason: LockUnavailableReason;
 
   constructor(reason: LockUnavailableReason, message: string, options?: { cause?: unknown }) {
-    super('LOCK_UNAVAILABLE', message, options);
+    super('LOCK_ERR_UNAVAILABLE', message, options);
     this.reason = reason;
   }
 }
@@ -69,7 +85,11 @@ export class LeaseLostError extends LockError {
   readonly fence: number;
 
   constructor(reason: LeaseLostReason, key: string, fence: number, options?: { cause?: unknown }) {
-    super('LEASE_LOST', `lease on lock key "${key}" (fence ${fence}) lost: ${describeLost(reason)}`, options);
+    super(
+      'LOCK_ERR_LEASE_LOST',
+      `lease on lock key "${key}" (fence ${fence}) lost: ${describeLost(reason)}`,
+      options,
+    );
     this.reason = reason;
     this.key = key;
     this.fence = fence;
@@ -84,5 +104,20 @@ function describeLost(reason: LeaseLostReason): string {
       return 'the lock key no longer holds this lease (expired and taken over, or the backend restarted)';
     case 'closed':
       return 'the lock was closed';
+  }
+}
+
+/**
+ * {@link acquireLockFile} waited `timeoutMs` for a live holder of the lock file and gave up. The message
+ * names the holder (PID and host) when the lock file says who it is.
+ */
+export class LockTimeoutError extends LockError {
+  override name = 'LockTimeoutError';
+  /** The lock file waited for. */
+  readonly path: string;
+
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('LOCK_ERR_TIMEOUT', message, options);
+    this.path = path;
   }
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { Redis } from 'ioredis';
-import { LockConfigError, LockError } from './errors.js';
+import type { Redis } from 'ioredis';
+import { LockConfigError } from './errors.js';
 import {
   type ConnectionSettings,
   classifyRedisError,
@@ -10,11 +10,18 @@ import {
   ensureReady,
   robustOptions,
   settingsIdentity,
+  withCommandTimeout,
 } from './internal/connection.js';
 import { createEngineLock, type LockBackend, positiveInt } from './internal/engine.js';
+import { loadIoredis } from './internal/load-ioredis.js';
 import { ACQUIRE, lockKeys, RELEASE, RENEW } from './internal/scripts.js';
 import type { Lock, LockOptions, ReleaseOutcome } from './types.js';
-import { parseLockUrl, redactLockUrl } from './url.js';
+import { describeLockUrl, type LockUrl, parseLockUrl, type RedisLockUrl } from './url.js';
+
+// NOTE: ioredis is an optional peer dependency, loaded here and only here: importing this module (the
+// `@task-cache/lock/redis` subpath) without it installed fails with a typed LockConfigError naming the
+// fix, never a raw ERR_MODULE_NOT_FOUND; the main entry never gets here.
+const ioredis = await loadIoredis(() => import('ioredis'));
 
 /** Options of {@link connectLock} and {@link createRedisLock}. */
 export interface RedisLockOptions extends LockOptions {
@@ -95,9 +102,9 @@ function backendFor(shared: Shared, releaseNotices: boolean): LockBackend {
   const call = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
       if (shared.owned) await ensureReady(shared.client, settings);
-      return await fn();
+      return await withCommandTimeout(fn, settings);
     } catch (error) {
-      throw error instanceof LockError ? error : classifyRedisError(error, settings.where);
+      throw classifyRedisError(error, settings.where);
     }
   };
   return {
@@ -196,16 +203,25 @@ async function releaseShared(shared: Shared): Promise<void> {
 
 /**
  * Connects to the lock Redis named by `url` — `redis://[USER][:PASSWORD]@HOST[:PORT]/KEY[?db=N]` or
- * `rediss://…[?ca=PATH]` (see {@link parseLockUrl}) — and returns a {@link Lock}; the URL's path is
- * available as `lock.key`. Locks with equal connection settings in one process share one command and one
- * subscriber connection.
+ * `rediss://…[?ca=PATH]`, as a string or as parsed by {@link parseLockUrl} — and returns a {@link Lock};
+ * the URL's path is available as `lock.key`. Locks with equal connection settings in one process share
+ * one command and one subscriber connection (the key is not part of them).
  *
  * Misconfiguration (bad URL or option, NOAUTH, WRONGPASS, NOPERM, `rediss://` to a plaintext port) rejects
  * with a {@link LockConfigError} within the connect timeout, leaving no reconnect loop behind. An
  * unreachable Redis does not reject: the lock is returned and its calls report `unavailable`.
  */
-export async function connectLock(url: string | URL, options: RedisLockOptions = {}): Promise<Lock> {
-  const parsed = parseLockUrl(url);
+export async function connectLock(
+  url: string | URL | RedisLockUrl,
+  options: RedisLockOptions = {},
+): Promise<Lock> {
+  const parsed: LockUrl = typeof url === 'string' || url instanceof URL ? parseLockUrl(url) : url;
+  if (parsed?.kind !== 'redis') {
+    throw new LockConfigError(
+      'url',
+      'connectLock needs a redis:// or rediss:// URL (for local: use createFileLock or createLocalLock)',
+    );
+  }
   const connectTimeoutMs = positiveInt(
     options.connectTimeoutMs,
     'connectTimeoutMs',
@@ -234,14 +250,14 @@ export async function connectLock(url: string | URL, options: RedisLockOptions =
     ca,
     connectTimeoutMs,
     commandTimeoutMs,
-    where: redactLockUrl(parsed),
+    where: describeLockUrl(parsed),
   };
   // Validate the lock options before any socket is opened.
   createEngineLock({} as LockBackend, options);
   const identity = settingsIdentity(settings);
   let shared = pool.get(identity);
   if (!shared) {
-    const client = defineScripts(new Redis(clientOptions(settings)));
+    const client = defineScripts(new ioredis.Redis(clientOptions(settings)));
     attachErrorListener(client);
     unrefSockets(client);
     shared = {

@@ -61,7 +61,10 @@ export interface AcquireOptions {
   onUnavailable?: 'proceed' | 'throw';
 }
 
-/** A lease lock: Redis (`connectLock`), in-process (`createLocalLock`) or lock files (`createFileLock`). */
+/**
+ * A lease lock: Redis (`connectLock` of `@task-cache/lock/redis`), in-process (`createLocalLock`) or lock
+ * files (`createFileLock`).
+ */
 export interface Lock {
   /** The lock key given by the lock URL's path, if any (always `undefined` for local locks). */
   readonly key: string | undefined;
@@ -74,6 +77,13 @@ export interface Lock {
   /** Stops renewals (held leases abort with reason `closed`), closes owned connections. Idempotent; never throws. */
   close(): Promise<void>;
 }
+
+/**
+ * The narrow capability a consumer of locks needs (what `@task-cache/core`'s `createCache({ lock })`
+ * accepts): `acquireOrWait`, and `close` when the object has resources to free. Every {@link Lock} is
+ * one; so is a user's own object with these members.
+ */
+export type LockAcquirer = Pick<Lock, 'acquireOrWait'> & Partial<Pick<Lock, 'close'>>;
 
 /** Wait backoff: full-jitter exponential, also capped by the holder's remaining TTL. */
 export interface BackoffOptions {

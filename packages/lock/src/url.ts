@@ -1,24 +1,36 @@
 import { LockConfigError } from './errors.js';
 
-/** A parsed lock URL (see {@link parseLockUrl}). The password is never part of any message. */
-export interface LockUrl {
-  /** `true` for `rediss://`. */
-  tls: boolean;
-  /** Host name or IP address (IPv6 without brackets). */
-  host: string;
-  /** TCP port. @default 6379 */
-  port: number;
-  /** ACL user name (percent-decoded), if any. */
-  username: string | undefined;
-  /** Password (percent-decoded), if any. */
-  password: string | undefined;
-  /** Database number from `?db=N`. @default 0 */
-  db: number;
-  /** CA bundle path from `?ca=PATH` (only with `rediss://`). */
-  caPath: string | undefined;
-  /** Lock key: the percent-decoded URL path without its leading `/`; `undefined` when empty. */
-  key: string | undefined;
+/** `local:` (or an empty URL): the lock for processes of one machine (lock files, or in-process). */
+export interface LocalLockUrl {
+  readonly kind: 'local';
 }
+
+/** `redis://…` / `rediss://…`: the Redis lease lock of `@task-cache/lock/redis`. */
+export interface RedisLockUrl {
+  readonly kind: 'redis';
+  /** `true` for `rediss://`. */
+  readonly tls: boolean;
+  /** Host name or IP address (IPv6 without brackets). */
+  readonly host: string;
+  /** TCP port. @default 6379 */
+  readonly port: number;
+  /** ACL user name (percent-decoded), if any. */
+  readonly username: string | undefined;
+  /** Password (percent-decoded), if any. Never print it: use {@link describeLockUrl}. */
+  readonly password: string | undefined;
+  /** Database number from `?db=N`. @default 0 */
+  readonly db: number;
+  /** CA bundle path from `?ca=PATH` (only with `rediss://`). */
+  readonly caPath: string | undefined;
+  /** Lock key: the percent-decoded URL path without its leading `/`; `undefined` when empty. */
+  readonly key: string | undefined;
+}
+
+/**
+ * A parsed lock URL (see {@link parseLockUrl}), discriminated by `kind`. More kinds will join the union
+ * (e.g. Sentinel and Cluster deployments): switch on `kind` and keep a default branch.
+ */
+export type LockUrl = LocalLockUrl | RedisLockUrl;
 
 const fail = (message: string, cause?: unknown): never => {
   throw new LockConfigError(
@@ -37,24 +49,50 @@ const decode = (part: string, what: string): string => {
   }
 };
 
+/** One parser per scheme; a new deployment form (issue 18) is one more entry and one more union member. */
+const SCHEMES: Record<string, (protocol: string, rest: string) => LockUrl> = {
+  local: parseLocal,
+  redis: parseRedis,
+  rediss: parseRedis,
+};
+const SUPPORTED = 'redis://[USER][:PASSWORD]@HOST[:PORT]/KEY, rediss://…, local: or an empty string';
+
 /**
- * Parses `redis://[USER][:PASSWORD]@HOST[:PORT]/KEY[?db=N]` and `rediss://…[?ca=PATH]`.
+ * Parses a lock URL. The one lock-URL grammar of task-cache:
  *
- * The path is the lock key, not a database number (use `?db=N`). User and password are percent-decoded;
- * `@ / # ? :` in a password must be percent-encoded, and an unencoded one is a {@link LockConfigError}
- * (reason `'url'`) rather than a silently different host. No message ever contains the password.
+ * - `''` (or only white space), `local:`, `local://` — the lock for one machine (`kind: 'local'`).
+ * - `redis://[USER][:PASSWORD]@HOST[:PORT][/KEY][?db=N]` and `rediss://…[?ca=PATH]` — the Redis lease lock
+ *   (`kind: 'redis'`). The path is the lock key, not a database number (use `?db=N`). User, password and
+ *   key are percent-decoded; `@ / # ? :` in a password must be percent-encoded, and an unencoded one is a
+ *   {@link LockConfigError} rather than a silently different host.
  *
- * @throws {LockConfigError} reason `'url'`.
+ * Surrounding white space is ignored. Nothing else is thrown (never a `URIError`), and no message ever
+ * contains the password.
+ *
+ * @throws {LockConfigError} reason `'url'`, naming what is wrong.
  */
 export function parseLockUrl(url: string | URL): LockUrl {
-  const text = typeof url === 'string' ? url : url.href;
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text);
-  if (!scheme) fail('expected redis://[USER][:PASSWORD]@HOST[:PORT]/KEY or rediss://…');
-  const protocol = scheme![1]!.toLowerCase();
-  if (protocol !== 'redis' && protocol !== 'rediss') {
-    fail(`unsupported scheme "${protocol}:" (expected redis: or rediss:)`);
+  if (typeof url !== 'string' && !(url instanceof URL)) {
+    fail(`expected a string or a URL, got ${url === null ? 'null' : typeof url}`);
   }
-  const rest = text.slice(scheme![0].length);
+  const text = (typeof url === 'string' ? url : url.href).trim();
+  if (text === '') return { kind: 'local' };
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text);
+  if (!scheme) fail(`expected ${SUPPORTED}`);
+  const protocol = scheme![1]!.toLowerCase();
+  const parse = Object.hasOwn(SCHEMES, protocol) ? SCHEMES[protocol]! : undefined;
+  if (!parse) fail(`unsupported scheme "${protocol}:" (expected ${SUPPORTED})`);
+  return parse!(protocol, text.slice(scheme![0].length));
+}
+
+function parseLocal(_protocol: string, rest: string): LockUrl {
+  if (rest !== '' && rest !== '//') fail('local: takes no host, path or parameters');
+  return { kind: 'local' };
+}
+
+function parseRedis(protocol: string, afterColon: string): LockUrl {
+  if (!afterColon.startsWith('//')) fail(`expected ${protocol}://[USER][:PASSWORD]@HOST[:PORT]/KEY`);
+  const rest = afterColon.slice(2);
   const authorityEnd = rest.search(/[/?#]/);
   const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
   const tail = authorityEnd === -1 ? '' : rest.slice(authorityEnd);
@@ -93,7 +131,7 @@ export function parseLockUrl(url: string | URL): LockUrl {
     host = colon === -1 ? hostPort : hostPort.slice(0, colon);
     portText = colon === -1 ? undefined : hostPort.slice(colon + 1);
   }
-  if (host === '') fail('the host is missing');
+  if (host === '') fail(`the host is missing; expected ${protocol}://[USER][:PASSWORD]@HOST[:PORT]/KEY`);
   if (!/^[A-Za-z0-9.\-_:%]+$/.test(host)) fail(`the host "${host}" contains invalid characters`);
   let port = 6379;
   if (portText !== undefined && portText !== '') {
@@ -113,7 +151,7 @@ export function parseLockUrl(url: string | URL): LockUrl {
 
   let db = 0;
   let caPath: string | undefined;
-  for (const [name, value] of new URLSearchParams(query)) {
+  for (const [name, value] of queryParams(query)) {
     if (name === 'db') {
       // NOTE: ioredis would send `SELECT NaN` for a non-numeric db and crash the process; refuse it here.
       if (!/^\d{1,9}$/.test(value)) fail(`?db must be a non-negative integer, got "${value}"`);
@@ -126,11 +164,32 @@ export function parseLockUrl(url: string | URL): LockUrl {
       fail(`unknown query parameter "${name}" (supported: db, ca)`);
     }
   }
-  return { tls: protocol === 'rediss', host, port, username, password, db, caPath, key };
+  return { kind: 'redis', tls: protocol === 'rediss', host, port, username, password, db, caPath, key };
 }
 
-/** The URL without its password (for messages). */
-export function redactLockUrl(url: LockUrl): string {
+/**
+ * `URLSearchParams` would silently keep a malformed `%` escape as is; here it is an error like everywhere
+ * else in the URL.
+ */
+function queryParams(query: string): Array<[string, string]> {
+  if (query === '') return [];
+  return query.split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    const value = eq === -1 ? '' : pair.slice(eq + 1);
+    return [
+      decode(name.replace(/\+/g, ' '), 'query'),
+      decode(value.replace(/\+/g, ' '), `?${name.replace(/[^A-Za-z0-9_-]/g, '')} value`),
+    ];
+  });
+}
+
+/**
+ * A parsed lock URL as shown in messages and events: scheme, user, host and port, with the password as
+ * `***` and without key or parameters (`redis://u:***@h:6379`); `local:` for the local lock.
+ */
+export function describeLockUrl(url: LockUrl): string {
+  if (url.kind === 'local') return 'local:';
   const user = url.username === undefined ? '' : encodeURIComponent(url.username);
   const auth = url.password === undefined ? (user ? `${user}@` : '') : `${user}:***@`;
   const host = url.host.includes(':') ? `[${url.host}]` : url.host;

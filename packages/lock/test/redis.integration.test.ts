@@ -2,15 +2,8 @@
 import { type RedisFixture, startRedis } from '@task-cache/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AcquireOutcome,
-  connectLock,
-  createRedisLock,
-  type Lease,
-  LeaseLostError,
-  type Lock,
-  LockConfigError,
-} from '../src/index.js';
+import { type AcquireOutcome, type Lease, LeaseLostError, type Lock, LockConfigError } from '../src/index.js';
+import { connectLock, createRedisLock } from '../src/redis.js';
 import { commandCalls, delay, runChild } from './helpers.js';
 
 const unhandled: unknown[] = [];
@@ -288,7 +281,7 @@ describe('redis lock (real redis-server)', () => {
         ok: false,
         isLockError: true,
         name: 'LockConfigError',
-        code: 'LOCK_CONFIG',
+        code: 'LOCK_ERR_CONFIG',
         reason,
       });
       expect(report.ms as number).toBeLessThan(connectTimeoutMs + 1_000);
@@ -311,11 +304,11 @@ describe('redis lock (real redis-server)', () => {
       const outcome = await lock.acquireOrWait('k');
       expect(outcome.kind).toBe('unavailable');
       await expect(lock.acquireOrWait('k', { onUnavailable: 'throw' })).rejects.toMatchObject({
-        code: 'LOCK_UNAVAILABLE',
+        code: 'LOCK_ERR_UNAVAILABLE',
       });
       await expect(connectLock('redis://:p@w@127.0.0.1:1/k')).rejects.toBeInstanceOf(LockConfigError);
       await expect(connectLock('rediss://:pw@127.0.0.1:1/k?ca=/nonexistent/ca.pem')).rejects.toMatchObject({
-        code: 'LOCK_CONFIG',
+        code: 'LOCK_ERR_CONFIG',
         reason: 'url',
         message: expect.stringContaining('cannot read the CA file given by ?ca= (/nonexistent/ca.pem)'),
       });

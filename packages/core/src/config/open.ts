@@ -1,11 +1,11 @@
 import { join } from 'node:path';
+import { createFileLock, type Lock, LockConfigError, type LockUrl, parseLockUrl } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import { createLayoutStore, createOciBackend } from '@task-cache/oci';
-import type { CacheLock } from '../run/types.js';
 import { defaultCacheDir } from '../store/default-dir.js';
 import { createMemoryStore, type MemoryStore } from '../store/memory.js';
 import { CacheConfigError } from './errors.js';
-import { type LockUrl, parseLockUrl, parseStoreUrl, type StoreUrl } from './urls.js';
+import { parseStoreUrl, type StoreUrl } from './urls.js';
 
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions {
@@ -114,23 +114,32 @@ export interface OpenLockOptions {
 }
 
 /**
- * Opens the lock a URL names (see {@link parseLockUrl}): the Redis lease lock of
- * `@task-cache/lock` (connected lazily, ioredis loaded only then) or the local lock-file
- * lock in `<defaultCacheDir>/locks`.
+ * Opens the lock a URL names (see {@link parseLockUrl}): the local lock-file lock in
+ * `<defaultCacheDir>/locks` (ioredis is not loaded), or the Redis lease lock of
+ * `@task-cache/lock/redis`, imported only for `redis://` / `rediss://` URLs.
  * @returns the lock and the URL's lock key, if any.
+ * @throws {CacheConfigError} `MISSING_DEPENDENCY` for a Redis URL when ioredis is not installed.
+ * @throws {LockConfigError} for a malformed URL or a misconfigured Redis (auth, TLS, permissions).
  */
 export async function openLock(
   url: string | LockUrl,
   options: OpenLockOptions = {},
-): Promise<{ lock: CacheLock; key?: string }> {
+): Promise<{ lock: Lock; key?: string }> {
   const parsed = typeof url === 'string' ? parseLockUrl(url) : url;
-  const redisLock = await import('@task-cache/lock');
   if (parsed.kind === 'local') {
-    return { lock: redisLock.createFileLock(join(defaultCacheDir(options.env ?? process.env), 'locks')) };
+    return { lock: createFileLock(join(defaultCacheDir(options.env ?? process.env), 'locks')) };
   }
-  // NOTE: the key travels separately; the connection URL drops the path so that every task of a
-  // process shares one connection per server.
-  const connection = parsed.url.replace(/^(rediss?:\/\/[^/?#]*)\/[^?#]*/i, '$1');
-  const lock = await redisLock.connectLock(connection);
+  let redis: typeof import('@task-cache/lock/redis');
+  try {
+    redis = await import('@task-cache/lock/redis');
+  } catch (cause) {
+    if (cause instanceof LockConfigError && cause.reason === 'dependency') {
+      throw new CacheConfigError('MISSING_DEPENDENCY', cause.message, { cause });
+    }
+    throw cause;
+  }
+  // NOTE: the connection is shared per server within the process whatever the key; the key travels
+  // separately so that a run's own lock key can override it.
+  const lock = await redis.connectLock(parsed);
   return parsed.key === undefined ? { lock } : { lock, key: parsed.key };
 }

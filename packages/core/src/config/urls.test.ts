@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CacheConfigError } from './errors.js';
-import { parseLockUrl, parseStoreUrl, redactUrl } from './urls.js';
+import { parseStoreUrl, redactUrl } from './urls.js';
 
 describe('parseStoreUrl', () => {
   it("parses the guide's oci URL with its tag as the key", () => {
@@ -51,26 +51,6 @@ describe('parseStoreUrl', () => {
   });
   it('never puts the password in the error', () => {
     expect(() => parseStoreUrl('redis://:s3cret@h:6379?ttl=x')).toThrow(/^(?!.*s3cret)/s);
-  });
-});
-
-describe('parseLockUrl', () => {
-  it("parses the guide's lock URL (key from the path)", () => {
-    const sum = 'b'.repeat(64);
-    expect(parseLockUrl(`redis://:pw@redis.example.com:6379/lock:build-${sum}`)).toEqual({
-      kind: 'redis',
-      url: `redis://:pw@redis.example.com:6379/lock:build-${sum}`,
-      key: `lock:build-${sum}`,
-    });
-  });
-  it('has no key without a path; local and empty are the local lock', () => {
-    expect(parseLockUrl('rediss://u:p@h:6380')).toEqual({ kind: 'redis', url: 'rediss://u:p@h:6380' });
-    expect(parseLockUrl('local:')).toEqual({ kind: 'local' });
-    expect(parseLockUrl('')).toEqual({ kind: 'local' });
-  });
-  it('rejects an empty host (unset CI_CACHE_REDIS_URL) and unknown schemes', () => {
-    expect(() => parseLockUrl('redis:///lock:x')).toThrow(/host is missing/);
-    expect(() => parseLockUrl('zk://h')).toThrow(CacheConfigError);
   });
 });
 

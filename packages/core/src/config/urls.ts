@@ -27,17 +27,6 @@ export type StoreUrl =
   | { kind: 'memory'; name: string; tag?: string }
   | { kind: 'default' };
 
-/** A parsed lock URL (see {@link parseLockUrl}). */
-export type LockUrl =
-  | {
-      kind: 'redis';
-      /** The URL to connect with (credentials kept; never print it). */
-      url: string;
-      /** Lock key from the URL path, when there is one. */
-      key?: string;
-    }
-  | { kind: 'local' };
-
 /** Replaces the password (and a user name, when there is a password) of a URL with `***`. */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i, (_m, scheme: string, userinfo: string) => {
@@ -160,40 +149,5 @@ export function parseStoreUrl(url: string): StoreUrl {
   return fail(
     text,
     'unknown scheme; use oci://, oci-layout:, redis://, rediss://, memory:// or leave it empty',
-  );
-}
-
-/**
- * Parses a lock URL:
- *
- * - `redis://[USER][:PASSWORD]@HOST[:PORT][/KEY]` and `rediss://…` — the Redis lease lock; the
- *   path (URL-decoded, without the leading `/`) is the lock key, else `lock:<cache key>`.
- * - `local:` or `''` — the one-machine lock (lock files in the default cache directory).
- * @throws {CacheConfigError} `INVALID_URL`.
- */
-export function parseLockUrl(url: string): LockUrl {
-  if (url === undefined || url === null || url.trim() === '') return { kind: 'local' };
-  const text = url.trim();
-  if (text === 'local:' || text === 'local://') return { kind: 'local' };
-  if (text.startsWith('redis://') || text.startsWith('rediss://')) {
-    let parsed: URL;
-    try {
-      parsed = new URL(text);
-    } catch (cause) {
-      throw new CacheConfigError('INVALID_URL', `invalid lock URL "${redactUrl(text)}": not a URL`, {
-        cause,
-      });
-    }
-    if (parsed.hostname === '')
-      throw new CacheConfigError(
-        'INVALID_URL',
-        `invalid lock URL "${redactUrl(text)}": the host is missing; expected redis://[USER][:PASSWORD]@HOST[:PORT][/KEY] (is CI_CACHE_REDIS_URL set?)`,
-      );
-    const key = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
-    return key === '' ? { kind: 'redis', url: text } : { kind: 'redis', url: text, key };
-  }
-  throw new CacheConfigError(
-    'INVALID_URL',
-    `invalid lock URL "${redactUrl(text)}": unknown scheme; use redis://, rediss://, local: or leave it empty`,
   );
 }

@@ -1,3 +1,4 @@
+import { classifyRedisFailure } from '@task-cache/lock';
 import type {
   BlobBody,
   Descriptor,
@@ -90,7 +91,7 @@ function wrap(error: unknown, what: string, location: string): never {
   if (error instanceof TaskCacheError || error instanceof OciError || (error as Error)?.name === 'AbortError')
     throw error;
   const message = (error as Error)?.message ?? String(error);
-  if (/^OOM\b/.test(message))
+  if (classifyRedisFailure(error) === 'oom')
     throw new RedisStoreError(
       'REDIS_OOM',
       `${what} refused by ${location}: Redis is out of memory (maxmemory reached); use a separate Redis for entries with maxmemory-policy volatile-ttl`,

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LockUnavailableError } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CacheConfigError, CacheRunError } from '../config/errors.js';
@@ -60,9 +61,12 @@ function fakeLock(script: Array<'acquired' | 'peer-finished' | 'timed-out' | 'un
       lock.keys.push(key);
       const kind = script.shift() ?? 'acquired';
       if (kind !== 'acquired')
-        return kind === 'unavailable' ? { kind, error: new Error('connection refused') } : { kind };
+        return kind === 'unavailable'
+          ? { kind, error: new LockUnavailableError('connection', 'connection refused') }
+          : { kind };
       const ac = new AbortController();
       const lease: FakeLease = {
+        key,
         signal: ac.signal,
         fence: leases.length + 1,
         isValid: () => !ac.signal.aborted && lease.released === undefined,
@@ -391,7 +395,7 @@ describe('cache.run with the memory store', () => {
       code: 'INVALID_KEY',
     });
     expect(() => createCache({ concurrency: 0 })).toThrow(/concurrency/);
-    expect(() => createCache({ lock: 'zk://x' })).toThrow(/unknown scheme/);
+    expect(() => createCache({ lock: 'zk://x' })).toThrow(/unsupported scheme "zk:"/);
   });
 
   it('lookup/restore/save as separate steps', async () => {

@@ -1,7 +1,9 @@
+import { classifyRedisFailure, describeLockUrl, LockUnavailableError } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import { CacheConfigError, CacheRunError } from '../config/errors.js';
+import { type LockUrl, parseLockOption } from '../config/lock-url.js';
 import { openLock, openStore } from '../config/open.js';
-import { type LockUrl, parseLockUrl, parseStoreUrl, redactUrl, type StoreUrl } from '../config/urls.js';
+import { parseStoreUrl, redactUrl, type StoreUrl } from '../config/urls.js';
 import type { RestoreEntryResult, SaveEntryResult, TransferProgress } from '../entry/types.js';
 import { EntryError, TaskCacheError } from '../errors.js';
 import type { CacheEvent, CacheWarningCode } from '../events/types.js';
@@ -144,9 +146,11 @@ function describe(error: unknown): { message: string; code?: string } {
 }
 
 function isOom(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  const reason = (error as { reason?: unknown })?.reason;
-  return code === 'REDIS_OOM' || reason === 'oom' || /\bOOM\b/.test((error as Error)?.message ?? '');
+  // NOTE: by code and classification only (a typed store or lock error, or a raw Redis `OOM` reply
+  // from a user's store), never by the message text.
+  if ((error as { code?: unknown })?.code === 'REDIS_OOM') return true;
+  if (error instanceof LockUnavailableError) return error.reason === 'oom';
+  return classifyRedisFailure(error) === 'oom';
 }
 
 function newStats(): RunStats {
@@ -232,7 +236,7 @@ export function createCache(options: CacheOptions = {}): Cache {
   let lockObject: CacheLock | undefined;
   const noLock = options.lock === false;
   if (typeof options.lock === 'string' || options.lock === undefined)
-    lockUrl = parseLockUrl(options.lock ?? '');
+    lockUrl = parseLockOption(options.lock ?? '', 'createCache');
   else if (options.lock !== false) {
     if (
       typeof options.lock !== 'object' ||
@@ -246,8 +250,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     lockObject = options.lock;
   }
   const lockUrlKey = lockUrl?.kind === 'redis' ? lockUrl.key : undefined;
-  const lockLocation =
-    lockUrl?.kind === 'redis' ? redactUrl(lockUrl.url.replace(/^(rediss?:\/\/[^/?#]*).*$/i, '$1')) : 'local';
+  const lockLocation = lockUrl?.kind === 'redis' ? describeLockUrl(lockUrl) : 'local';
 
   let storePromise: Promise<OciStore> | undefined;
   let lockPromise: Promise<CacheLock> | undefined;

@@ -7,8 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Lease, Lock } from '@task-cache/lock';
+import { connectLock } from '@task-cache/lock/redis';
 import { createOciBackend } from '@task-cache/oci';
-import { connectLock, type Lease, type Lock } from '@task-cache/lock';
 import { type RedisFixture, type RegistryFixture, startRedis, startRegistry } from '@task-cache/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CacheRunError } from '../config/errors.js';
@@ -287,7 +288,7 @@ describe('degradation: cache trouble never fails the build', () => {
       expect(events.find((e) => e.type === 'lock-unavailable')).toMatchObject({ reason: 'unavailable' });
       expect(events.find((e) => e.type === 'warning')).toMatchObject({
         code: 'LOCK_UNAVAILABLE',
-        causeCode: 'LOCK_UNAVAILABLE',
+        causeCode: 'LOCK_ERR_UNAVAILABLE',
       });
     } finally {
       await small.stop();

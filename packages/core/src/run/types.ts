@@ -1,47 +1,21 @@
+import type { AcquireOptions, AcquireOutcome, Lease, LockAcquirer, ReleaseOutcome } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import type { CacheEventListener } from '../events/types.js';
 import type { ChecksumInputs } from '../key/checksum.js';
 
-/** The outcome of a lease at release time: `failed` lets a waiter take over and build. */
-export type LeaseOutcome = 'built' | 'failed';
+// NOTE: the lock types belong to @task-cache/lock; core uses them as they are. The aliases below keep
+// code written against core's former names compiling (deprecated, to be removed in 0.3).
 
-/** A held lock (a lease). Structural twin of `@task-cache/lock`'s `Lease`. */
-export interface CacheLease {
-  /** Fires when the lease is lost (expired, stolen, server gone). The build is NOT aborted by it. */
-  readonly signal: AbortSignal;
-  /** Fencing token, when the lock provides one. */
-  readonly fence?: number;
-  /** `true` while the lease is still held. */
-  isValid(): boolean;
-  /** Releases the lease, telling waiters whether the build succeeded. Never throws. */
-  release(outcome?: LeaseOutcome): Promise<unknown>;
-}
-
-/** Result of {@link CacheLock.acquireOrWait} (`@task-cache/lock`'s `AcquireOutcome`). */
-export type LockAcquireResult =
-  | { kind: 'acquired'; lease: CacheLease }
-  | { kind: 'peer-finished' }
-  | { kind: 'timed-out' }
-  | { kind: 'unavailable'; error?: unknown };
-
-/** Options of {@link CacheLock.acquireOrWait}. */
-export interface AcquireOrWaitOptions {
-  /** Polled while waiting: `true` when a peer's entry is now in the store. */
-  isDone?: (signal: AbortSignal) => boolean | Promise<boolean>;
-  /** Give up waiting after this many ms (→ `timed-out`). */
-  waitTimeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-/**
- * The narrow lock capability the run needs: `@task-cache/lock`'s `Lock` (Redis, lock-file,
- * in-process) fits, or your own object.
- */
-export interface CacheLock {
-  acquireOrWait(key: string, options?: AcquireOrWaitOptions): Promise<LockAcquireResult>;
-  /** Releases connections. */
-  close?(): Promise<void>;
-}
+/** @deprecated Use `ReleaseOutcome` (from `@task-cache/lock`, re-exported by core). */
+export type LeaseOutcome = ReleaseOutcome;
+/** @deprecated Use `Lease` (from `@task-cache/lock`, re-exported by core). */
+export type CacheLease = Lease;
+/** @deprecated Use `AcquireOutcome` (from `@task-cache/lock`, re-exported by core). */
+export type LockAcquireResult = AcquireOutcome;
+/** @deprecated Use `AcquireOptions` (from `@task-cache/lock`, re-exported by core). */
+export type AcquireOrWaitOptions = AcquireOptions;
+/** @deprecated Use `LockAcquirer` (from `@task-cache/lock`, re-exported by core). */
+export type CacheLock = LockAcquirer;
 
 /** Information a policy function receives. */
 export interface PolicyContext {
@@ -90,11 +64,13 @@ export interface CacheOptions extends CachePolicy {
    */
   store?: string | OciStore;
   /**
-   * The lock: `redis://[USER][:PASSWORD]@HOST[:PORT][/KEY]`, `rediss://…`, `local:` or a
-   * {@link CacheLock}. Empty or absent: the local lock (one machine). `false`: no lock at all.
+   * The lock: a lock URL (`redis://[USER][:PASSWORD]@HOST[:PORT][/KEY]`, `rediss://…`, `local:`; see
+   * `parseLockUrl`) or a lock object — any `Lock` of `@task-cache/lock`, or your own object with
+   * `acquireOrWait` (and optionally `close`), a `LockAcquirer`. Empty or absent: the local lock (one
+   * machine). `false`: no lock at all. A malformed URL throws a `CacheConfigError` here.
    * @default '' (local lock)
    */
-  lock?: string | CacheLock | false;
+  lock?: string | LockAcquirer | false;
   /** Whether caching is on (the Taskfile's `enabled`). `false`: `run()` just builds. @default true */
   enabled?: boolean;
   /** Environment for credentials (`TASK_CACHE_OCI_*`) and the default cache dir. @default process.env */

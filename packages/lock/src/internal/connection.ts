@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { isIP, connect as netConnect } from 'node:net';
 import type { Redis, RedisOptions } from 'ioredis';
-import { LockConfigError, type LockError, LockUnavailableError } from '../errors.js';
+import { LockConfigError, LockError, LockUnavailableError } from '../errors.js';
+import { classifyRedisFailure, isTlsFailure, redisReplyCode } from '../redis-errors.js';
 
 /**
  * ioredis attaches the failed command to a reply error (`command: { name: 'auth', args: [PASSWORD] }`):
@@ -17,45 +18,35 @@ export function scrubError(error: unknown): unknown {
   return copy;
 }
 
-/** A TLS handshake / certificate failure (OpenSSL and Node codes). */
-export function isTlsError(error: unknown): boolean {
-  const message = error instanceof Error ? error.message : String(error);
-  const code = String((error as { code?: unknown } | null)?.code ?? '');
-  return (
-    code === 'EPROTO' ||
-    /^(ERR_TLS_|ERR_SSL_)|CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) ||
-    /SSL|TLS|certificate|self.signed/i.test(message)
-  );
-}
-
-/** Maps an ioredis / socket error to the lock's typed errors. `where` must not contain secrets. */
+/**
+ * Maps an ioredis / socket error to the lock's typed errors, by {@link classifyRedisFailure} (reply codes,
+ * the command answered, socket codes). `where` must not contain secrets.
+ */
 export function classifyRedisError(raw: unknown, where: string): LockError {
+  if (raw instanceof LockError) return raw;
+  const kind = classifyRedisFailure(raw);
   const error = scrubError(raw);
   const message = error instanceof Error ? error.message : String(error);
-  const code = (error as { code?: unknown } | null)?.code;
   const text = `${where}: ${message}`;
-  if (/^(NOAUTH|WRONGPASS)\b/.test(message) || /invalid password|invalid username-password/i.test(message)) {
-    return new LockConfigError('auth', `${text} (check the user and password of the lock URL)`, {
-      cause: error,
-    });
+  switch (kind) {
+    case 'auth':
+      return new LockConfigError('auth', `${text} (check the user and password of the lock URL)`, {
+        cause: error,
+      });
+    case 'permission':
+      return new LockConfigError('permission', `${text} (the ACL user lacks permission on the lock keys)`, {
+        cause: error,
+      });
+    case 'database':
+      return new LockConfigError('url', `${text} (check ?db=N of the lock URL)`, { cause: error });
+    case 'tls':
+      return new LockConfigError('tls', `${text} (TLS handshake failed)`, { cause: error });
+    case 'oom':
+    case 'readonly':
+    case 'timeout':
+    case 'connection':
+      return new LockUnavailableError(kind, text, { cause: error });
   }
-  if (/^NOPERM\b/.test(message)) {
-    return new LockConfigError('permission', `${text} (the ACL user lacks permission on the lock keys)`, {
-      cause: error,
-    });
-  }
-  if (/DB index is out of range/i.test(message)) {
-    return new LockConfigError('url', `${text} (check ?db=N of the lock URL)`, { cause: error });
-  }
-  if (/^OOM\b/.test(message)) return new LockUnavailableError('oom', text, { cause: error });
-  if (/^READONLY\b/.test(message)) return new LockUnavailableError('readonly', text, { cause: error });
-  if (/timed out/i.test(message) || code === 'ETIMEDOUT') {
-    return new LockUnavailableError('timeout', text, { cause: error });
-  }
-  if (isTlsError(error)) {
-    return new LockConfigError('tls', `${text} (TLS handshake failed)`, { cause: error });
-  }
-  return new LockUnavailableError('connection', text, { cause: error });
 }
 
 /** Settings of one Redis connection (everything except the lock key). */
@@ -137,7 +128,13 @@ export async function connectClient(client: Redis, s: ConnectionSettings): Promi
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`connect timed out after ${s.connectTimeoutMs - probeBudget} ms`)),
+      () =>
+        reject(
+          new LockUnavailableError(
+            'timeout',
+            `${s.where}: connect timed out after ${s.connectTimeoutMs - probeBudget} ms`,
+          ),
+        ),
       s.connectTimeoutMs - probeBudget,
     );
   });
@@ -155,11 +152,9 @@ export async function connectClient(client: Redis, s: ConnectionSettings): Promi
   } catch (error) {
     client.disconnect(false);
     // Prefer the server's own verdict (WRONGPASS arrives as an 'error' event, the command then just fails).
-    const reply = errors.find(
-      (e) => e instanceof Error && /^[A-Z]+ /.test(e.message) && e.name === 'ReplyError',
-    );
+    const reply = errors.find((e) => redisReplyCode(e) !== undefined);
     // ...and a certificate failure over the generic "Connection is closed" it causes.
-    const tls = s.tls ? errors.find(isTlsError) : undefined;
+    const tls = s.tls ? errors.find(isTlsFailure) : undefined;
     let err = classifyRedisError(reply ?? tls ?? error, s.where);
     if (s.tls && err instanceof LockUnavailableError && (await probePlaintext(s.host, s.port, probeBudget))) {
       err = new LockConfigError('tls', `${s.where}: rediss:// used, but the server answers in plaintext`, {
@@ -209,4 +204,27 @@ export function settingsIdentity(s: ConnectionSettings): string {
   h.update(JSON.stringify([s.commandTimeoutMs]));
   if (s.ca !== undefined) h.update(s.ca);
   return h.digest('hex');
+}
+
+/**
+ * Bounds one lock command by `commandTimeoutMs` with a typed `timeout` error. ioredis' own
+ * `commandTimeout` rejects with an untyped error (no code); this timer is armed first with the same
+ * duration, so it fires first and the decision needs no message text. It also bounds injected clients.
+ */
+export async function withCommandTimeout<T>(run: () => Promise<T>, s: ConnectionSettings): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new LockUnavailableError('timeout', `${s.where}: command timed out after ${s.commandTimeoutMs} ms`),
+        ),
+      s.commandTimeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([run(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

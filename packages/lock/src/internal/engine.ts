@@ -226,7 +226,7 @@ export function createEngineLock(
           // NOTE: the first attempt fails fast (caller proceeds without the lock). A waiter that already
           // reached the backend tolerates transient connection trouble for one TTL: the holder's lease
           // cannot outlive that either, so waiting longer would be pointless.
-          const transient = err.reason === 'connection' || err.reason === 'timeout';
+          const transient = err.reason === 'connection' || err.reason === 'timeout' || err.reason === 'io';
           if (attempt === 0 || !transient) return unavailable(err);
           firstFailureAt ??= now();
           if (now() - firstFailureAt >= ttlMs) return unavailable(err);
