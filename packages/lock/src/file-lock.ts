@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { LockConfigError } from './errors.js';
 import { createEngineLock, type LockBackend } from './internal/engine.js';
 import { lockFileIoError, refreshLockFile, releaseLockFile, tryLockFile } from './internal/lock-file.js';
-import type { Lock, LockOptions, ReleaseOutcome } from './types.js';
+import { createReleaseNotices } from './internal/notices.js';
+import type { Lock, LockOptions } from './types.js';
 
 /** Options of {@link createFileLock}. */
 export type FileLockOptions = LockOptions;
 
-// Release notices reach waiters of the same process at once; other processes notice by polling.
-const listeners = new Map<string, Set<(outcome: ReleaseOutcome) => void>>();
+// NOTE: one registry per process on purpose: release notices reach the waiters of every file lock of
+// this process on the same lock file at once; other processes notice by polling.
+const notices = createReleaseNotices();
 
 function fileName(key: string): string {
   const readable = key.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
@@ -83,25 +85,11 @@ export function createFileLock(dir: string, options: FileLockOptions = {}): Lock
       try {
         deleted = await releaseLockFile(p.lock, token);
       } finally {
-        if (deleted || outcome === 'built') {
-          for (const l of [...(listeners.get(p.lock) ?? [])]) l(outcome);
-        }
+        if (deleted || outcome === 'built') notices.publish(p.lock, outcome);
       }
       return deleted;
     },
-    async subscribe(key, listener) {
-      const id = paths(key).lock;
-      let set = listeners.get(id);
-      if (!set) {
-        set = new Set();
-        listeners.set(id, set);
-      }
-      set.add(listener);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0) listeners.delete(id);
-      };
-    },
+    subscribe: async (key, listener) => notices.subscribe(paths(key).lock, listener),
     async close() {},
   };
   return createEngineLock(backend, options);

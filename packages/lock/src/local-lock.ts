@@ -1,6 +1,7 @@
 import { createEngineLock, type LockBackend } from './internal/engine.js';
+import { createReleaseNotices } from './internal/notices.js';
 import { now } from './internal/sleep.js';
-import type { Lock, LockOptions, ReleaseOutcome } from './types.js';
+import type { Lock, LockOptions } from './types.js';
 
 /** Options of {@link createLocalLock}. */
 export type LocalLockOptions = LockOptions;
@@ -12,7 +13,7 @@ export type LocalLockOptions = LockOptions;
  */
 export function createLocalLock(options: LocalLockOptions = {}): Lock {
   const held = new Map<string, { token: string; expiresAt: number }>();
-  const listeners = new Map<string, Set<(outcome: ReleaseOutcome) => void>>();
+  const notices = createReleaseNotices();
   let lastFence = 0;
   const current = (key: string) => {
     const entry = held.get(key);
@@ -41,23 +42,10 @@ export function createLocalLock(options: LocalLockOptions = {}): Lock {
       const entry = current(key);
       const deleted = entry?.token === token;
       if (deleted) held.delete(key);
-      if (deleted || outcome === 'built') {
-        for (const l of [...(listeners.get(key) ?? [])]) l(outcome);
-      }
+      if (deleted || outcome === 'built') notices.publish(key, outcome);
       return deleted;
     },
-    async subscribe(key, listener) {
-      let set = listeners.get(key);
-      if (!set) {
-        set = new Set();
-        listeners.set(key, set);
-      }
-      set.add(listener);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0) listeners.delete(key);
-      };
-    },
+    subscribe: async (key, listener) => notices.subscribe(key, listener),
     async close() {
       held.clear();
     },
