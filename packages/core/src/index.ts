@@ -1,13 +1,18 @@
 // --- the cached run (issue 8): keys, config, locks, policies, events ---
 
-// The lock types, as @task-cache/lock defines them (what `createCache({ lock })` accepts and returns).
-export type {
-  AcquireOptions,
-  AcquireOutcome,
-  Lease,
-  Lock,
-  LockAcquirer,
-  ReleaseOutcome,
+// The lock types and errors, as @task-cache/lock defines them (what `createCache({ lock })` accepts,
+// what a lease aborts with, what parseLockUrl and openLock throw).
+export {
+  type AcquireOptions,
+  type AcquireOutcome,
+  type Lease,
+  LeaseLostError,
+  type Lock,
+  type LockAcquirer,
+  LockConfigError,
+  LockError,
+  LockUnavailableError,
+  type ReleaseOutcome,
 } from '@task-cache/lock';
 export {
   CacheConfigError,
