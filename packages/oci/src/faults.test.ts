@@ -1,12 +1,18 @@
 // Resilience, redirects, pagination and warnings, through a fault-injecting node:http proxy placed
 // between the client and the REAL registry from @task-cache/testkit.
-import { type RegistryFixture, startRegistry } from '@task-cache/testkit';
+import {
+  type FaultAction,
+  type FaultProxy,
+  type RegistryFixture,
+  type SeenRequest,
+  seededBytes,
+  startProxy,
+  startRegistry,
+} from '@task-cache/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOciClient, type OciClientOptions, type OciRepository } from './client.js';
 import { sha256Digest } from './digest.js';
 import { OciError } from './errors.js';
-import { type FaultAction, type FaultProxy, type SeenRequest, startProxy } from './internal/testing/proxy.js';
-import { seededBytes } from './internal/testing/seeded.js';
 
 const BLOB = 'application/octet-stream';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

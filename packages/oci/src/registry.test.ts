@@ -1,11 +1,16 @@
 // Integration tests against the real CNCF distribution registry (docker-registry 2.8.2) from
 // @task-cache/testkit, in its three set-ups: anonymous HTTP, TLS + private CA + htpasswd, token.
-import { type RegistryFixture, startRegistry } from '@task-cache/testkit';
+import {
+  type RegistryFixture,
+  seededBytes,
+  seededDigest,
+  seededStream,
+  startRegistry,
+} from '@task-cache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOciBackend, createOciClient, type OciClient, type OciRepository } from './client.js';
 import { sha256Digest } from './digest.js';
 import { OciError } from './errors.js';
-import { seededBytes, seededDigest, seededStream } from './internal/testing/seeded.js';
 
 const BLOB = 'application/octet-stream';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
