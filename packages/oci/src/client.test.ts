@@ -34,7 +34,7 @@ describe('options', () => {
 
   it('createOciBackend refuses a bad reference before any request', () => {
     expect(() => createOciBackend({ url: 'oci://h/UPPER' })).toThrow(
-      expect.objectContaining({ code: 'INVALID_REFERENCE' }),
+      expect.objectContaining({ code: 'OCI_ERR_INVALID_REFERENCE' }),
     );
   });
 });
@@ -53,7 +53,7 @@ describe('protocol details', () => {
       .fetchBlob({ mediaType: 'x', digest, size: 1 })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InsecureRedirectError);
-    expect(error).toMatchObject({ code: 'INSECURE_REDIRECT', statusCode: 307 });
+    expect(error).toMatchObject({ code: 'OCI_ERR_INSECURE_REDIRECT', statusCode: 307 });
   });
 
   it('uses an absolute upload Location as returned, query kept, digest merged', async () => {
@@ -169,7 +169,7 @@ describe('protocol details', () => {
         for await (const p of await client.repository('a').fetchBlob({ mediaType: 'x', digest, size: 4 }))
           got.push(p);
       })(),
-    ).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    ).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_MISMATCH' });
     expect(got).toEqual([]);
   });
 });

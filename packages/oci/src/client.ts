@@ -13,6 +13,7 @@ import { type Credentials, type ResolveCredentialsOptions, resolveCredentials } 
 import { isDigest, parseDigest, sha256Digest } from './digest.js';
 import {
   BlobUnknownError,
+  DeniedError,
   InvalidOptionError,
   ManifestInvalidError,
   ManifestUnknownError,
@@ -20,6 +21,7 @@ import {
   RegistryError,
   SizeInvalidError,
   SizeMismatchError,
+  UnauthorizedError,
   UnsupportedError,
 } from './errors.js';
 import { parseLinkNext, parseRetryAfter } from './internal/headers.js';
@@ -610,8 +612,7 @@ function createRepository(ctx: RepositoryContext): OciRepository {
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       // A token server refusing the source scope means: upload normally.
-      if (error instanceof OciError && (error.code === 'UNAUTHORIZED' || error.code === 'DENIED'))
-        return undefined;
+      if (error instanceof UnauthorizedError || error instanceof DeniedError) return undefined;
       throw error;
     }
     if (res.statusCode === 201) {

@@ -99,7 +99,7 @@ describe('retries', () => {
       { maxRetryAfterMs: 1000 },
     );
     const error = await repo.blobExists(d).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'TOOMANYREQUESTS', statusCode: 429, method: 'HEAD' });
+    expect(error).toMatchObject({ code: 'OCI_ERR_TOO_MANY_REQUESTS', statusCode: 429, method: 'HEAD' });
     expect((error as Error).message).toContain('Retry-After 3600 s');
     expect(count(proxy, 'HEAD', d.digest)).toBe(1);
   });
@@ -114,7 +114,10 @@ describe('retries', () => {
           : { kind: 'pass' },
       { maxRetryAfterMs: 1000 },
     );
-    await expect(repo.pushBlob(d, bytes)).rejects.toMatchObject({ code: 'TOOMANYREQUESTS', method: 'PUT' });
+    await expect(repo.pushBlob(d, bytes)).rejects.toMatchObject({
+      code: 'OCI_ERR_TOO_MANY_REQUESTS',
+      method: 'PUT',
+    });
     expect(count(proxy, 'PUT', '/blobs/uploads/')).toBe(1);
   });
 
@@ -129,7 +132,7 @@ describe('retries', () => {
     const down = await viaProxy(() => ({ kind: 'respond', status: 503, body: 'down' }), { retries: 2 });
     const error = await down.repo.fetchManifest('latest').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OciError);
-    expect(error).toMatchObject({ code: 'REGISTRY_ERROR', statusCode: 503, method: 'GET' });
+    expect(error).toMatchObject({ code: 'OCI_ERR_REGISTRY', statusCode: 503, method: 'GET' });
     expect(count(down.proxy, 'GET', '/manifests/latest')).toBe(3);
   });
 
@@ -164,7 +167,7 @@ describe('retries', () => {
   it('gives up with TIMEOUT when the registry never answers', async () => {
     const { repo, proxy } = await viaProxy(() => ({ kind: 'stall' }), { headersTimeoutMs: 300, retries: 1 });
     const error = await repo.fetchManifest('latest').catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'TIMEOUT', method: 'GET' });
+    expect(error).toMatchObject({ code: 'OCI_ERR_TIMEOUT', method: 'GET' });
     expect(count(proxy, 'GET', '/manifests/latest')).toBe(2);
   });
 
@@ -211,7 +214,7 @@ describe('retries', () => {
     }
     const error = await broken.repo.pushBlob(d, once()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OciError);
-    expect(error).toMatchObject({ code: 'NETWORK', method: 'PUT' });
+    expect(error).toMatchObject({ code: 'OCI_ERR_NETWORK', method: 'PUT' });
     expect(count(broken.proxy, 'PUT', '/blobs/uploads/')).toBe(1);
 
     let puts = 0;
@@ -258,7 +261,7 @@ describe('retries', () => {
     );
     const digest = sha256Digest(new Uint8Array([1]));
     const error = await repo.deleteManifest(digest).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'UNSUPPORTED', statusCode: 405, method: 'DELETE' });
+    expect(error).toMatchObject({ code: 'OCI_ERR_UNSUPPORTED', statusCode: 405, method: 'DELETE' });
     expect((error as Error).message).toMatch(/does not allow deleting manifests/);
     expect(count(proxy, 'DELETE', digest)).toBe(1);
   });
@@ -455,7 +458,7 @@ describe('connect timeout', () => {
         .repository('a/b')
         .fetchManifest('latest')
         .catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'TIMEOUT', method: 'GET' });
+      expect(error).toMatchObject({ code: 'OCI_ERR_TIMEOUT', method: 'GET' });
       expect((error as Error).message).toMatch(/connect timeout/);
       expect(sockets.length).toBe(2);
     } finally {

@@ -39,6 +39,10 @@ export {
   InsecureRedirectError,
   InvalidOptionError,
   InvalidReferenceError,
+  type LayoutErrorOptions,
+  LayoutInvalidError,
+  LayoutVersionUnsupportedError,
+  LockTimeoutError,
   ManifestBlobUnknownError,
   ManifestInvalidError,
   ManifestUnknownError,
@@ -52,26 +56,24 @@ export {
   RegistryError,
   SizeInvalidError,
   SizeMismatchError,
+  StoreLimitError,
+  type StoreLimitErrorOptions,
   TagInvalidError,
   TooManyRequestsError,
   UnauthorizedError,
   UnsupportedError,
 } from './errors.js';
-export { redactUrl } from './internal/redact.js';
 export {
   createLayoutStore,
   IMAGE_INDEX_MEDIA_TYPE,
   IMAGE_LAYOUT_VERSION,
-  type LayoutErrorOptions,
   type LayoutGcOptions,
   type LayoutGcResult,
-  LayoutInvalidError,
   type LayoutStore,
   type LayoutStoreOptions,
-  LayoutVersionUnsupportedError,
-  LockTimeoutError,
   REF_NAME_ANNOTATION,
 } from './layout/index.js';
+export { redactUrl, redactUrls, type Secret, scrubSecrets } from './redact.js';
 export {
   formatReference,
   isValidRepository,

@@ -8,6 +8,7 @@
  */
 import { isDigest } from './digest.js';
 import { InvalidReferenceError, NameInvalidError, TagInvalidError } from './errors.js';
+import { redactUrl } from './redact.js';
 
 /** A parsed `oci://` reference. */
 export interface OciReference {
@@ -91,7 +92,7 @@ export function parseReference(input: string): OciReference {
   if (typeof input !== 'string' || input.length === 0) {
     throw new InvalidReferenceError('OCI reference must be a non-empty string');
   }
-  const shown = JSON.stringify(redactForMessage(input));
+  const shown = JSON.stringify(redactUrl(input));
   if (!input.startsWith('oci://')) {
     throw new InvalidReferenceError(`OCI reference ${shown} must start with "oci://"`);
   }
@@ -192,9 +193,4 @@ export function formatReference(reference: OciReference): string {
   if (reference.plainHttp) params.set('plain-http', 'true');
   const query = params.toString();
   return query ? `${out}?${query}` : out;
-}
-
-function redactForMessage(input: string): string {
-  // Credentials have no place in a reference, but if a user put some there, keep them out of messages.
-  return input.replace(/^(oci:\/\/)[^/@]*@/, '$1REDACTED@');
 }

@@ -94,7 +94,7 @@ describe('Redis entry store', () => {
         { mediaType: 'x', digest: sha256Digest(new Uint8Array([1])), size: bad.byteLength },
         bad,
       ),
-    ).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    ).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_MISMATCH' });
   });
 
   it('keys expire after ?ttl= and a hit refreshes the expiry', async () => {

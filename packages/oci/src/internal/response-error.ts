@@ -97,6 +97,7 @@ export async function errorFromResponse(
     statusCode: res.statusCode,
     ...(context.digest ? { digest: context.digest } : {}),
     ...(res.warnings.length ? { warnings: res.warnings } : {}),
+    ...(code === undefined ? {} : { registryCode: code }),
   };
   const msg = (fallback: string) =>
     `${context.action} failed: ${registryMessage ? `${registryMessage}` : fallback}`;

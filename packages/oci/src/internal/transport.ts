@@ -13,8 +13,8 @@ import {
   SizeMismatchError,
   UnauthorizedError,
 } from '../errors.js';
+import { redactUrl } from '../redact.js';
 import { type AuthChallenge, parseRetryAfter, parseWarnings, parseWwwAuthenticate } from './headers.js';
-import { redactUrl } from './redact.js';
 import { mergeScopes, scopeKey } from './scopes.js';
 
 /** What the transport reports through `onWarning`. */
@@ -92,7 +92,7 @@ const NETWORK_CODES = new Set([
 export function isTransientError(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   if (typeof code === 'string' && (TIMEOUT_CODES.has(code) || NETWORK_CODES.has(code))) return true;
-  if (code === 'TIMEOUT' || code === 'NETWORK') return true;
+  if (error instanceof OciTimeoutError || error instanceof NetworkError) return true;
   const cause = (error as { cause?: unknown })?.cause;
   return cause !== undefined && cause !== error && isTransientError(cause);
 }

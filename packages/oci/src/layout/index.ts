@@ -1,11 +1,5 @@
 /** Public surface of the image-layout store (re-exported by name from `src/index.ts`). */
 export {
-  type LayoutErrorOptions,
-  LayoutInvalidError,
-  LayoutVersionUnsupportedError,
-  LockTimeoutError,
-} from './errors.js';
-export {
   createLayoutStore,
   IMAGE_INDEX_MEDIA_TYPE,
   IMAGE_LAYOUT_VERSION,

@@ -20,7 +20,7 @@ import { constants } from 'node:fs';
 import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockTimeoutError } from './errors.js';
+import { LockTimeoutError } from '../errors.js';
 
 /** Options of {@link acquireLock}. */
 export interface LockOptions {

@@ -22,6 +22,8 @@ import {
   BlobUnknownError,
   DigestInvalidError,
   InvalidOptionError,
+  LayoutInvalidError,
+  LayoutVersionUnsupportedError,
   ManifestBlobUnknownError,
   ManifestInvalidError,
   ManifestUnknownError,
@@ -38,7 +40,6 @@ import type {
   RequestOptions,
 } from '../types.js';
 import { verifyStream } from '../verify.js';
-import { LayoutInvalidError, LayoutVersionUnsupportedError } from './errors.js';
 import { acquireLock } from './lock.js';
 
 /** The annotation that carries a tag in an image layout's `index.json`. */
