@@ -1,8 +1,6 @@
 export {
   createOciBackend,
   createOciClient,
-  MEDIA_TYPE_IMAGE_INDEX,
-  MEDIA_TYPE_IMAGE_MANIFEST,
   type OciBackend,
   type OciBackendOptions,
   type OciClient,
@@ -65,7 +63,6 @@ export {
 } from './errors.js';
 export {
   createLayoutStore,
-  IMAGE_INDEX_MEDIA_TYPE,
   IMAGE_LAYOUT_VERSION,
   type LayoutGcOptions,
   type LayoutGcResult,
@@ -73,13 +70,32 @@ export {
   type LayoutStoreOptions,
   REF_NAME_ANNOTATION,
 } from './layout/index.js';
+export {
+  MANIFEST_MEDIA_TYPES,
+  type ManifestReference,
+  MEDIA_TYPE_DOCKER_MANIFEST,
+  MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+  MEDIA_TYPE_EMPTY_JSON,
+  MEDIA_TYPE_IMAGE_CONFIG,
+  MEDIA_TYPE_IMAGE_INDEX,
+  MEDIA_TYPE_IMAGE_MANIFEST,
+  manifestReferences,
+  parseManifestJson,
+  parseManifestReference,
+  type ReferencedDescriptor,
+  type ReferenceKind,
+} from './manifest.js';
 export { redactUrl, redactUrls, type Secret, scrubSecrets } from './redact.js';
 export {
   formatReference,
+  isValidRegistry,
   isValidRepository,
   isValidTag,
+  MAX_REPOSITORY_LENGTH,
+  MAX_TAG_LENGTH,
   type OciReference,
   parseReference,
+  TAG_PATTERN,
   validateRepository,
   validateTag,
 } from './reference.js';
@@ -97,6 +113,7 @@ export type {
   PushBlobOptions,
   PushManifestOptions,
   RequestOptions,
+  StoreLimits,
   Tagger,
   TagLister,
 } from './types.js';

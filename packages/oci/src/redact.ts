@@ -17,7 +17,7 @@
  */
 import type { Credentials } from './credentials.js';
 
-const SCHEME = /[A-Za-z][A-Za-z0-9+.-]*:\/\//g;
+const SCHEME = /[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 /** What may follow the user-info's `@`: a host (reg-name, IPv4, `[IPv6]`, even unclosed) and a port. */
 const HOST_AFTER_AT = /^(?:\[[^\]\s/?#@]*\]?|[A-Za-z0-9._~%-]*)(?::\d*)?(?=$|[^A-Za-z0-9._~%:@[\]-])/;
 // NOTE: upload `Location`s carry signed state (distribution's `_state`), S3 presigned URLs carry
@@ -36,7 +36,6 @@ const MASK = '***';
  */
 export function redactUrl(url: string): string {
   if (typeof url !== 'string') return url;
-  SCHEME.lastIndex = 0;
   const match = SCHEME.exec(url);
   if (match === null) return redactQueryIn(url, 0, url.length);
   const start = match.index + match[0].length;
@@ -51,7 +50,8 @@ export function redactUrl(url: string): string {
 export function redactUrls(text: string): string {
   if (typeof text !== 'string') return text;
   const starts: number[] = [];
-  for (const m of text.matchAll(SCHEME)) starts.push(m.index + m[0].length);
+  // NOTE: a fresh global regex per call: a shared one carries `lastIndex` from call to call.
+  for (const m of text.matchAll(new RegExp(SCHEME.source, 'g'))) starts.push(m.index + m[0].length);
   if (starts.length === 0) return text;
   let out = text.slice(0, starts[0]);
   starts.forEach((start, i) => {
