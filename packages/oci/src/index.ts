@@ -66,6 +66,7 @@ export {
   IMAGE_LAYOUT_VERSION,
   type LayoutGcOptions,
   type LayoutGcResult,
+  type LayoutLocker,
   type LayoutStore,
   type LayoutStoreOptions,
   REF_NAME_ANNOTATION,
@@ -73,6 +74,7 @@ export {
 export {
   MANIFEST_MEDIA_TYPES,
   type ManifestReference,
+  type ManifestReferencesOptions,
   MEDIA_TYPE_DOCKER_MANIFEST,
   MEDIA_TYPE_DOCKER_MANIFEST_LIST,
   MEDIA_TYPE_EMPTY_JSON,

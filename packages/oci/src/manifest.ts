@@ -78,6 +78,16 @@ export function parseManifestJson(bytes: Uint8Array, digest?: string): Record<st
   return doc as Record<string, unknown>;
 }
 
+/** Options of {@link manifestReferences}. */
+export interface ManifestReferencesOptions {
+  /**
+   * Skip descriptors that cannot be read (no valid digest or size) instead of throwing, and take
+   * a missing media type as `''`: for garbage collection, which must keep whatever it can see.
+   * @default false
+   */
+  lenient?: boolean;
+}
+
 /**
  * The content a manifest or an index references directly, in this order: `config`, each of
  * `layers`, each of `manifests` (an index's children), then `subject` (OCI 1.1 referrers).
@@ -86,14 +96,35 @@ export function parseManifestJson(bytes: Uint8Array, digest?: string): Record<st
  * `subject` before accepting a push (a registry answers `MANIFEST_BLOB_UNKNOWN` for those and
  * accepts a missing subject, distribution-spec v1.1.1 "Pushing Manifests with Subject"); garbage
  * collection keeps all four alive.
- * @throws {ManifestInvalidError} when the bytes are not a JSON object or a descriptor in it is
- *   malformed (no valid digest, size or media type).
+ * @throws {ManifestInvalidError} when the bytes are not a JSON object or (unless `lenient`) a
+ *   descriptor in it is malformed (no valid digest, size or media type).
  */
-export function manifestReferences(manifest: Uint8Array | Record<string, unknown>): ReferencedDescriptor[] {
+export function manifestReferences(
+  manifest: Uint8Array | Record<string, unknown>,
+  options: ManifestReferencesOptions = {},
+): ReferencedDescriptor[] {
   const doc = manifest instanceof Uint8Array ? parseManifestJson(manifest) : manifest;
   const out: ReferencedDescriptor[] = [];
   const add = (kind: ReferenceKind, value: unknown, where: string) => {
     const d = value as Partial<Descriptor> | null;
+    if (options.lenient) {
+      // Keep everything that names content: a collector must not drop what it cannot fully read.
+      if (
+        d &&
+        isDigest(d.digest) &&
+        typeof d.size === 'number' &&
+        Number.isSafeInteger(d.size) &&
+        d.size >= 0
+      ) {
+        out.push({
+          kind,
+          mediaType: typeof d.mediaType === 'string' ? d.mediaType : '',
+          digest: d.digest,
+          size: d.size,
+        });
+      }
+      return;
+    }
     if (typeof d !== 'object' || d === null || Array.isArray(d)) {
       throw new ManifestInvalidError(`manifest ${where} is not a descriptor`);
     }
@@ -113,7 +144,10 @@ export function manifestReferences(manifest: Uint8Array | Record<string, unknown
   const list = (field: 'layers' | 'manifests', kind: ReferenceKind) => {
     const value = doc[field];
     if (value === undefined) return;
-    if (!Array.isArray(value)) throw new ManifestInvalidError(`manifest "${field}" is not an array`);
+    if (!Array.isArray(value)) {
+      if (options.lenient) return;
+      throw new ManifestInvalidError(`manifest "${field}" is not an array`);
+    }
     value.forEach((d, i) => {
       add(kind, d, `${field}[${i}]`);
     });
