@@ -18,3 +18,4 @@ export {
   type TokenServerInfo,
 } from './registry.js';
 export { seededBytes, seededDigest, seededStream } from './seeded.js';
+export { type StoreCapabilities, type StoreFixture, storeContract } from './store-contract.js';

@@ -63,8 +63,14 @@ export function createBlobReader(ctx: RepositoryContext): BlobFetcher & BlobChec
     }
     let started = false;
     // A caller that drops the iterable without reading it must not keep the slot forever: the
-    // body's idle timeout closes it, and the slot goes with it.
+    // body's idle timeout closes it, and the slot goes with it; a signal fired before the first
+    // read closes it at once (the verifier then rejects without ever starting the read).
+    const onAbort = () => {
+      if (!started) first.body.destroy();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     first.body.once('close', () => {
+      signal?.removeEventListener('abort', onAbort);
       if (!started) release();
     });
     async function* raw(): AsyncGenerator<Uint8Array> {
