@@ -84,17 +84,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
   if (options.credentials) credentialOptions.credentials = options.credentials;
   if (options.authFiles !== undefined) credentialOptions.configFiles = options.authFiles;
   const transport = createTransport({
-    origin: o.origin,
-    dispatcher: o.dispatcher,
+    ...o,
     credentials: () => resolveCredentials(o.registry, credentialOptions),
-    retries: o.retries,
-    minRetryDelayMs: o.minRetryDelayMs,
-    maxRetryDelayMs: o.maxRetryDelayMs,
-    maxRetryAfterMs: o.maxRetryAfterMs,
-    headersTimeoutMs: o.headersTimeoutMs,
-    bodyTimeoutMs: o.bodyTimeoutMs,
-    userAgent: o.userAgent,
-    onWarning: o.onWarning,
   });
   const transfers = new Semaphore(o.maxConcurrentTransfers);
   let closed = false;

@@ -91,19 +91,19 @@ export function createManifests(ctx: RepositoryContext): RegistryManifests {
     return ct ?? MEDIA_TYPE_IMAGE_MANIFEST;
   }
 
+  /** `GET`/`HEAD` of a manifest, accepting every manifest type a store hands out. */
+  function requestManifest(method: 'GET' | 'HEAD', reference: string, options?: RequestOptions) {
+    const url = manifestUrl(ctx, reference);
+    const headers = { accept: MANIFEST_ACCEPT };
+    return transport.send({ method, url, headers, scopes: pull, signal: options?.signal });
+  }
+
   async function fetchManifest(
     reference: string,
     options?: RequestOptions,
   ): Promise<FetchedManifest | undefined> {
     const ref = parseManifestReference(reference);
-    const url = manifestUrl(ctx, reference);
-    const res = await transport.send({
-      method: 'GET',
-      url,
-      headers: { accept: MANIFEST_ACCEPT },
-      scopes: pull,
-      signal: options?.signal,
-    });
+    const res = await requestManifest('GET', reference, options);
     if (res.statusCode === 404) {
       await discard(res);
       return undefined;
@@ -139,14 +139,7 @@ export function createManifests(ctx: RepositoryContext): RegistryManifests {
     options?: RequestOptions,
   ): Promise<Descriptor | undefined> {
     parseManifestReference(reference);
-    const url = manifestUrl(ctx, reference);
-    const res = await transport.send({
-      method: 'HEAD',
-      url,
-      headers: { accept: MANIFEST_ACCEPT },
-      scopes: pull,
-      signal: options?.signal,
-    });
+    const res = await requestManifest('HEAD', reference, options);
     await discard(res);
     if (res.statusCode === 404) return undefined;
     if (res.statusCode !== 200) {
@@ -159,7 +152,7 @@ export function createManifests(ctx: RepositoryContext): RegistryManifests {
       if (isDigest(reference) && digest !== reference) {
         throw new RegistryError(`registry resolved ${reference} to a different digest ${digest}`, {
           method: 'HEAD',
-          url,
+          url: res.url,
           digest: reference,
         });
       }

@@ -5,7 +5,7 @@ import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import type { Credentials } from '../credentials.js';
 import { InvalidOptionError } from '../errors.js';
-import type { WarningEvent } from '../internal/transport/index.js';
+import type { TransportConfig, WarningEvent } from '../internal/transport/index.js';
 import { isValidRegistry } from '../reference.js';
 
 /** Options of `createOciClient`. */
@@ -111,25 +111,15 @@ export interface OciClientOptions {
   userAgent?: string;
 }
 
-/** Options after validation, with their defaults applied. */
-export interface ResolvedClientOptions {
+/** Options after validation, with their defaults applied: the transport's settings and the client's. */
+export interface ResolvedClientOptions extends Omit<TransportConfig, 'credentials' | 'random'> {
   registry: string;
-  origin: string;
   env: Record<string, string | undefined>;
-  retries: number;
-  minRetryDelayMs: number;
-  maxRetryDelayMs: number;
-  maxRetryAfterMs: number;
-  headersTimeoutMs: number;
-  bodyTimeoutMs: number;
   maxConcurrentTransfers: number;
   chunkSize: number;
   maxManifestBytes: number;
   tagPageSize: number;
-  userAgent: string;
-  onWarning: ((event: WarningEvent) => void) | undefined;
-  /** The dispatcher to use, and the Agent the client owns (closed by `close()`), if any. */
-  dispatcher: Dispatcher;
+  /** The Agent the client owns (closed by `close()`), if it made one. */
   ownAgent: Agent | undefined;
 }
 

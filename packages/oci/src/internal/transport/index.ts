@@ -11,29 +11,23 @@ import type { Secret } from '../../redact.js';
 import { createAuth } from './auth.js';
 import { httpSend } from './http.js';
 import { redirectLayer } from './redirect.js';
-import { createRetryPolicy, type RetryPolicy, retryLayer } from './retry.js';
+import { createRetryPolicy, type RetryPolicy, type RetryPolicyOptions, retryLayer } from './retry.js';
 import type { Send, WarningEvent } from './types.js';
 
 export { isTransientError, isTransientStatus, type RetryPolicy, sleep, wrapNetworkError } from './retry.js';
 export type { Method, RequestBody, Response, SendOptions, WarningEvent } from './types.js';
 export { discard, header, isReplayable } from './types.js';
 
-/** Settings of {@link createTransport}. */
-export interface TransportConfig {
+/** Settings of {@link createTransport}: the retry policy's and the HTTP exchange's. */
+export interface TransportConfig extends RetryPolicyOptions {
   /** `https://host:port` or `http://host:port` of the registry. */
   origin: string;
   dispatcher: Dispatcher;
   credentials: () => Promise<Credentials | undefined>;
-  retries: number;
-  minRetryDelayMs: number;
-  maxRetryDelayMs: number;
-  maxRetryAfterMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
   userAgent: string;
   onWarning?: ((event: WarningEvent) => void) | undefined;
-  /** For tests: replaces Math.random in the jitter. */
-  random?: () => number;
 }
 
 /** The per-registry transport: one per client, shared by its repositories. */
