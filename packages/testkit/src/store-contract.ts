@@ -17,6 +17,9 @@
  *   `ManifestInvalidError`;
  * - pushing the same blob, manifest or tag again is harmless;
  * - a fired signal rejects every call with its reason.
+ *
+ * NOTE: over 400 lines on purpose: the contract is one list of cases, read top to bottom as the
+ * specification of a store; splitting it would scatter the decisions above.
  */
 import { createHash } from 'node:crypto';
 import type { Descriptor, OciStore } from '@task-cache/oci';
