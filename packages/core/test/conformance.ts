@@ -1,6 +1,9 @@
 /**
  * The entry conformance suite: the same save/restore behaviour tests against every store
- * (memory, OCI image layout, the real registry). Call {@link entryConformance} from a test file.
+ * (memory, OCI image layout, the real registry, the Redis store). Call {@link entryConformance}
+ * from a test file. (What a store itself must do, whatever it stores, is the store contract of
+ * `@task-cache/testkit`; this suite is about entries.) Over 400 lines on purpose: one list of
+ * cases, the behaviour every store must show for entries.
  */
 import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@ import { MockAgent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOciBackend, createOciClient } from './client.js';
 import { sha256Digest } from './digest.js';
-import { InsecureRedirectError, InvalidOptionError } from './errors.js';
+import { DeniedError, InsecureRedirectError, InvalidOptionError } from './errors.js';
 
 const agents: MockAgent[] = [];
 function mock() {
@@ -34,7 +34,7 @@ describe('options', () => {
 
   it('createOciBackend refuses a bad reference before any request', () => {
     expect(() => createOciBackend({ url: 'oci://h/UPPER' })).toThrow(
-      expect.objectContaining({ code: 'INVALID_REFERENCE' }),
+      expect.objectContaining({ code: 'OCI_ERR_INVALID_REFERENCE' }),
     );
   });
 });
@@ -53,7 +53,7 @@ describe('protocol details', () => {
       .fetchBlob({ mediaType: 'x', digest, size: 1 })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InsecureRedirectError);
-    expect(error).toMatchObject({ code: 'INSECURE_REDIRECT', statusCode: 307 });
+    expect(error).toMatchObject({ code: 'OCI_ERR_INSECURE_REDIRECT', statusCode: 307 });
   });
 
   it('uses an absolute upload Location as returned, query kept, digest merged', async () => {
@@ -169,7 +169,85 @@ describe('protocol details', () => {
         for await (const p of await client.repository('a').fetchBlob({ mediaType: 'x', digest, size: 4 }))
           got.push(p);
       })(),
-    ).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    ).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_MISMATCH' });
     expect(got).toEqual([]);
+  });
+
+  // Regression (issue 13): the upload loop retried a 505 the transport called permanent.
+  it('one retry policy: a commit PUT answered 505 is not retried, a 503 is', async () => {
+    for (const [status, puts] of [
+      [505, 1],
+      [503, 2],
+    ] as const) {
+      const agent = mock();
+      const pool = agent.get('https://reg.example');
+      const bytes = new TextEncoder().encode('abc');
+      const digest = sha256Digest(bytes);
+      pool
+        .intercept({ path: '/v2/a/blobs/uploads/', method: 'POST' })
+        .reply(202, '', { headers: { location: '/v2/a/blobs/uploads/s' } })
+        .persist();
+      pool
+        .intercept({ path: `/v2/a/blobs/${digest}`, method: 'HEAD' })
+        .reply(404, '')
+        .persist();
+      let seen = 0;
+      pool
+        .intercept({ path: (p) => p.startsWith('/v2/a/blobs/uploads/s'), method: 'PUT' })
+        .reply(() => {
+          seen++;
+          return { statusCode: seen === 1 ? status : 201, data: '' };
+        })
+        .persist();
+      const client = createOciClient({ ...base, registry: 'reg.example', dispatcher: agent });
+      const push = client.repository('a').pushBlob({ mediaType: 'x', digest, size: 3 }, bytes);
+      if (status === 505)
+        await expect(push).rejects.toMatchObject({ code: 'OCI_ERR_REGISTRY', statusCode: 505 });
+      else await push;
+      expect(seen).toBe(puts);
+    }
+  });
+
+  it("scrubs the client's own secrets from what the registry writes in an error", async () => {
+    const agent = mock();
+    const password = 's3cr:et/pa ss';
+    const basic = Buffer.from(`robot$x:${password}`).toString('base64');
+    agent
+      .get('https://reg.example')
+      .intercept({ path: '/v2/a/manifests/t', method: 'GET' })
+      .reply(401, '', { headers: { 'www-authenticate': 'Basic realm="r"' } });
+    agent
+      .get('https://reg.example')
+      .intercept({ path: '/v2/a/manifests/t', method: 'GET' })
+      .reply(
+        403,
+        JSON.stringify({
+          errors: [
+            {
+              code: 'DENIED',
+              message: `user robot$x with password ${password} (${encodeURIComponent(password)}) and header Basic ${basic} denied`,
+            },
+          ],
+        }),
+        { headers: { 'content-type': 'application/json', warning: `299 - "seen ${password}"` } },
+      );
+    const client = createOciClient({
+      ...base,
+      registry: 'reg.example',
+      dispatcher: agent,
+      credentials: { username: 'robot$x', password },
+    });
+    const error = (await client
+      .repository('a')
+      .fetchManifest('t')
+      .catch((e: unknown) => e)) as DeniedError;
+    expect(error).toBeInstanceOf(DeniedError);
+    expect(error.registryCode).toBe('DENIED');
+    expect(error.message).toContain('user robot$x with password *** (***) and header Basic *** denied');
+    for (const text of [error.message, JSON.stringify(error.warnings)]) {
+      expect(text).not.toContain(password);
+      expect(text).not.toContain(encodeURIComponent(password));
+      expect(text).not.toContain(basic);
+    }
   });
 });

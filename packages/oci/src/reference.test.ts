@@ -51,7 +51,7 @@ describe('parseReference', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(InvalidReferenceError);
-    expect((error as InvalidReferenceError).code).toBe('INVALID_REFERENCE');
+    expect((error as InvalidReferenceError).code).toBe('OCI_ERR_INVALID_REFERENCE');
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).not.toContain('secret');
   });

@@ -8,6 +8,7 @@
  */
 import { isDigest } from './digest.js';
 import { InvalidReferenceError, NameInvalidError, TagInvalidError } from './errors.js';
+import { redactUrl } from './redact.js';
 
 /** A parsed `oci://` reference. */
 export interface OciReference {
@@ -27,13 +28,35 @@ export interface OciReference {
 
 const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const REPOSITORY_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
-const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const HOST_RE =
   /^(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?))*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/;
 
-/** `true` when `tag` matches `^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`. */
+/**
+ * THE OCI tag grammar (distribution-spec v1.1.1): `^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`. Every
+ * tag check in the project uses this (core's `TAG_PATTERN` is this very object).
+ */
+export const TAG_PATTERN: RegExp = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/** Longest tag a registry accepts (distribution-spec v1.1.1). */
+export const MAX_TAG_LENGTH = 128;
+
+/** Longest repository name (distribution-spec v1.1.1 advises clients to stay within 255). */
+export const MAX_REPOSITORY_LENGTH = 255;
+
+/** `true` when `tag` matches {@link TAG_PATTERN}. */
 export function isValidTag(tag: unknown): tag is string {
-  return typeof tag === 'string' && TAG_RE.test(tag);
+  return typeof tag === 'string' && TAG_PATTERN.test(tag);
+}
+
+/**
+ * `true` when `host` is a registry `host[:port]`: a DNS name, an IPv4 address or a bracketed
+ * IPv6 address, with an optional port 1..65535. No scheme, path or credentials.
+ */
+export function isValidRegistry(host: unknown): host is string {
+  if (typeof host !== 'string') return false;
+  const match = HOST_RE.exec(host);
+  if (!match) return false;
+  return match[1] === undefined || (Number(match[1]) >= 1 && Number(match[1]) <= 65535);
 }
 
 /**
@@ -43,10 +66,10 @@ export function validateTag(tag: string): string {
   if (typeof tag !== 'string' || tag.length === 0) {
     throw new TagInvalidError('tag must be a non-empty string');
   }
-  if (tag.length > 128) {
-    throw new TagInvalidError(`tag is ${tag.length} characters long; at most 128 are allowed`);
+  if (tag.length > MAX_TAG_LENGTH) {
+    throw new TagInvalidError(`tag is ${tag.length} characters long; at most ${MAX_TAG_LENGTH} are allowed`);
   }
-  if (!TAG_RE.test(tag)) {
+  if (!TAG_PATTERN.test(tag)) {
     const first = tag[0];
     if (first === '.' || first === '-') {
       throw new TagInvalidError(`tag ${JSON.stringify(tag)} may not start with ${JSON.stringify(first)}`);
@@ -60,7 +83,7 @@ export function validateTag(tag: string): string {
 
 /** `true` when `name` matches the distribution-spec repository grammar. */
 export function isValidRepository(name: unknown): name is string {
-  return typeof name === 'string' && name.length <= 255 && REPOSITORY_RE.test(name);
+  return typeof name === 'string' && name.length <= MAX_REPOSITORY_LENGTH && REPOSITORY_RE.test(name);
 }
 
 /**
@@ -70,8 +93,10 @@ export function validateRepository(name: string): string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new NameInvalidError('repository name must be a non-empty string');
   }
-  if (name.length > 255) {
-    throw new NameInvalidError(`repository name is ${name.length} characters long; at most 255 are allowed`);
+  if (name.length > MAX_REPOSITORY_LENGTH) {
+    throw new NameInvalidError(
+      `repository name is ${name.length} characters long; at most ${MAX_REPOSITORY_LENGTH} are allowed`,
+    );
   }
   if (!REPOSITORY_RE.test(name)) {
     const hint = /[A-Z]/.test(name)
@@ -91,7 +116,7 @@ export function parseReference(input: string): OciReference {
   if (typeof input !== 'string' || input.length === 0) {
     throw new InvalidReferenceError('OCI reference must be a non-empty string');
   }
-  const shown = JSON.stringify(redactForMessage(input));
+  const shown = JSON.stringify(redactUrl(input));
   if (!input.startsWith('oci://')) {
     throw new InvalidReferenceError(`OCI reference ${shown} must start with "oci://"`);
   }
@@ -192,9 +217,4 @@ export function formatReference(reference: OciReference): string {
   if (reference.plainHttp) params.set('plain-http', 'true');
   const query = params.toString();
   return query ? `${out}?${query}` : out;
-}
-
-function redactForMessage(input: string): string {
-  // Credentials have no place in a reference, but if a user put some there, keep them out of messages.
-  return input.replace(/^(oci:\/\/)[^/@]*@/, '$1REDACTED@');
 }

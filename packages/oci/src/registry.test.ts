@@ -1,11 +1,16 @@
 // Integration tests against the real CNCF distribution registry (docker-registry 2.8.2) from
 // @task-cache/testkit, in its three set-ups: anonymous HTTP, TLS + private CA + htpasswd, token.
-import { type RegistryFixture, startRegistry } from '@task-cache/testkit';
+import {
+  type RegistryFixture,
+  seededBytes,
+  seededDigest,
+  seededStream,
+  startRegistry,
+} from '@task-cache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOciBackend, createOciClient, type OciClient, type OciRepository } from './client.js';
 import { sha256Digest } from './digest.js';
 import { OciError } from './errors.js';
-import { seededBytes, seededDigest, seededStream } from './internal/testing/seeded.js';
 
 const BLOB = 'application/octet-stream';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -80,10 +85,10 @@ describe.each(setups)('registry round trips (%s)', (mode) => {
     const bytes = seededBytes(31, 4096);
     const wrong = { mediaType: BLOB, digest: sha256Digest(seededBytes(32, 4096)), size: 4096 };
     // Without the option the client refuses before any request.
-    await expect(repo.pushBlob(wrong, bytes)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    await expect(repo.pushBlob(wrong, bytes)).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_MISMATCH' });
     // With it the bytes go out, and the registry's own check refuses them: nothing is stored.
     const err = await repo.pushBlob(wrong, bytes, { digestVerified: true }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'DIGEST_INVALID', method: 'PUT', statusCode: 400 });
+    expect(err).toMatchObject({ code: 'OCI_ERR_DIGEST_INVALID', method: 'PUT', statusCode: 400 });
     expect(await repo.blobExists(wrong)).toBe(false);
     const right = { mediaType: BLOB, digest: sha256Digest(bytes), size: 4096 };
     await repo.pushBlob(right, bytes, { digestVerified: true });
@@ -93,7 +98,7 @@ describe.each(setups)('registry round trips (%s)', (mode) => {
   it('reports a missing blob as absent, and fetching it as BLOB_UNKNOWN', async () => {
     const d = { mediaType: BLOB, digest: sha256Digest(new TextEncoder().encode(`missing-${mode}`)), size: 5 };
     expect(await repo.blobExists(d)).toBe(false);
-    await expect(repo.fetchBlob(d)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN', statusCode: 404 });
+    await expect(repo.fetchBlob(d)).rejects.toMatchObject({ code: 'OCI_ERR_BLOB_UNKNOWN', statusCode: 404 });
   });
 
   it('streams a 100 MiB blob up (chunked) and down without holding it in memory', async () => {
@@ -164,7 +169,7 @@ describe.each(setups)('registry round trips (%s)', (mode) => {
     const bytes = manifestFor([absent], config);
     const error = await repo.pushManifest(bytes, MANIFEST, { tag: 'broken' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OciError);
-    expect(error).toMatchObject({ code: 'MANIFEST_BLOB_UNKNOWN', method: 'PUT', statusCode: 400 });
+    expect(error).toMatchObject({ code: 'OCI_ERR_MANIFEST_BLOB_UNKNOWN', method: 'PUT', statusCode: 400 });
     expect((error as OciError).missingDigests).toEqual([absent.digest]);
   });
 
@@ -192,12 +197,14 @@ describe.each(setups)('registry round trips (%s)', (mode) => {
 
   it('refuses invalid tags client-side before any request', async () => {
     for (const bad of ['.hidden', '-dash', 'x'.repeat(129), 'a/b', '']) {
-      await expect(repo.fetchManifest(bad)).rejects.toMatchObject({ code: 'TAG_INVALID' });
+      await expect(repo.fetchManifest(bad)).rejects.toMatchObject({ code: 'OCI_ERR_TAG_INVALID' });
       await expect(repo.pushManifest(new Uint8Array(2), MANIFEST, { tag: bad })).rejects.toMatchObject({
-        code: 'TAG_INVALID',
+        code: 'OCI_ERR_TAG_INVALID',
       });
     }
-    expect(() => client.repository('Upper/Case')).toThrow(expect.objectContaining({ code: 'NAME_INVALID' }));
+    expect(() => client.repository('Upper/Case')).toThrow(
+      expect.objectContaining({ code: 'OCI_ERR_NAME_INVALID' }),
+    );
   });
 });
 
@@ -270,7 +277,7 @@ describe('token auth', () => {
         .blobExists({ digest: sha256Digest(new Uint8Array(1)) })
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(OciError);
-      expect(error).toMatchObject({ code: 'UNAUTHORIZED', statusCode: 401 });
+      expect(error).toMatchObject({ code: 'OCI_ERR_UNAUTHORIZED', statusCode: 401 });
       expect(String((error as Error).message)).not.toContain('wrong:password');
       expect(reg.tokenServer!.requests - before).toBe(1);
     } finally {
@@ -282,7 +289,7 @@ describe('token auth', () => {
     const client = createOciClient({ registry: reg.host, ca: reg.caFile!, authFiles: null, env: {} });
     try {
       await expect(client.repository('tokens/repo').fetchManifest('latest')).rejects.toMatchObject({
-        code: 'UNAUTHORIZED',
+        code: 'OCI_ERR_UNAUTHORIZED',
       });
     } finally {
       await client.close();
@@ -341,7 +348,7 @@ describe('token auth with limited accounts', () => {
         .pushBlob({ mediaType: BLOB, digest: sha256Digest(bytes), size: bytes.byteLength }, bytes)
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(OciError);
-      expect(error).toMatchObject({ code: 'DENIED', statusCode: 401, method: 'POST' });
+      expect(error).toMatchObject({ code: 'OCI_ERR_DENIED', statusCode: 401, method: 'POST' });
       expect((error as Error).message).toMatch(/insufficient_scope/);
       expect((error as Error).message).not.toContain(limited.password);
     } finally {
@@ -405,7 +412,7 @@ describe('credentials from the environment and auth files', () => {
         .repository('x/y')
         .fetchManifest('latest')
         .catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'NETWORK' });
+      expect(error).toMatchObject({ code: 'OCI_ERR_NETWORK' });
       expect((error as Error).message).toMatch(/certificate|self.signed|issuer/i);
     } finally {
       await client.close();

@@ -43,7 +43,7 @@ export interface BlobFetcher {
   /**
    * Streams the blob's bytes, verified against `descriptor.size` and `descriptor.digest`
    * as they flow (a mismatch throws `DigestMismatchError`/`SizeMismatchError` and the
-   * final piece is never handed on). A missing blob throws an error with code `BLOB_UNKNOWN`.
+   * final piece is never handed on). A missing blob throws `BlobUnknownError` from this call.
    */
   fetchBlob(descriptor: Descriptor, options?: RequestOptions): Promise<AsyncIterable<Uint8Array>>;
 }
@@ -87,8 +87,10 @@ export interface FetchedManifest {
 /** Reads manifests (image manifests and image indexes). */
 export interface ManifestFetcher {
   /**
-   * Fetches the manifest a tag or a digest (`sha256:…`) points at, verified against its
-   * digest; `undefined` when the tag or digest is unknown (a miss is not an error).
+   * Fetches the manifest a tag or a digest points at, verified against its digest; `undefined`
+   * when the tag or digest is unknown (a miss is not an error). A reference with a `:` is a digest
+   * of any algorithm (`sha256:…`, `sha512:…`); a malformed one or an unsupported algorithm throws
+   * `DigestInvalidError`, an invalid tag `TagInvalidError`.
    */
   fetchManifest(reference: string, options?: RequestOptions): Promise<FetchedManifest | undefined>;
 }
@@ -102,29 +104,59 @@ export interface PushManifestOptions extends RequestOptions {
 /** Writes manifests. */
 export interface ManifestPusher {
   /**
-   * Stores `bytes` byte-exact with `Content-Type: mediaType` and returns its descriptor.
-   * A registry answer `MANIFEST_BLOB_UNKNOWN` throws an `OciError` whose `missingDigests`
-   * lists the blobs to re-push.
+   * Stores `bytes` byte-exact with `Content-Type: mediaType` and returns its descriptor
+   * (pushing the same bytes again is harmless). Bytes that are not a JSON object throw
+   * `ManifestInvalidError`. A manifest whose config, layers or child manifests (see
+   * `manifestReferences`) the store lacks throws `ManifestBlobUnknownError` whose
+   * `missingDigests` lists them; a missing `subject` is accepted.
    */
   pushManifest(bytes: Uint8Array, mediaType: string, options?: PushManifestOptions): Promise<Descriptor>;
 }
 
 /** Points a tag at an existing manifest. */
 export interface Tagger {
+  /**
+   * Points `tag` at the manifest `descriptor` names (moving it if it pointed elsewhere). A
+   * manifest the store does not have throws `ManifestUnknownError`.
+   */
   tag(descriptor: Descriptor, tag: string, options?: RequestOptions): Promise<void>;
 }
 
 /** Lists tags (optional capability). */
 export interface TagLister {
+  /** Every tag once, in lexical (code-unit) order, as distribution returns them; none for an empty store. */
   listTags(options?: RequestOptions): AsyncIterable<string>;
 }
 
 /** Deletes manifests by digest (optional capability; registries may refuse with 405). */
 export interface ManifestDeleter {
+  /**
+   * Deletes the manifest and every tag pointing at it. Deleting a manifest that is not there is
+   * not an error (the outcome is the same). A registry that forbids deletes throws
+   * `UnsupportedError`.
+   */
   deleteManifest(digest: string, options?: RequestOptions): Promise<void>;
 }
 
-/** A store bound to one repository: the required capabilities plus optional ones. */
+/**
+ * Limits a store declares (optional capability). A store with a limit refuses content above it
+ * with `StoreLimitError` before storing anything; callers read the limits to skip such work early.
+ */
+export interface StoreLimits {
+  /**
+   * Largest blob the store accepts, in bytes (and, for core's run, the largest entry it saves
+   * there). `undefined`: no limit.
+   */
+  readonly maxEntrySize?: number;
+}
+
+/**
+ * A store bound to one repository: the required capabilities plus optional ones. The optional
+ * capabilities are declared members, never guessed: `limits`, `listTags`, `deleteManifest`,
+ * `close`. The behaviour every implementation shares (unknown manifests, deletes of missing ones,
+ * digest vs tag references, tag order, limits, verification, aborts) is pinned by the store
+ * contract suite (`storeContract` in `@task-cache/testkit`).
+ */
 export interface OciStore
   extends BlobFetcher,
     BlobChecker,
@@ -134,6 +166,8 @@ export interface OciStore
     Tagger {
   /** Human-readable location with credentials removed (for messages and events). */
   readonly location: string;
+  /** Limits the store enforces; absent or empty when it has none. */
+  readonly limits?: StoreLimits;
   listTags?: TagLister['listTags'];
   deleteManifest?: ManifestDeleter['deleteManifest'];
   /** Releases sockets, file handles and timers. */

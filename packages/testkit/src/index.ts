@@ -1,4 +1,11 @@
 export { RedisReplyError, TestkitError, type TestkitErrorCode } from './errors.js';
+export {
+  type FaultAction,
+  type FaultProxy,
+  type ProxyOptions,
+  type SeenRequest,
+  startProxy,
+} from './fault-proxy.js';
 export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './http.js';
 export { type RedisAclUser, type RedisFixture, type RedisFixtureOptions, startRedis } from './redis.js';
 export {
@@ -10,3 +17,5 @@ export {
   startRegistry,
   type TokenServerInfo,
 } from './registry.js';
+export { seededBytes, seededDigest, seededStream } from './seeded.js';
+export { type StoreCapabilities, type StoreFixture, storeContract } from './store-contract.js';

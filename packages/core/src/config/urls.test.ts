@@ -56,7 +56,7 @@ describe('parseStoreUrl', () => {
 
 describe('redactUrl', () => {
   it('hides passwords', () => {
-    expect(redactUrl('redis://:pw@h:1/x')).toBe('redis://:***@h:1/x');
+    expect(redactUrl('redis://:pw@h:1/x')).toBe('redis://***:***@h:1/x');
     expect(redactUrl('redis://user:pw@h')).toBe('redis://***:***@h');
     expect(redactUrl('redis://h')).toBe('redis://h');
   });

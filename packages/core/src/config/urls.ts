@@ -1,5 +1,10 @@
+import { isValidRegistry, isValidRepository, redactUrl } from '@task-cache/oci';
 import { validateKey } from '../key/urlsafe.js';
 import { CacheConfigError } from './errors.js';
+
+// URL redaction is `@task-cache/oci`'s one implementation (`scheme://***:***@host…`), re-exported
+// under core's public name.
+export { redactUrl } from '@task-cache/oci';
 
 /** A parsed store URL (see {@link parseStoreUrl}). */
 export type StoreUrl =
@@ -26,14 +31,6 @@ export type StoreUrl =
     }
   | { kind: 'memory'; name: string; tag?: string }
   | { kind: 'default' };
-
-/** Replaces the password (and a user name, when there is a password) of a URL with `***`. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i, (_m, scheme: string, userinfo: string) => {
-    const colon = userinfo.indexOf(':');
-    return colon === -1 ? `${scheme}***@` : `${scheme}${colon === 0 ? '' : '***'}:***@`;
-  });
-}
 
 const fail = (url: string, why: string): never => {
   throw new CacheConfigError('INVALID_URL', `invalid cache URL "${redactUrl(url)}": ${why}`);
@@ -85,13 +82,10 @@ export function parseStoreUrl(url: string): StoreUrl {
         text,
         'credentials do not belong in the URL (it ends up in task files and logs); set TASK_CACHE_OCI_USER and TASK_CACHE_OCI_PASSWORD, or log in with docker/podman',
       );
-    if (registry === '' || !/^[A-Za-z0-9.-]+(:[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](:[0-9]+)?$/.test(registry))
-      fail(text, 'expected oci://HOST[:PORT]/REPOSITORY[:TAG]');
+    if (!isValidRegistry(registry)) fail(text, 'expected oci://HOST[:PORT]/REPOSITORY[:TAG]');
     const { path: repository, tag } = splitTag(slash === -1 ? '' : main.slice(slash + 1));
     if (repository === '') fail(text, 'the repository is missing: oci://HOST[:PORT]/PROJECT/REPO[:TAG]');
-    if (
-      !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)
-    )
+    if (!isValidRepository(repository))
       fail(
         text,
         `repository "${repository}" is not a valid OCI repository name (lowercase [a-z0-9], separators . _ __ - and /)`,

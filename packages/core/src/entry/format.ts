@@ -2,8 +2,15 @@
  * The entry format (docs/format.md is the contract): media types, the config document, and
  * strict parsing of what a store hands back. Everything read here is untrusted.
  */
-import type { Descriptor } from '@task-cache/oci';
+import { type Descriptor, MEDIA_TYPE_IMAGE_MANIFEST } from '@task-cache/oci';
 import { EntryCorruptError, EntryTooLargeError } from '../errors.js';
+
+// The standard OCI media types are `@task-cache/oci`'s (its very constants, under the names core's
+// entry code reads); the entry's own media types below are core's format and exported once.
+export {
+  MEDIA_TYPE_IMAGE_INDEX as OCI_INDEX_MEDIA_TYPE,
+  MEDIA_TYPE_IMAGE_MANIFEST as OCI_MANIFEST_MEDIA_TYPE,
+} from '@task-cache/oci';
 
 /** `artifactType` of an entry's manifest (and of its index in the index form). */
 export const ENTRY_ARTIFACT_TYPE = 'application/vnd.task-cache.entry.v1';
@@ -11,10 +18,6 @@ export const ENTRY_ARTIFACT_TYPE = 'application/vnd.task-cache.entry.v1';
 export const ENTRY_CONFIG_MEDIA_TYPE = 'application/vnd.task-cache.entry.config.v1+json';
 /** Media type of each chunk layer. */
 export const CHUNK_MEDIA_TYPE = 'application/vnd.task-cache.chunk.v1+zstd';
-/** OCI image manifest media type (image-spec v1.1.1). */
-export const OCI_MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
-/** OCI image index media type (image-spec v1.1.1). */
-export const OCI_INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
 /** Version of the config document this code writes and reads. */
 export const ENTRY_FORMAT_VERSION = 1;
 
@@ -115,7 +118,7 @@ export function parseIndex(doc: Record<string, unknown>): Descriptor[] {
   if (doc.artifactType !== ENTRY_ARTIFACT_TYPE)
     throw corrupt(`index is not a task-cache entry (artifactType ${JSON.stringify(doc.artifactType)})`);
   if (!Array.isArray(doc.manifests) || doc.manifests.length === 0) throw corrupt('index has no manifests');
-  return doc.manifests.map((m, i) => parseDescriptor(m, `index manifest ${i}`, OCI_MANIFEST_MEDIA_TYPE));
+  return doc.manifests.map((m, i) => parseDescriptor(m, `index manifest ${i}`, MEDIA_TYPE_IMAGE_MANIFEST));
 }
 
 /**

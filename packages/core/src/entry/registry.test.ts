@@ -161,7 +161,7 @@ describe('interrupted restores (real registry)', () => {
     }).catch((e) => e);
     await stopping;
     expect(err).toBeInstanceOf(Error);
-    expect(err.code).toBe('NETWORK');
+    expect(err.code).toBe('OCI_ERR_NETWORK');
     expect(await treeHash(dst)).toBe(before);
     await reg.start();
     const ok = await restoreEntry(store, { dir: dst, generates: ALL, tag: 'big' });

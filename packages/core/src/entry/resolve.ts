@@ -1,4 +1,10 @@
-import type { Descriptor, OciStore } from '@task-cache/oci';
+import {
+  BlobUnknownError,
+  type Descriptor,
+  ManifestUnknownError,
+  NameUnknownError,
+  type OciStore,
+} from '@task-cache/oci';
 import { EntryCorruptError } from '../errors.js';
 import {
   type EntryConfig,
@@ -22,8 +28,9 @@ export interface ResolvedEntry {
 
 /** `true` for the store errors that mean "this part is not there" (a miss, not a failure). */
 export function isMissing(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'BLOB_UNKNOWN' || code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN';
+  return (
+    err instanceof BlobUnknownError || err instanceof ManifestUnknownError || err instanceof NameUnknownError
+  );
 }
 
 async function readAll(source: AsyncIterable<Uint8Array>, max: number): Promise<Buffer> {

@@ -7,7 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Descriptor, OciStore } from '@task-cache/oci';
+import { type Descriptor, DigestMismatchError, type OciStore, SizeMismatchError } from '@task-cache/oci';
 import { EntryCorruptError, EntryTooLargeError, InvalidOptionError, TaskCacheError } from '../errors.js';
 import { defaultStateDir, rememberBase } from '../internal/base.js';
 import { knownDigests } from '../internal/known.js';
@@ -169,8 +169,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     if (signal?.aborted) throw signal.reason;
     if (isMissing(err)) return undefined;
     if (err instanceof TaskCacheError) throw err;
-    const code = (err as { code?: unknown })?.code;
-    if (code === 'DIGEST_MISMATCH' || code === 'SIZE_MISMATCH') {
+    if (err instanceof DigestMismatchError || err instanceof SizeMismatchError) {
       throw new EntryCorruptError(`entry blob failed verification: ${(err as Error).message}`, {
         cause: err,
         digest: (err as { digest?: string }).digest,

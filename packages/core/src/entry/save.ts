@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
-import type { Descriptor, OciStore } from '@task-cache/oci';
+import { type Descriptor, ManifestBlobUnknownError, type OciStore } from '@task-cache/oci';
 import { EntryTooLargeError, InvalidOptionError } from '../errors.js';
 import {
   type BaseEntry,
@@ -154,8 +154,8 @@ export const saveEntry: SaveEntry = async (store, options) => {
       result = await saveOnce(store, o, known, options, attempt === 1 ? base : undefined);
       break;
     } catch (err) {
-      const missing = (err as { code?: unknown; missingDigests?: unknown }).missingDigests;
-      if ((err as { code?: unknown }).code !== 'MANIFEST_BLOB_UNKNOWN' || attempt >= MAX_ATTEMPTS) throw err;
+      const missing = (err as { missingDigests?: unknown }).missingDigests;
+      if (!(err instanceof ManifestBlobUnknownError) || attempt >= MAX_ATTEMPTS) throw err;
       // The store lost blobs we believed it had: forget them (all of them when it did not say
       // which) and run the pipeline again, which checks and re-pushes what is missing.
       if (Array.isArray(missing) && missing.length > 0) for (const d of missing) known.delete(String(d));

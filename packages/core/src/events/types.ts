@@ -1,6 +1,6 @@
 /**
  * The typed event stream of a cached run. Events carry no secrets: store and lock locations are
- * redacted (`location` of the store, `redis://***@host:port`), warnings carry a code and a message
+ * redacted (`location` of the store, `redis://***:***@host:port`), warnings carry a code and a message
  * built from redacted errors.
  */
 

@@ -1,6 +1,5 @@
+import { TAG_PATTERN } from '@task-cache/oci';
 import { InvalidOptionError } from '../errors.js';
-
-const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
 export function checkString(field: string, v: unknown): string {
   if (typeof v !== 'string' || v === '') throw new InvalidOptionError(field, 'must be a non-empty string');
@@ -9,7 +8,7 @@ export function checkString(field: string, v: unknown): string {
 
 export function checkTag(v: unknown, field = 'tag'): string {
   const tag = checkString(field, v);
-  if (!TAG_RE.test(tag)) {
+  if (!TAG_PATTERN.test(tag)) {
     throw new InvalidOptionError(
       field,
       `${JSON.stringify(tag.slice(0, 200))} is not a valid OCI tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}); map it with urlsafe()`,

@@ -1,10 +1,9 @@
+import { isValidTag, MAX_TAG_LENGTH } from '@task-cache/oci';
 import { CacheConfigError } from '../config/errors.js';
 
-/** The OCI tag grammar (distribution-spec v1.1.1): `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`. */
-export const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-
-/** Longest tag a registry accepts (distribution-spec v1.1.1). */
-export const MAX_TAG_LENGTH = 128;
+// The OCI tag grammar is `@task-cache/oci`'s: these are its very symbols, kept under core's
+// public names (`TAG_PATTERN`, `MAX_TAG_LENGTH`).
+export { MAX_TAG_LENGTH, TAG_PATTERN } from '@task-cache/oci';
 
 /**
  * Maps any string into the OCI tag alphabet `[A-Za-z0-9._-]`: every other character (`:`, `/`,
@@ -36,7 +35,7 @@ export function validateKey(key: string): string {
       'INVALID_KEY',
       `invalid cache key "${key.slice(0, 40)}…": ${key.length} characters, an OCI tag has at most ${MAX_TAG_LENGTH}; shorten the task name (the default key is <urlsafe(task)>-<64-char checksum>, so keep urlsafe(task) within 63 characters) or pass a shorter key`,
     );
-  if (!TAG_PATTERN.test(key))
+  if (!isValidTag(key))
     throw new CacheConfigError(
       'INVALID_KEY',
       `invalid cache key "${key}": an OCI tag may only contain [A-Za-z0-9._-] and must not start with "." or "-"; wrap the name in urlsafe() (Taskfile: {{urlsafe .TASK}})`,

@@ -94,7 +94,7 @@ describe('Redis entry store', () => {
         { mediaType: 'x', digest: sha256Digest(new Uint8Array([1])), size: bad.byteLength },
         bad,
       ),
-    ).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    ).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_MISMATCH' });
   });
 
   it('keys expire after ?ttl= and a hit refreshes the expiry', async () => {
@@ -188,6 +188,6 @@ describe('Redis entry store', () => {
     expect(() => createRedisStore({ url: 'http://x' })).toThrow(/redis:\/\//);
     expect(() => createRedisStore({ url: 'redis://h', ttlSeconds: 0 })).toThrow(/ttlSeconds/);
     expect(() => createRedisStore({ url: 'redis://h', maxEntrySize: -1 })).toThrow(/maxEntrySize/);
-    expect(createRedisStore({ url: 'redis://:secret@h:1/0' }).location).toBe('redis://h:1/0');
+    expect(createRedisStore({ url: 'redis://:secret@h:1/0' }).location).toBe('redis://***:***@h:1/0');
   });
 });

@@ -12,8 +12,17 @@ import {
   BlobUnknownError,
   ManifestBlobUnknownError,
   ManifestUnknownError,
+  manifestReferences,
   OciError,
+  parseDigest,
+  parseManifestReference,
+  type ReferencedDescriptor,
+  redactUrl,
+  redactUrls,
+  StoreLimitError,
+  type StoreLimits,
   sha256Digest,
+  validateTag,
   verifyBytes,
   verifyStream,
 } from '@task-cache/oci';
@@ -21,13 +30,14 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { TaskCacheError } from '../errors.js';
 
 /** Codes of {@link RedisStoreError}. */
-export type RedisStoreErrorCode = 'REDIS_OOM' | 'REDIS_UNAVAILABLE' | 'ENTRY_TOO_LARGE' | 'INVALID_OPTION';
+export type RedisStoreErrorCode = 'REDIS_OOM' | 'REDIS_UNAVAILABLE' | 'INVALID_OPTION';
 
 /**
  * Trouble with the Redis entry store. `REDIS_OOM`: Redis refused a write (`maxmemory` reached with
- * `noeviction`); `REDIS_UNAVAILABLE`: connection or command failure; `ENTRY_TOO_LARGE`: a blob or
- * entry above `maxEntrySize`. The cached run turns each into a warning and skips the save; the
- * build's result stands. Messages never contain the password.
+ * `noeviction`); `REDIS_UNAVAILABLE`: connection or command failure. (A blob above `maxEntrySize`
+ * is `@task-cache/oci`'s `StoreLimitError`, as for every store that declares `limits`.) The cached
+ * run turns each into a warning and skips the save; the build's result stands. Messages never
+ * contain the password.
  */
 export class RedisStoreError extends TaskCacheError {
   override name = 'RedisStoreError';
@@ -54,8 +64,9 @@ export interface RedisStoreOptions {
    */
   ttlSeconds?: number;
   /**
-   * Largest entry (uncompressed bytes) and largest blob stored; larger saves are skipped with a
-   * warning (`ENTRY_TOO_LARGE`).
+   * Largest entry (uncompressed bytes) and largest blob stored, declared as `limits.maxEntrySize`:
+   * larger saves are skipped with a warning (`ENTRY_TOO_LARGE`), a larger blob is refused with
+   * `StoreLimitError` before anything is written.
    * @default 1048576 (1 MiB)
    */
   maxEntrySize?: number;
@@ -65,9 +76,11 @@ export interface RedisStoreOptions {
   timeoutMs?: number;
 }
 
-/** The Redis entry store: an {@link OciStore} whose `maxEntrySize` core's run honours. */
+/** The Redis entry store: an {@link OciStore} declaring its size cap in `limits`, which core's run honours. */
 export interface RedisStore extends OciStore {
-  /** The size cap (bytes); the run passes it to the save as its `maxEntrySize`. */
+  /** The size cap (bytes) as the store contract declares it; the run passes it to the save. */
+  readonly limits: Required<StoreLimits>;
+  /** @deprecated Read `limits.maxEntrySize` (the same number). */
   readonly maxEntrySize: number;
   /** Expiry in seconds, if any. */
   readonly ttlSeconds: number | undefined;
@@ -77,15 +90,6 @@ export interface RedisStore extends OciStore {
 }
 
 const DEFAULT_MAX = 1024 * 1024;
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return 'redis://(invalid URL)';
-  }
-}
 
 function wrap(error: unknown, what: string, location: string): never {
   if (error instanceof TaskCacheError || error instanceof OciError || (error as Error)?.name === 'AbortError')
@@ -97,13 +101,9 @@ function wrap(error: unknown, what: string, location: string): never {
       `${what} refused by ${location}: Redis is out of memory (maxmemory reached); use a separate Redis for entries with maxmemory-policy volatile-ttl`,
       { cause: error },
     );
-  throw new RedisStoreError(
-    'REDIS_UNAVAILABLE',
-    `${what} failed on ${location}: ${message.replace(/\/\/[^@/]*@/g, '//***@')}`,
-    {
-      cause: error,
-    },
-  );
+  throw new RedisStoreError('REDIS_UNAVAILABLE', `${what} failed on ${location}: ${redactUrls(message)}`, {
+    cause: error,
+  });
 }
 
 async function collect(body: BlobBody, limit: number, location: string): Promise<Uint8Array> {
@@ -114,28 +114,15 @@ async function collect(body: BlobBody, limit: number, location: string): Promise
   for await (const part of iterable) {
     size += part.byteLength;
     if (size > limit)
-      throw new RedisStoreError('ENTRY_TOO_LARGE', `blob larger than the ${limit}-byte cap of ${location}`);
+      throw new StoreLimitError(`blob larger than the ${limit}-byte cap of ${location}`, { limit });
     parts.push(part);
   }
   return Buffer.concat(parts, size);
 }
 
-/** Digests a manifest or index references (config, layers, subject, child manifests). */
-function references(bytes: Uint8Array): string[] {
-  try {
-    const json = JSON.parse(Buffer.from(bytes).toString('utf8')) as {
-      config?: { digest?: unknown };
-      layers?: Array<{ digest?: unknown }>;
-      manifests?: Array<{ digest?: unknown }>;
-    };
-    const out: string[] = [];
-    if (typeof json.config?.digest === 'string') out.push(json.config.digest);
-    for (const l of json.layers ?? []) if (typeof l.digest === 'string') out.push(l.digest);
-    for (const m of json.manifests ?? []) if (typeof m.digest === 'string') out.push(`manifest:${m.digest}`);
-    return out;
-  } catch {
-    return [];
-  }
+/** What a manifest references that must be stored for it (a missing subject is accepted). */
+function requiredReferences(bytes: Uint8Array): ReferencedDescriptor[] {
+  return manifestReferences(bytes).filter((r) => r.kind !== 'subject');
 }
 
 /**
@@ -161,9 +148,13 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     try {
       parsed = new URL(url);
     } catch (cause) {
-      throw new RedisStoreError('INVALID_OPTION', `createRedisStore: \`url\` ${redact(url)} is not a URL`, {
-        cause,
-      });
+      throw new RedisStoreError(
+        'INVALID_OPTION',
+        `createRedisStore: \`url\` ${redactUrl(url)} is not a URL`,
+        {
+          cause,
+        },
+      );
     }
     if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
       throw new RedisStoreError(
@@ -188,7 +179,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     );
   const prefix = options.prefix ?? 'task-cache:';
   const timeoutMs = options.timeoutMs ?? 5000;
-  const location = url ? redact(url) : 'redis (injected client)';
+  const location = url ? redactUrl(url) : 'redis (injected client)';
   const owned = !options.client;
   const redisOptions: RedisOptions = {
     lazyConnect: true,
@@ -220,6 +211,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     blob: (digest: string) => `${prefix}blob:${digest}`,
     manifest: (digest: string) => `${prefix}manifest:${digest}`,
     tag: (tag: string) => `${prefix}tag:${tag}`,
+    /** Index children are stored as manifests, everything else as blobs. */
+    of: (ref: ReferencedDescriptor) =>
+      ref.kind === 'manifest' ? k.manifest(ref.digest) : k.blob(ref.digest),
   };
 
   const call = async <T>(
@@ -244,20 +238,34 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     const multi = r.multi();
     multi.expire(k.manifest(manifestDigest), ttlSeconds, 'GT');
     for (const key of extra) multi.expire(key, ttlSeconds, 'GT');
-    for (const ref of references(bytes)) {
-      if (ref.startsWith('manifest:'))
-        multi.expire(k.manifest(ref.slice('manifest:'.length)), ttlSeconds, 'GT');
-      else multi.expire(k.blob(ref), ttlSeconds, 'GT');
-    }
+    for (const ref of requiredReferences(bytes)) multi.expire(k.of(ref), ttlSeconds, 'GT');
     await multi.exec();
+  };
+
+  /** Every tag key and the digest it points at, by SCAN (no order). */
+  const scanTags = async function* (
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<[string, string | null]> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await call('list tags', signal, (r) =>
+        r.scan(cursor, 'MATCH', `${prefix}tag:*`, 'COUNT', 500),
+      );
+      cursor = next;
+      if (keys.length === 0) continue;
+      const digests = await call('list tags', signal, (r) => r.mget(keys));
+      for (const [i, key] of keys.entries()) yield [key, digests[i] ?? null];
+    } while (cursor !== '0');
   };
 
   const store: RedisStore = {
     location,
+    limits: { maxEntrySize },
     maxEntrySize,
     ttlSeconds,
 
     async fetchBlob(descriptor, o) {
+      parseDigest(descriptor.digest);
       const bytes = await call('fetch blob', o?.signal, (r) => r.getBuffer(k.blob(descriptor.digest)));
       if (bytes === null)
         throw new BlobUnknownError(`blob ${descriptor.digest} is not in ${location}`, {
@@ -270,14 +278,16 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     async blobExists(descriptor, o) {
+      parseDigest(descriptor.digest);
       return (await call('check blob', o?.signal, (r) => r.exists(k.blob(descriptor.digest)))) === 1;
     },
 
     async pushBlob(descriptor: Descriptor, body: BlobBody, o?: PushBlobOptions) {
+      parseDigest(descriptor.digest);
       if (descriptor.size > maxEntrySize)
-        throw new RedisStoreError(
-          'ENTRY_TOO_LARGE',
+        throw new StoreLimitError(
           `blob ${descriptor.digest} (${descriptor.size} bytes) is above the ${maxEntrySize}-byte cap of ${location}`,
+          { limit: maxEntrySize, size: descriptor.size, digest: descriptor.digest },
         );
       o?.signal?.throwIfAborted();
       const bytes = verifyBytes(await collect(body, maxEntrySize, location), descriptor, { location });
@@ -289,9 +299,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     async fetchManifest(reference: string, o?: RequestOptions): Promise<FetchedManifest | undefined> {
+      const ref = parseManifestReference(reference);
+      const isDigest = ref.kind === 'digest';
       return call('fetch manifest', o?.signal, async (r) => {
-        const isDigest = reference.includes(':');
-        const digest = isDigest ? reference : await r.get(k.tag(reference));
+        const digest = ref.kind === 'digest' ? ref.digest : await r.get(k.tag(ref.tag));
         if (!digest) return undefined;
         const [bytes, mediaType] = await Promise.all([
           r.hgetBuffer(k.manifest(digest), 'bytes'),
@@ -313,19 +324,16 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     async pushManifest(bytes: Uint8Array, mediaType: string, o?: PushManifestOptions): Promise<Descriptor> {
+      if (o?.tag !== undefined) validateTag(o.tag);
       const digest = sha256Digest(bytes);
+      const refs = requiredReferences(bytes);
       return call('push manifest', o?.signal, async (r) => {
-        const refs = references(bytes);
         if (refs.length > 0) {
-          const exists = await Promise.all(
-            refs.map((ref) =>
-              r.exists(ref.startsWith('manifest:') ? k.manifest(ref.slice('manifest:'.length)) : k.blob(ref)),
-            ),
-          );
-          const missing = refs.filter((_, i) => exists[i] !== 1).map((ref) => ref.replace(/^manifest:/, ''));
+          const exists = await Promise.all(refs.map((ref) => r.exists(k.of(ref))));
+          const missing = refs.filter((_, i) => exists[i] !== 1).map((ref) => ref.digest);
           if (missing.length > 0)
             throw new ManifestBlobUnknownError(`manifest references blobs missing from ${location}`, {
-              missingDigests: missing,
+              missingDigests: [...new Set(missing)],
               digest,
             });
         }
@@ -345,6 +353,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     async tag(descriptor: Descriptor, tag: string, o?: RequestOptions) {
+      validateTag(tag);
+      parseDigest(descriptor.digest);
       await call('tag', o?.signal, async (r) => {
         if ((await r.exists(k.manifest(descriptor.digest))) !== 1)
           throw new ManifestUnknownError(`manifest ${descriptor.digest} is not in ${location}`, {
@@ -356,19 +366,20 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     async *listTags(o?: RequestOptions) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await call('list tags', o?.signal, (r) =>
-          r.scan(cursor, 'MATCH', `${prefix}tag:*`, 'COUNT', 500),
-        );
-        cursor = next;
-        for (const key of keys) yield key.slice(`${prefix}tag:`.length);
-      } while (cursor !== '0');
+      // SCAN has no order and may repeat a key: collect, then hand out once each, sorted.
+      const tags = new Set<string>();
+      for await (const [key, digest] of scanTags(o?.signal)) {
+        if (digest !== null) tags.add(key.slice(`${prefix}tag:`.length));
+      }
+      yield* [...tags].sort();
     },
 
     async deleteManifest(digest: string, o?: RequestOptions) {
-      const n = await call('delete manifest', o?.signal, (r) => r.del(k.manifest(digest)));
-      if (n === 0) throw new ManifestUnknownError(`manifest ${digest} is not in ${location}`, { digest });
+      parseDigest(digest);
+      // The tags pointing at it go with it (as in a registry); a missing manifest is not an error.
+      const stale: string[] = [];
+      for await (const [key, target] of scanTags(o?.signal)) if (target === digest) stale.push(key);
+      await call('delete manifest', o?.signal, (r) => r.del(k.manifest(digest), ...stale));
     },
 
     async close() {

@@ -1,5 +1,5 @@
 import { classifyRedisFailure, describeLockUrl, LockUnavailableError } from '@task-cache/lock';
-import type { OciStore } from '@task-cache/oci';
+import { type OciStore, redactUrls, StoreLimitError } from '@task-cache/oci';
 import { CacheConfigError, CacheRunError } from '../config/errors.js';
 import { type LockUrl, parseLockOption } from '../config/lock-url.js';
 import { openLock, openStore } from '../config/open.js';
@@ -139,10 +139,10 @@ const isAbort = (error: unknown, signal: AbortSignal | undefined) =>
 function describe(error: unknown): { message: string; code?: string } {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    const message = redactUrl(error.message.split('\n')[0] ?? '');
+    const message = redactUrls(error.message.split('\n')[0] ?? '');
     return typeof code === 'string' ? { message: `${message} [${code}]`, code } : { message };
   }
-  return { message: redactUrl(String(error)) };
+  return { message: redactUrls(String(error)) };
 }
 
 function isOom(error: unknown): boolean {
@@ -352,7 +352,7 @@ export function createCache(options: CacheOptions = {}): Cache {
           const { message } = describe(error);
           const c: CacheWarningCode = isOom(error)
             ? 'STORE_OUT_OF_MEMORY'
-            : (error as { code?: unknown })?.code === 'ENTRY_TOO_LARGE'
+            : (error as { code?: unknown })?.code === 'ENTRY_TOO_LARGE' || error instanceof StoreLimitError
               ? 'ENTRY_TOO_LARGE'
               : code;
           ctx.warn(c, `${what} failed (${store.location}): ${message}`, error);
@@ -480,7 +480,8 @@ export function createCache(options: CacheOptions = {}): Cache {
           ...(o.signal ? { signal: o.signal } : {}),
         });
       } catch (error) {
-        if ((error as { code?: unknown })?.code === 'ENTRY_TOO_LARGE') tooLarge = true;
+        if ((error as { code?: unknown })?.code === 'ENTRY_TOO_LARGE' || error instanceof StoreLimitError)
+          tooLarge = true;
         throw error;
       }
     });

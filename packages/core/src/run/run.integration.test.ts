@@ -107,7 +107,7 @@ async function registryTags(repo: string): Promise<string[]> {
     for await (const t of store.listTags()) tags.push(t);
     return tags;
   } catch (error) {
-    if ((error as { code?: string }).code === 'NAME_UNKNOWN') return [];
+    if ((error as { code?: string }).code === 'OCI_ERR_NAME_UNKNOWN') return [];
     throw error;
   } finally {
     await store.close();
@@ -351,7 +351,7 @@ describe('degradation: cache trouble never fails the build', () => {
     expect(r.status).toBe('built');
     expect(build.calls).toBe(1);
     const w = events.find((e) => e.type === 'warning') as { message: string; causeCode?: string };
-    expect(w.causeCode).toBe('UNAUTHORIZED');
+    expect(w.causeCode).toBe('OCI_ERR_UNAUTHORIZED');
     expect(w.message).not.toContain('not-the-password');
 
     resetCircuitBreakers(); // the failures above opened it; strict mode must see the 401 itself
@@ -360,7 +360,7 @@ describe('degradation: cache trouble never fails the build', () => {
       .run({ task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] }, build)
       .catch((e) => e);
     expect(err).toBeInstanceOf(CacheRunError);
-    expect(err.cause).toMatchObject({ code: 'UNAUTHORIZED' });
+    expect(err.cause).toMatchObject({ code: 'OCI_ERR_UNAUTHORIZED' });
     expect(String(err.message)).not.toContain('not-the-password');
   });
 

@@ -4,6 +4,7 @@ import {
   ManifestBlobUnknownError,
   sha256Digest,
 } from '@task-cache/oci';
+import { storeContract } from '@task-cache/testkit';
 import { describe, expect, it } from 'vitest';
 import { countingStore } from './counting.js';
 import { defaultCacheDir } from './default-dir.js';
@@ -84,3 +85,18 @@ describe('defaultCacheDir', () => {
     expect(defaultCacheDir({ HOME: '/h' })).toBe('/h/.cache/task-cache');
   });
 });
+
+// The store contract of @task-cache/testkit, as every OciStore runs it.
+storeContract(
+  'memory store',
+  async () => {
+    const store = createMemoryStore();
+    return {
+      store,
+      async tamper(digest: string, bytes: Uint8Array) {
+        store.corruptBlob(digest, bytes);
+      },
+    };
+  },
+  { listTags: true, deleteManifest: true, maxEntrySize: false },
+);

@@ -4,18 +4,20 @@ import {
   type Descriptor,
   type FetchedManifest,
   ManifestBlobUnknownError,
-  ManifestInvalidError,
+  ManifestUnknownError,
+  manifestReferences,
   type OciStore,
   type PushBlobOptions,
   type PushManifestOptions,
+  parseDigest,
+  parseManifestJson,
+  parseManifestReference,
   type RequestOptions,
   sha256Digest,
-  TagInvalidError,
+  validateTag,
   verifyBytes,
   verifyStream,
 } from '@task-cache/oci';
-
-const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -23,7 +25,7 @@ export interface MemoryStoreOptions {
   name?: string;
   /**
    * Check, like a registry, that a pushed manifest's config, layers and child manifests exist
-   * (answering `MANIFEST_BLOB_UNKNOWN` otherwise). @default true
+   * (answering `ManifestBlobUnknownError` otherwise). @default true
    */
   checkReferences?: boolean;
 }
@@ -31,7 +33,7 @@ export interface MemoryStoreOptions {
 /**
  * An {@link OciStore} held in memory, with a few extra members for tests (delete a blob,
  * inspect what is stored). Reads go through `@task-cache/oci`'s verifying reader like every
- * other store's.
+ * other store's, and the store contract of `@task-cache/testkit` runs against it.
  */
 export interface MemoryStore extends OciStore {
   /** Digests of the blobs held. */
@@ -41,8 +43,9 @@ export interface MemoryStore extends OciStore {
   /** Removes a blob (to simulate garbage collection or a lost part); `true` if it existed. */
   deleteBlob(digest: string): boolean;
   /**
-   * Replaces a blob's stored bytes without verification (to build tampered stores in tests).
-   * The descriptor used to read it still has to match, so a read fails verification.
+   * Replaces a blob's (or a manifest's) stored bytes without verification (to build tampered
+   * stores in tests). The descriptor used to read it still has to match, so a read fails
+   * verification.
    */
   corruptBlob(digest: string, bytes: Uint8Array): void;
   deleteManifest(digest: string, options?: RequestOptions): Promise<void>;
@@ -58,28 +61,6 @@ async function collect(body: BlobBody, signal: AbortSignal | undefined): Promise
     parts.push(part);
   }
   return Buffer.concat(parts);
-}
-
-function referencedDigests(bytes: Uint8Array): string[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (cause) {
-    throw new ManifestInvalidError('manifest is not valid JSON', { cause });
-  }
-  if (typeof doc !== 'object' || doc === null)
-    throw new ManifestInvalidError('manifest is not a JSON object');
-  const m = doc as { config?: { digest?: unknown }; layers?: unknown; manifests?: unknown };
-  const out: string[] = [];
-  const add = (d: unknown) => {
-    if (typeof d === 'object' && d !== null && typeof (d as { digest?: unknown }).digest === 'string') {
-      out.push((d as { digest: string }).digest);
-    }
-  };
-  add(m.config);
-  if (Array.isArray(m.layers)) m.layers.forEach(add);
-  if (Array.isArray(m.manifests)) m.manifests.forEach(add);
-  return out;
 }
 
 /**
@@ -105,9 +86,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
     tags: () => new Map(tags),
     deleteBlob: (digest) => blobs.delete(digest),
     corruptBlob(digest, bytes) {
-      blobs.set(digest, bytes);
+      const manifest = manifests.get(digest);
+      if (manifest) manifest.bytes = bytes;
+      else blobs.set(digest, bytes);
     },
     async fetchBlob(descriptor: Descriptor, opts?: RequestOptions) {
+      parseDigest(descriptor.digest);
       opts?.signal?.throwIfAborted();
       const bytes = blobs.get(descriptor.digest);
       if (bytes === undefined) {
@@ -121,17 +105,20 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       return verifyStream(once(), descriptor, { signal: opts?.signal, location });
     },
     async blobExists(descriptor, opts) {
+      parseDigest(descriptor.digest);
       opts?.signal?.throwIfAborted();
       return blobs.has(descriptor.digest);
     },
     async pushBlob(descriptor: Descriptor, body: BlobBody, opts?: PushBlobOptions) {
+      parseDigest(descriptor.digest);
       opts?.signal?.throwIfAborted();
       const bytes = verifyBytes(await collect(body, opts?.signal), descriptor, { location });
       blobs.set(descriptor.digest, Uint8Array.from(bytes));
     },
     async fetchManifest(reference: string, opts?: RequestOptions): Promise<FetchedManifest | undefined> {
+      const ref = parseManifestReference(reference);
       opts?.signal?.throwIfAborted();
-      const digest = reference.startsWith('sha256:') ? reference : tags.get(reference);
+      const digest = ref.kind === 'digest' ? ref.digest : tags.get(ref.tag);
       if (digest === undefined) return undefined;
       const m = manifests.get(digest);
       if (m === undefined) return undefined;
@@ -139,15 +126,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       return { descriptor, bytes: verifyBytes(m.bytes, descriptor, { location }) };
     },
     async pushManifest(bytes: Uint8Array, mediaType: string, opts?: PushManifestOptions) {
+      if (opts?.tag !== undefined) validateTag(opts.tag);
       opts?.signal?.throwIfAborted();
-      if (opts?.tag !== undefined && !TAG_RE.test(opts.tag)) {
-        throw new TagInvalidError(`invalid tag ${JSON.stringify(opts.tag)}`);
-      }
+      const doc = parseManifestJson(bytes);
       if (checkReferences) {
-        const missing = referencedDigests(bytes).filter((d) => !blobs.has(d) && !manifests.has(d));
+        // A registry accepts a manifest whose subject is missing; everything else must be there.
+        const missing = manifestReferences(doc)
+          .filter((r) => r.kind !== 'subject' && !blobs.has(r.digest) && !manifests.has(r.digest))
+          .map((r) => r.digest);
         if (missing.length > 0) {
           throw new ManifestBlobUnknownError(`manifest references blobs unknown to ${location}`, {
-            missingDigests: missing,
+            missingDigests: [...new Set(missing)],
           });
         }
       }
@@ -158,12 +147,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       return { mediaType, digest, size: copy.byteLength };
     },
     async tag(descriptor: Descriptor, tag: string, opts?: RequestOptions) {
+      validateTag(tag);
+      parseDigest(descriptor.digest);
       opts?.signal?.throwIfAborted();
-      if (!TAG_RE.test(tag)) throw new TagInvalidError(`invalid tag ${JSON.stringify(tag)}`);
       if (!manifests.has(descriptor.digest)) {
-        throw new ManifestBlobUnknownError(`manifest ${descriptor.digest} unknown to ${location}`, {
-          missingDigests: [descriptor.digest],
-        });
+        throw new ManifestUnknownError(
+          `cannot tag ${tag}: manifest ${descriptor.digest} unknown to ${location}`,
+          {
+            digest: descriptor.digest,
+          },
+        );
       }
       tags.set(tag, descriptor.digest);
     },
@@ -172,6 +165,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       yield* [...tags.keys()].sort();
     },
     async deleteManifest(digest: string, opts?: RequestOptions) {
+      parseDigest(digest);
       opts?.signal?.throwIfAborted();
       manifests.delete(digest);
       for (const [t, d] of tags) if (d === digest) tags.delete(t);

@@ -1,4 +1,5 @@
 // Maps a failed registry response to a typed OciError (distribution-spec v1.1.1 error codes).
+// What the registry wrote is shown only after known secrets are scrubbed from it.
 
 import { isDigest } from '../digest.js';
 import {
@@ -21,8 +22,10 @@ import {
   UnauthorizedError,
   UnsupportedError,
 } from '../errors.js';
+import type { Secret } from '../redact.js';
+import { scrubSecrets } from '../redact.js';
 import { parseRetryAfter, parseWwwAuthenticate } from './headers.js';
-import type { Response } from './transport.js';
+import { discard, type Response } from './transport/index.js';
 
 interface RegistryErrorBody {
   code?: unknown;
@@ -75,6 +78,8 @@ export interface ErrorContext {
   digest?: string;
   /** Verb phrase for the message, e.g. `push blob`. */
   action: string;
+  /** Secrets to scrub from what the registry wrote (credentials, tokens). */
+  secrets?: Iterable<Secret>;
 }
 
 /** Builds the typed error for a failed response and consumes its body. */
@@ -84,19 +89,23 @@ export async function errorFromResponse(
   context: ErrorContext,
 ): Promise<OciError> {
   const errors = method === 'HEAD' ? [] : await readErrorBody(res);
-  if (method === 'HEAD') await res.body.dump().catch(() => {});
+  if (method === 'HEAD') await discard(res);
   const first = errors[0];
   const code = typeof first?.code === 'string' ? first.code : undefined;
-  const registryMessage = errors
-    .map((e) => (typeof e.message === 'string' ? e.message : typeof e.code === 'string' ? e.code : ''))
-    .filter(Boolean)
-    .join('; ');
+  const registryMessage = scrubSecrets(
+    errors
+      .map((e) => (typeof e.message === 'string' ? e.message : typeof e.code === 'string' ? e.code : ''))
+      .filter(Boolean)
+      .join('; '),
+    context.secrets ?? [],
+  );
   const options: OciErrorOptions = {
     method,
     url: res.url,
     statusCode: res.statusCode,
     ...(context.digest ? { digest: context.digest } : {}),
     ...(res.warnings.length ? { warnings: res.warnings } : {}),
+    ...(code === undefined ? {} : { registryCode: code }),
   };
   const msg = (fallback: string) =>
     `${context.action} failed: ${registryMessage ? `${registryMessage}` : fallback}`;

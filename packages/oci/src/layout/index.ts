@@ -1,16 +1,10 @@
 /** Public surface of the image-layout store (re-exported by name from `src/index.ts`). */
 export {
-  type LayoutErrorOptions,
-  LayoutInvalidError,
-  LayoutVersionUnsupportedError,
-  LockTimeoutError,
-} from './errors.js';
-export {
   createLayoutStore,
-  IMAGE_INDEX_MEDIA_TYPE,
   IMAGE_LAYOUT_VERSION,
   type LayoutGcOptions,
   type LayoutGcResult,
+  type LayoutLocker,
   type LayoutStore,
   type LayoutStoreOptions,
   REF_NAME_ANNOTATION,

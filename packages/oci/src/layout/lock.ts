@@ -20,7 +20,18 @@ import { constants } from 'node:fs';
 import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockTimeoutError } from './errors.js';
+import { LockTimeoutError } from '../errors.js';
+
+/**
+ * The cross-process lock a layout store takes around each read-modify-write of `index.json`
+ * (the `locker` option). A narrow interface so the store does not depend on who implements it:
+ * `@task-cache/lock`'s `acquireLockFile` has exactly this shape, and core passes it. Resolves once
+ * the lock is held; `release()` is called exactly once.
+ */
+export type LayoutLocker = (
+  path: string,
+  options: { timeoutMs: number; staleMs?: number; signal?: AbortSignal },
+) => Promise<HeldLock>;
 
 /** Options of {@link acquireLock}. */
 export interface LockOptions {
@@ -149,3 +160,11 @@ export async function acquireLock(path: string, options: LockOptions): Promise<H
     delay = Math.min(delay * 2, 50);
   }
 }
+
+/** The default {@link LayoutLocker}: this module's lock file. */
+export const defaultLocker: LayoutLocker = (path, options) =>
+  acquireLock(path, {
+    timeoutMs: options.timeoutMs,
+    staleMs: options.staleMs ?? 10_000,
+    signal: options.signal,
+  });

@@ -216,7 +216,7 @@ describe('skopeo 1.9.3 reads layouts written by createLayoutStore', () => {
     const image = await readImage(ours, 'entry');
     expect(Buffer.from(image.fetched.bytes).equals(Buffer.from(entry.bytes))).toBe(true);
     await ours.tag(image.fetched.descriptor, 'also');
-    expect(await toArray(ours.listTags())).toEqual(['entry', 'also']);
+    expect(await toArray(ours.listTags())).toEqual(['also', 'entry']);
     expect((await skopeo('inspect', '--raw', `oci:${copy}:also`)).equals(Buffer.from(entry.bytes))).toBe(
       true,
     );

@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { descriptorOf, sha256Digest } from '../digest.js';
-import { OciError } from '../errors.js';
+import { LayoutInvalidError, LayoutVersionUnsupportedError, LockTimeoutError, OciError } from '../errors.js';
 import type { Descriptor } from '../types.js';
-import { LayoutInvalidError, LayoutVersionUnsupportedError, LockTimeoutError } from './errors.js';
 import { createLayoutStore, type LayoutStore, REF_NAME_ANNOTATION } from './store.js';
 
 const MiB = 1024 * 1024;
@@ -122,16 +121,23 @@ describe('createLayoutStore: blobs', () => {
     const d = descriptorOf(bytes, 'x/y');
     const wrong = Buffer.from(bytes);
     wrong[10] = (wrong[10]! + 1) % 256;
-    await expect(store.pushBlob(d, wrong)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
-    await expect(store.pushBlob(d, bytes.subarray(1))).rejects.toMatchObject({ code: 'SIZE_MISMATCH' });
-    await expect(store.pushBlob({ ...d, size: 999 }, bytes)).rejects.toMatchObject({ code: 'SIZE_MISMATCH' });
+    await expect(store.pushBlob(d, wrong)).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_MISMATCH' });
+    await expect(store.pushBlob(d, bytes.subarray(1))).rejects.toMatchObject({
+      code: 'OCI_ERR_SIZE_MISMATCH',
+    });
+    await expect(store.pushBlob({ ...d, size: 999 }, bytes)).rejects.toMatchObject({
+      code: 'OCI_ERR_SIZE_MISMATCH',
+    });
     expect(await store.blobExists(d)).toBe(false);
     expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([]);
   });
 
   it('a missing blob is a typed BLOB_UNKNOWN error', async () => {
     const d = descriptorOf(new Uint8Array([7]), 'x/y');
-    await expect(store.fetchBlob(d)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN', digest: d.digest });
+    await expect(store.fetchBlob(d)).rejects.toMatchObject({
+      code: 'OCI_ERR_BLOB_UNKNOWN',
+      digest: d.digest,
+    });
   });
 
   it('detects a blob modified on disk with a typed digest error', async () => {
@@ -143,24 +149,28 @@ describe('createLayoutStore: blobs', () => {
     await writeFile(blobPath(d.digest), tampered);
     const error = await collect(await store.fetchBlob(d)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OciError);
-    expect(error).toMatchObject({ name: 'DigestMismatchError', code: 'DIGEST_MISMATCH', digest: d.digest });
+    expect(error).toMatchObject({
+      name: 'DigestMismatchError',
+      code: 'OCI_ERR_DIGEST_MISMATCH',
+      digest: d.digest,
+    });
     await writeFile(blobPath(d.digest), bytes.subarray(0, 100));
-    await expect(collect(await store.fetchBlob(d))).rejects.toMatchObject({ code: 'SIZE_MISMATCH' });
+    await expect(collect(await store.fetchBlob(d))).rejects.toMatchObject({ code: 'OCI_ERR_SIZE_MISMATCH' });
   });
 
   it('rejects malformed digests and sizes before touching the disk', async () => {
     await expect(store.fetchBlob({ mediaType: 'x', digest: 'sha256:abc', size: 1 })).rejects.toMatchObject({
-      code: 'DIGEST_INVALID',
+      code: 'OCI_ERR_DIGEST_INVALID',
     });
     await expect(
       store.pushBlob({ mediaType: 'x', digest: `md5:${'a'.repeat(32)}`, size: 1 }, new Uint8Array(1)),
-    ).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
+    ).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_INVALID' });
     await expect(
       store.pushBlob(
         { mediaType: 'x', digest: sha256Digest(new Uint8Array(1)), size: -1 },
         new Uint8Array(1),
       ),
-    ).rejects.toMatchObject({ code: 'SIZE_INVALID' });
+    ).rejects.toMatchObject({ code: 'OCI_ERR_SIZE_INVALID' });
     expect(existsSync(dir)).toBe(false);
   });
 
@@ -230,21 +240,24 @@ describe('createLayoutStore: manifests and tags', () => {
     const { bytes, layers } = await pushArtifact(store, 'a');
     await rm(blobPath(layers[1]!.digest));
     const error = await store.pushManifest(bytes, MANIFEST_TYPE, { tag: 't' }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'MANIFEST_BLOB_UNKNOWN', missingDigests: [layers[1]!.digest] });
+    expect(error).toMatchObject({
+      code: 'OCI_ERR_MANIFEST_BLOB_UNKNOWN',
+      missingDigests: [layers[1]!.digest],
+    });
     expect(await store.fetchManifest('t')).toBeUndefined();
   });
 
   it('refuses bad manifests and tags with typed errors', async () => {
     const { bytes } = await pushArtifact(store, 'a');
     await expect(store.pushManifest(bytes, 'application/vnd.oci.image.index.v1+json')).rejects.toMatchObject({
-      code: 'MANIFEST_INVALID',
+      code: 'OCI_ERR_MANIFEST_INVALID',
     });
     await expect(store.pushManifest(new TextEncoder().encode('{nope'), MANIFEST_TYPE)).rejects.toMatchObject({
-      code: 'MANIFEST_INVALID',
+      code: 'OCI_ERR_MANIFEST_INVALID',
     });
     for (const tag of ['.hidden', '-dash', 'a'.repeat(129), 'has:colon', '']) {
       await expect(store.pushManifest(bytes, MANIFEST_TYPE, { tag })).rejects.toMatchObject({
-        code: 'TAG_INVALID',
+        code: 'OCI_ERR_TAG_INVALID',
       });
     }
     await store.pushManifest(bytes, MANIFEST_TYPE, { tag: 'a'.repeat(128) });
@@ -254,7 +267,7 @@ describe('createLayoutStore: manifests and tags', () => {
   it('tagging an unknown manifest is MANIFEST_UNKNOWN', async () => {
     const digest = sha256Digest(new Uint8Array(5));
     await expect(store.tag({ mediaType: MANIFEST_TYPE, digest, size: 5 }, 'x')).rejects.toMatchObject({
-      code: 'MANIFEST_UNKNOWN',
+      code: 'OCI_ERR_MANIFEST_UNKNOWN',
     });
   });
 
@@ -273,7 +286,8 @@ describe('createLayoutStore: manifests and tags', () => {
       ['stable', a.digest],
       ['latest', b.digest],
     ]);
-    expect(await toArray(store.listTags())).toEqual(['stable', 'latest']);
+    // Lexical, whatever the index.json order (the store contract's order).
+    expect(await toArray(store.listTags())).toEqual(['latest', 'stable']);
   });
 
   it('deleteManifest removes every entry for the digest; gc then deletes unreachable blobs only', async () => {
@@ -295,7 +309,8 @@ describe('createLayoutStore: manifests and tags', () => {
     expect(Buffer.from((await store.fetchManifest('keep'))!.bytes).equals(Buffer.from(kept.bytes))).toBe(
       true,
     );
-    await expect(store.deleteManifest(a.digest)).rejects.toMatchObject({ code: 'MANIFEST_UNKNOWN' });
+    // Deleting what is not there is not an error (the store contract's answer).
+    await store.deleteManifest(a.digest);
   });
 
   it('gc removes abandoned temp files older than minAgeMs', async () => {
@@ -316,8 +331,8 @@ describe('createLayoutStore: manifests and tags', () => {
     const path = blobPath(desc.digest);
     const text = await readFile(path, 'utf8');
     await writeFile(path, text.replace('"schemaVersion":2', '"schemaVersion":3'));
-    await expect(store.fetchManifest('t')).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
-    await expect(store.fetchManifest(desc.digest)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    await expect(store.fetchManifest('t')).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_MISMATCH' });
+    await expect(store.fetchManifest(desc.digest)).rejects.toMatchObject({ code: 'OCI_ERR_DIGEST_MISMATCH' });
   });
 
   it('keeps foreign index.json fields and entries when it rewrites the index', async () => {
@@ -373,7 +388,7 @@ describe('createLayoutStore: corrupt layouts', () => {
     ]) {
       const error = await attempt().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LayoutInvalidError);
-      expect(error).toMatchObject({ code: 'LAYOUT_INVALID', path: join(dir, 'index.json') });
+      expect(error).toMatchObject({ code: 'OCI_ERR_LAYOUT_INVALID', path: join(dir, 'index.json') });
       expect((error as Error).message).toMatch(message);
     }
     // The corrupt file was not overwritten.
@@ -384,17 +399,20 @@ describe('createLayoutStore: corrupt layouts', () => {
     await layoutWith('{"schemaVersion":2,"manifests":[]}', '{"imageLayoutVersion":"2.0.0"}');
     const error = await store.fetchManifest('x').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LayoutVersionUnsupportedError);
-    expect(error).toMatchObject({ code: 'LAYOUT_VERSION_UNSUPPORTED', path: join(dir, 'oci-layout') });
+    expect(error).toMatchObject({
+      code: 'OCI_ERR_LAYOUT_VERSION_UNSUPPORTED',
+      path: join(dir, 'oci-layout'),
+    });
     expect((error as Error).message).toMatch(/"2\.0\.0"; only "1\.0\.0" is supported/);
     const bytes = new Uint8Array([1]);
     await expect(createLayoutStore(dir).pushBlob(descriptorOf(bytes, 'x'), bytes)).rejects.toMatchObject({
-      code: 'LAYOUT_VERSION_UNSUPPORTED',
+      code: 'OCI_ERR_LAYOUT_VERSION_UNSUPPORTED',
     });
   });
 
   it('a malformed oci-layout is LAYOUT_INVALID', async () => {
     await layoutWith('{"schemaVersion":2,"manifests":[]}', 'nope');
-    await expect(store.fetchManifest('x')).rejects.toMatchObject({ code: 'LAYOUT_INVALID' });
+    await expect(store.fetchManifest('x')).rejects.toMatchObject({ code: 'OCI_ERR_LAYOUT_INVALID' });
   });
 
   it('validates its options with a message naming the field', () => {
@@ -422,7 +440,7 @@ describe('createLayoutStore: the index lock', () => {
     const lock = await withLock({ pid: process.pid, host: (await import('node:os')).hostname(), token: 'x' });
     const error = await s.pushManifest(bytes, MANIFEST_TYPE, { tag: 't' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LockTimeoutError);
-    expect(error).toMatchObject({ code: 'LOCK_TIMEOUT', path: lock });
+    expect(error).toMatchObject({ code: 'OCI_ERR_LOCK_TIMEOUT', path: lock });
     expect((error as Error).message).toContain(`pid ${process.pid}`);
     expect(existsSync(lock)).toBe(true);
   });
@@ -449,33 +467,35 @@ describe('createLayoutStore: the index lock', () => {
     expect(await toArray(s.listTags())).toEqual(['t']);
   });
 
+  it('takes an injected locker around each index.json update, and releases it on failure too', async () => {
+    const calls: unknown[][] = [];
+    const s = createLayoutStore(dir, {
+      fsync: false,
+      lockTimeoutMs: 1234,
+      staleLockMs: 567,
+      locker: async (path, o) => {
+        calls.push(['acquire', path, o.timeoutMs, o.staleMs, o.signal instanceof AbortSignal]);
+        return { release: async () => void calls.push(['release']) };
+      },
+    });
+    const { bytes } = await pushArtifact(s, 'a');
+    const desc = await s.pushManifest(bytes, MANIFEST_TYPE, {
+      tag: 't',
+      signal: new AbortController().signal,
+    });
+    expect(calls).toEqual([['acquire', join(dir, 'index.json.lock'), 1234, 567, true], ['release']]);
+    expect(existsSync(join(dir, 'index.json.lock'))).toBe(false);
+    await writeFile(join(dir, 'index.json'), '{ not json');
+    await expect(s.tag(desc, 'u')).rejects.toBeInstanceOf(LayoutInvalidError);
+    expect(calls.at(-1)).toEqual(['release']);
+  });
+
   it('many concurrent taggers in one process lose no tag', async () => {
     const desc = await store.pushManifest((await pushArtifact(store, 'a')).bytes, MANIFEST_TYPE);
     const tags = Array.from({ length: 40 }, (_, i) => `t${i}`);
     await Promise.all(tags.map((t) => store.tag(desc, t)));
     expect((await toArray(store.listTags())).sort()).toEqual([...tags].sort());
     expect(existsSync(join(dir, 'index.json.lock'))).toBe(false);
-  });
-});
-
-describe('layout error classes', () => {
-  it.each([
-    [LayoutInvalidError, 'LayoutInvalidError', 'LAYOUT_INVALID', 'image layout is invalid'],
-    [
-      LayoutVersionUnsupportedError,
-      'LayoutVersionUnsupportedError',
-      'LAYOUT_VERSION_UNSUPPORTED',
-      'image layout version is not supported',
-    ],
-    [LockTimeoutError, 'LockTimeoutError', 'LOCK_TIMEOUT', 'timed out waiting for a lock'],
-  ] as const)('%o has name %s, code %s, a default message, path and cause', (Class, name, code, message) => {
-    const cause = new Error('root');
-    const plain = new Class();
-    expect(plain).toBeInstanceOf(OciError);
-    expect(plain).toBeInstanceOf(Error);
-    expect(plain).toMatchObject({ name, code, message, path: undefined });
-    const detailed = new Class('custom', { path: '/x/index.json', cause });
-    expect(detailed).toMatchObject({ name, code, message: 'custom', path: '/x/index.json', cause });
   });
 });
 

@@ -1,4 +1,4 @@
-// Test helper: deterministic pseudo-random byte streams, so large blobs never sit in memory.
+/** Deterministic pseudo-random bytes for tests (xorshift32), streamed so large blobs never sit in memory. */
 import { createHash } from 'node:crypto';
 
 /** Yields `size` deterministic bytes for `seed` in pieces of `pieceSize`. */

@@ -1,5 +1,8 @@
-// Test helper: a small node:http proxy between the client and the real registry that can inject
-// faults (status codes, resets mid-body, stalls) and rewrite answers (redirects, pagination).
+/**
+ * A small `node:http` proxy placed between a client and a real server (the registry fixture) that
+ * can inject faults (status codes, resets mid-body, stalls) and rewrite answers (redirects,
+ * pagination). In pass-through mode it only records the requests, so tests can count them.
+ */
 import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
@@ -29,6 +32,7 @@ export type FaultAction =
   /** Read the request body, then destroy the socket without answering. */
   | { kind: 'reset-after-request' };
 
+/** Options of {@link startProxy}. */
 export interface ProxyOptions {
   /** Upstream base URL (`http://…` or `https://…`). */
   upstream: string;
@@ -40,15 +44,22 @@ export interface ProxyOptions {
   upstreamHeaders?: Record<string, string>;
 }
 
+/** A running fault proxy. */
 export interface FaultProxy {
   /** `127.0.0.1:PORT`. */
   host: string;
   /** `http://127.0.0.1:PORT`. */
   url: string;
+  /** Every request seen so far, in arrival order. */
   requests: SeenRequest[];
+  /** Closes the listener and every open socket. */
   close(): Promise<void>;
 }
 
+/**
+ * Starts a proxy on `127.0.0.1` (random port) forwarding to `options.upstream`; `options.handle`
+ * decides per request what happens (default: pass through). Close it in `afterAll`/`afterEach`.
+ */
 export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
   const requests: SeenRequest[] = [];
   const counts = new Map<string, number>();

@@ -1,0 +1,60 @@
+// The bottom layer: one HTTP exchange on the client's undici dispatcher, with timeouts and the
+// registry's `Warning` headers reported (distribution-spec v1.1.1 asks clients to surface them).
+import type { Dispatcher } from 'undici';
+import { redactUrl, type Secret, scrubSecrets } from '../../redact.js';
+import { parseWarnings } from '../headers.js';
+import type { Send, WarningEvent } from './types.js';
+
+/** Settings of {@link httpSend}. */
+export interface HttpOptions {
+  dispatcher: Dispatcher;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  userAgent: string;
+  onWarning?: ((event: WarningEvent) => void) | undefined;
+  /** Secrets to remove from server-sent text (warnings). */
+  secrets: () => Iterable<Secret>;
+}
+
+/** Sends the request as given: no auth, no redirects, no retries. Errors are undici's own. */
+export function httpSend(options: HttpOptions): Send {
+  return async (request) => {
+    const target = new URL(request.url);
+    const body = request.body;
+    const res = await options.dispatcher.request({
+      origin: target.origin,
+      path: target.pathname + target.search,
+      method: request.method,
+      headers: { 'user-agent': options.userAgent, ...request.headers },
+      // undici streams (async) iterables with the given Content-Length.
+      body: (body === undefined
+        ? null
+        : typeof body === 'function'
+          ? body()
+          : body) as Dispatcher.DispatchOptions['body'],
+      signal: request.signal,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
+    });
+    let warnings = parseWarnings(res.headers.warning);
+    if (warnings.length > 0) {
+      const secrets = [...options.secrets()];
+      warnings = warnings.map((text) => scrubSecrets(text, secrets));
+      for (const text of warnings) {
+        try {
+          options.onWarning?.({ text, method: request.method, url: redactUrl(request.url) });
+        } catch {
+          // A throwing listener must not fail the request.
+        }
+      }
+    }
+    return {
+      statusCode: res.statusCode,
+      headers: res.headers,
+      body: res.body,
+      url: request.url,
+      warnings,
+      authenticated: false,
+    };
+  };
+}

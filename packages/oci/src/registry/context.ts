@@ -1,0 +1,77 @@
+// What every part of a registry repository (blobs, uploads, manifests, tags) shares: the
+// transport, the transfer slots, the repository's URLs and token scopes, and how a failed
+// response becomes a typed error.
+import { parseDigest } from '../digest.js';
+import { type OciError, SizeInvalidError } from '../errors.js';
+import { type ErrorContext, errorFromResponse } from '../internal/response-error.js';
+import type { Semaphore } from '../internal/semaphore.js';
+import { header, type Response, type Transport } from '../internal/transport/index.js';
+import type { Descriptor } from '../types.js';
+
+/** Settings and shared state of one repository handle. */
+export interface RepositoryContext {
+  transport: Transport;
+  /** Bounds concurrent blob transfers of the whole client. */
+  transfers: Semaphore;
+  /** Repository name. */
+  name: string;
+  /** `host[:port]`. */
+  registry: string;
+  /** `https://host[:port]` or `http://…`. */
+  origin: string;
+  /** `oci://registry/name` (no credentials), for messages. */
+  location: string;
+  chunkSize: number;
+  maxManifestBytes: number;
+  tagPageSize: number;
+}
+
+/** Token scopes of a repository. */
+export function scopes(ctx: RepositoryContext) {
+  return {
+    pull: [`repository:${ctx.name}:pull`],
+    push: [`repository:${ctx.name}:pull,push`],
+    delete: [`repository:${ctx.name}:delete`],
+  };
+}
+
+/** `…/v2/<name>/blobs/<digest>`. */
+export const blobUrl = (ctx: RepositoryContext, digest: string) =>
+  `${ctx.origin}/v2/${ctx.name}/blobs/${digest}`;
+
+/** `…/v2/<name>/manifests/<reference>`. */
+export const manifestUrl = (ctx: RepositoryContext, reference: string) =>
+  `${ctx.origin}/v2/${ctx.name}/manifests/${reference}`;
+
+/** The typed error for a failed response (consumes its body; what the registry wrote is scrubbed). */
+export function failure(
+  ctx: RepositoryContext,
+  res: Response,
+  method: string,
+  context: Omit<ErrorContext, 'secrets'>,
+): Promise<OciError> {
+  return errorFromResponse(res, method, { ...context, secrets: ctx.transport.secrets() });
+}
+
+/** Validates a caller's descriptor before any request. */
+export function checkDescriptor(
+  descriptor: Pick<Descriptor, 'digest'> & Partial<Descriptor>,
+  needSize: boolean,
+) {
+  parseDigest(descriptor.digest);
+  if (needSize || descriptor.size !== undefined) {
+    if (!Number.isSafeInteger(descriptor.size) || (descriptor.size as number) < 0) {
+      throw new SizeInvalidError(
+        `descriptor size must be a non-negative integer, got ${String(descriptor.size)}`,
+        {
+          digest: descriptor.digest,
+        },
+      );
+    }
+  }
+}
+
+/** The media type of a response, without parameters. */
+export function contentType(res: Response): string | undefined {
+  return header(res, 'content-type')?.split(';')[0]?.trim() || undefined;
+}

@@ -1,0 +1,195 @@
+// The registry client's options: their documentation and their validation, all up front (an
+// InvalidOptionError names the field), and the undici Agent they configure.
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Agent, type Dispatcher } from 'undici';
+import type { Credentials } from '../credentials.js';
+import { InvalidOptionError } from '../errors.js';
+import type { TransportConfig, WarningEvent } from '../internal/transport/index.js';
+import { isValidRegistry } from '../reference.js';
+
+/** Options of `createOciClient`. */
+export interface OciClientOptions {
+  /** Registry `host[:port]`, e.g. `harbor.example.com` or `127.0.0.1:5000`. */
+  registry: string;
+  /**
+   * Talk plain HTTP instead of HTTPS (local registries only).
+   * @default false
+   */
+  plainHttp?: boolean;
+  /**
+   * Path of a PEM CA bundle trusted in addition to the system CAs (`tls.rootCertificates`).
+   * @default process.env.TASK_CACHE_OCI_CA, else system CAs only
+   */
+  ca?: string;
+  /** PEM text of extra CA certificates, trusted in addition to the system CAs and `ca`. */
+  caPem?: string;
+  /**
+   * Credentials. When absent: `TASK_CACHE_OCI_USER`/`TASK_CACHE_OCI_PASSWORD`, then docker/podman
+   * `config.json` `auths`, else anonymous.
+   * @default resolved from the environment and auth files
+   */
+  credentials?: Credentials;
+  /**
+   * Environment read for credentials, CA and auth file locations.
+   * @default process.env
+   */
+  env?: Record<string, string | undefined>;
+  /**
+   * Auth files to read (`null` disables them).
+   * @default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, then `${XDG_RUNTIME_DIR}/containers/auth.json`
+   */
+  authFiles?: string[] | null;
+  /**
+   * Your own undici `Dispatcher` (e.g. a `ProxyAgent` or a `MockAgent` in unit tests). The client
+   * then does not create an `Agent`, ignores `ca`/`caPem`/`connectTimeoutMs`, and never closes it.
+   * @default a new keep-alive `Agent` per client
+   */
+  dispatcher?: Dispatcher;
+  /**
+   * Retries after a network error, 408, 429 or 5xx, for requests whose body can be replayed.
+   * @default 3
+   */
+  retries?: number;
+  /**
+   * First backoff delay; doubles per attempt, with jitter.
+   * @default 200
+   */
+  minRetryDelayMs?: number;
+  /**
+   * Cap of a backoff delay.
+   * @default 10000
+   */
+  maxRetryDelayMs?: number;
+  /**
+   * Longest `Retry-After` honoured; a longer one fails the request at once with `TOOMANYREQUESTS`.
+   * @default 30000
+   */
+  maxRetryAfterMs?: number;
+  /**
+   * TCP+TLS connect timeout (own `Agent` only).
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Time to wait for response headers.
+   * @default 60000
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Longest pause between two pieces of a response body.
+   * @default 30000
+   */
+  bodyTimeoutMs?: number;
+  /**
+   * Concurrent blob transfers (pushes and fetches) per client.
+   * @default 8
+   */
+  maxConcurrentTransfers?: number;
+  /**
+   * Blobs larger than this go up as chunked `PATCH` uploads of this size (each chunk is buffered
+   * so it can be retried); smaller ones as one monolithic `PUT`.
+   * @default 8388608 (8 MiB)
+   */
+  chunkSize?: number;
+  /**
+   * Largest manifest accepted on fetch.
+   * @default 4194304 (4 MiB)
+   */
+  maxManifestBytes?: number;
+  /**
+   * Largest tag list page requested (`n`, at most 1000).
+   * @default 1000
+   */
+  tagPageSize?: number;
+  /** Called with the text of every `Warning` header the registry sends. */
+  onWarning?: (event: WarningEvent) => void;
+  /**
+   * `User-Agent` header.
+   * @default 'task-cache-oci/0.1'
+   */
+  userAgent?: string;
+}
+
+/** Options after validation, with their defaults applied: the transport's settings and the client's. */
+export interface ResolvedClientOptions extends Omit<TransportConfig, 'credentials' | 'random'> {
+  registry: string;
+  env: Record<string, string | undefined>;
+  maxConcurrentTransfers: number;
+  chunkSize: number;
+  maxManifestBytes: number;
+  tagPageSize: number;
+  /** The Agent the client owns (closed by `close()`), if it made one. */
+  ownAgent: Agent | undefined;
+}
+
+function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(`option "${name}" must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Validates every option and applies the defaults; creates the client's own Agent if needed. */
+export function resolveClientOptions(options: OciClientOptions): ResolvedClientOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('createOciClient needs an options object');
+  }
+  const registry = options.registry;
+  if (typeof registry !== 'string' || !registry || registry.includes('/')) {
+    throw new InvalidOptionError(
+      `option "registry" must be "host[:port]" (no scheme, no path), got ${JSON.stringify(registry)}`,
+    );
+  }
+  if (!isValidRegistry(registry)) {
+    throw new InvalidOptionError(`option "registry" is not a valid host[:port]: ${JSON.stringify(registry)}`);
+  }
+  const resolved = {
+    registry,
+    origin: `${options.plainHttp ? 'http' : 'https'}://${registry}`,
+    env: options.env ?? process.env,
+    retries: positiveInt('retries', options.retries, 3, 0),
+    minRetryDelayMs: positiveInt('minRetryDelayMs', options.minRetryDelayMs, 200, 0),
+    maxRetryDelayMs: positiveInt('maxRetryDelayMs', options.maxRetryDelayMs, 10_000, 0),
+    maxRetryAfterMs: positiveInt('maxRetryAfterMs', options.maxRetryAfterMs, 30_000, 0),
+    headersTimeoutMs: positiveInt('headersTimeoutMs', options.headersTimeoutMs, 60_000),
+    bodyTimeoutMs: positiveInt('bodyTimeoutMs', options.bodyTimeoutMs, 30_000),
+    maxConcurrentTransfers: positiveInt('maxConcurrentTransfers', options.maxConcurrentTransfers, 8),
+    chunkSize: positiveInt('chunkSize', options.chunkSize, 8 * 1024 * 1024),
+    maxManifestBytes: positiveInt('maxManifestBytes', options.maxManifestBytes, 4 * 1024 * 1024),
+    tagPageSize: positiveInt('tagPageSize', options.tagPageSize, 1000),
+    userAgent: options.userAgent ?? 'task-cache-oci/0.1',
+    onWarning: options.onWarning,
+  };
+  const connectTimeoutMs = positiveInt('connectTimeoutMs', options.connectTimeoutMs, 10_000);
+  if (resolved.tagPageSize > 1000) {
+    throw new InvalidOptionError(`option "tagPageSize" must be at most 1000, got ${resolved.tagPageSize}`);
+  }
+  if (options.onWarning !== undefined && typeof options.onWarning !== 'function') {
+    throw new InvalidOptionError('option "onWarning" must be a function');
+  }
+  if (options.dispatcher) return { ...resolved, dispatcher: options.dispatcher, ownAgent: undefined };
+  const caFile = options.ca ?? (resolved.env.TASK_CACHE_OCI_CA || undefined);
+  const extra: string[] = [];
+  if (caFile !== undefined) {
+    try {
+      extra.push(readFileSync(caFile, 'utf8'));
+    } catch (cause) {
+      throw new InvalidOptionError(
+        `option "ca"${options.ca === undefined ? ' (from TASK_CACHE_OCI_CA)' : ''}: cannot read CA file ${JSON.stringify(caFile)}`,
+        { cause },
+      );
+    }
+  }
+  if (options.caPem) extra.push(options.caPem);
+  const ownAgent = new Agent({
+    connect: {
+      timeout: connectTimeoutMs,
+      ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}),
+    },
+    keepAliveTimeout: 30_000,
+    connections: resolved.maxConcurrentTransfers + 8,
+  });
+  return { ...resolved, dispatcher: ownAgent, ownAgent };
+}
