@@ -1,11 +1,5 @@
 // --- the cached run (issue 8): keys, config, locks, policies, events ---
 export {
-  CacheConfigError,
-  type CacheConfigErrorCode,
-  CacheRunError,
-  type CacheRunErrorCode,
-} from './config/errors.js';
-export {
   defaultStoreDir,
   namedMemoryStore,
   type OpenLockOptions,
@@ -21,12 +15,19 @@ export {
   ENTRY_FORMAT_VERSION,
   type EntryConfig,
 } from './entry/format.js';
-export { hasEntry } from './entry/resolve.js';
+export { hasEntry, lookupEntry } from './entry/resolve.js';
 export { restoreEntry } from './entry/restore.js';
 export { saveEntry } from './entry/save.js';
 export type {
+  EntryChecker,
+  EntryReader,
+  EntryWriter,
   HasEntry,
+  LookupEntry,
+  LookupEntryOptions,
+  ResolvedEntry,
   RestoreEntry,
+  RestoreEntryCommonOptions,
   RestoreEntryOptions,
   RestoreEntryResult,
   SaveEntry,
@@ -35,6 +36,10 @@ export type {
   TransferProgress,
 } from './entry/types.js';
 export {
+  CacheConfigError,
+  type CacheConfigErrorCode,
+  CacheRunError,
+  type CacheRunErrorCode,
   EntryCorruptError,
   EntryError,
   type EntryErrorCode,
@@ -72,8 +77,7 @@ export {
   type SourceDigest,
 } from './key/checksum.js';
 export { defaultKey, MAX_TAG_LENGTH, TAG_PATTERN, urlsafe, validateKey } from './key/urlsafe.js';
-export { resetCircuitBreakers } from './run/breaker.js';
-export { type Cache, createCache, isCacheError, type KeyOptions, type StepOptions } from './run/cache.js';
+export { type Cache, createCache, isCacheError } from './run/cache.js';
 export type {
   AcquireOrWaitOptions,
   BuildFunction,
@@ -81,6 +85,7 @@ export type {
   CacheLock,
   CacheOptions,
   CachePolicy,
+  KeyOptions,
   LeaseOutcome,
   LockAcquireResult,
   NotSavedReason,
@@ -88,6 +93,7 @@ export type {
   RunOptions,
   RunResult,
   RunStats,
+  StepOptions,
 } from './run/types.js';
 export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
 export { defaultCacheDir } from './store/default-dir.js';

@@ -124,6 +124,12 @@ export interface ManifestDeleter {
   deleteManifest(digest: string, options?: RequestOptions): Promise<void>;
 }
 
+/** Limits a store declares (optional capability), honoured by callers before they push. */
+export interface StoreLimits {
+  /** Largest entry (uncompressed bytes) the store accepts. */
+  readonly maxEntrySize?: number;
+}
+
 /** A store bound to one repository: the required capabilities plus optional ones. */
 export interface OciStore
   extends BlobFetcher,
@@ -134,6 +140,8 @@ export interface OciStore
     Tagger {
   /** Human-readable location with credentials removed (for messages and events). */
   readonly location: string;
+  /** Limits the store declares, if any. */
+  readonly limits?: StoreLimits;
   listTags?: TagLister['listTags'];
   deleteManifest?: ManifestDeleter['deleteManifest'];
   /** Releases sockets, file handles and timers. */

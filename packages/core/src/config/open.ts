@@ -18,11 +18,17 @@ export interface OpenStoreOptions {
   signal?: AbortSignal;
 }
 
-// NOTE: `memory://NAME` stores are shared by name within the process, so two caches (or a cache
-// and a test) configured with the same URL see the same entries.
+// NOTE: the one piece of module-level state in core, on purpose: `memory://NAME` is documented as
+// "an in-process store shared by name", so two caches (or a cache and a test) configured with the
+// same URL see the same entries. Use `createMemoryStore()` for a store of your own.
 const memoryStores = new Map<string, MemoryStore>();
 
-/** The in-process store behind `memory://NAME` (created on first use). */
+/**
+ * The in-process store behind `memory://NAME` (created on first use). Process-wide by design:
+ * every `memory://NAME` URL and every call with the same `name` get the same store, with the
+ * entries earlier users left in it (tests that must not share entries use distinct names or
+ * `createMemoryStore()`).
+ */
 export function namedMemoryStore(name: string): MemoryStore {
   let store = memoryStores.get(name);
   if (!store) {
@@ -111,12 +117,17 @@ async function openRegistryStore(
 export interface OpenLockOptions {
   /** Environment for the default cache directory (local lock files). @default process.env */
   env?: Record<string, string | undefined>;
+  /**
+   * Directory whose `locks/` holds the local lock files (`createCache()` passes its `stateDir`).
+   * @default defaultCacheDir(env)
+   */
+  stateDir?: string;
 }
 
 /**
  * Opens the lock a URL names (see {@link parseLockUrl}): the Redis lease lock of
  * `@task-cache/redis-lock` (connected lazily, ioredis loaded only then) or the local lock-file
- * lock in `<defaultCacheDir>/locks`.
+ * lock in `<stateDir>/locks` (`stateDir` defaults to `defaultCacheDir(env)`).
  * @returns the lock and the URL's lock key, if any.
  */
 export async function openLock(
@@ -126,7 +137,8 @@ export async function openLock(
   const parsed = typeof url === 'string' ? parseLockUrl(url) : url;
   const redisLock = await import('@task-cache/redis-lock');
   if (parsed.kind === 'local') {
-    return { lock: redisLock.createFileLock(join(defaultCacheDir(options.env ?? process.env), 'locks')) };
+    const stateDir = options.stateDir ?? defaultCacheDir(options.env ?? process.env);
+    return { lock: redisLock.createFileLock(join(stateDir, 'locks')) };
   }
   // NOTE: the key travels separately; the connection URL drops the path so that every task of a
   // process shares one connection per server.

@@ -5,7 +5,6 @@ import { sha256Digest } from '@task-cache/oci';
 import { type RedisFixture, startRedis } from '@task-cache/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEvent } from '../events/types.js';
-import { resetCircuitBreakers } from '../run/breaker.js';
 import { createCache } from '../run/cache.js';
 import { createRedisStore, RedisStoreError } from './store.js';
 
@@ -22,7 +21,6 @@ afterAll(async () => {
 const dirs: string[] = [];
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
-  resetCircuitBreakers();
   await Promise.all(closers.splice(0).map((c) => c()));
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });

@@ -16,7 +16,6 @@ import { formatEvent } from '../events/format.js';
 import type { CacheEvent } from '../events/types.js';
 import { checksum } from '../key/checksum.js';
 import { urlsafe } from '../key/urlsafe.js';
-import { resetCircuitBreakers } from './breaker.js';
 import { type Cache, createCache } from './cache.js';
 import type { CacheLock } from './types.js';
 
@@ -38,7 +37,6 @@ afterAll(async () => {
 const dirs: string[] = [];
 const caches: Cache[] = [];
 afterEach(async () => {
-  resetCircuitBreakers();
   await Promise.all(caches.splice(0).map((c) => c.close()));
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
@@ -353,7 +351,7 @@ describe('degradation: cache trouble never fails the build', () => {
     expect(w.causeCode).toBe('UNAUTHORIZED');
     expect(w.message).not.toContain('not-the-password');
 
-    resetCircuitBreakers(); // the failures above opened it; strict mode must see the 401 itself
+    // The failures above opened the first cache's breaker; this cache has its own and sees the 401.
     const strict = track(createCache({ store: cfg.url, lock: cfg.lock, env, strict: true }));
     const err = await strict
       .run({ task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] }, build)
