@@ -11,6 +11,8 @@ import { createOciBackend } from '@task-cache/oci';
 import { connectLock, type Lease, type Lock } from '@task-cache/redis-lock';
 import { type RedisFixture, type RegistryFixture, startRedis, startRegistry } from '@task-cache/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+// NOTE: the oci package's fault proxy, used here in pass-through mode to count requests.
+import { startProxy } from '../../../oci/src/internal/testing/proxy.js';
 import { CacheRunError } from '../config/errors.js';
 import { formatEvent } from '../events/format.js';
 import type { CacheEvent } from '../events/types.js';
@@ -506,5 +508,57 @@ describe('policies on the real registry', () => {
     expect(r.status).toBe('saved');
     expect(build.calls).toBe(1);
     expect(await digestOf()).not.toBe(before);
+  });
+});
+
+describe('a cache hit costs one manifest GET (issue 13)', () => {
+  it('a run() hit on a one-chunk entry makes one manifest GET, one config GET and one chunk GET, nothing else', async () => {
+    // Regression: lookup (hasEntry) and restore each resolved the entry, so a hit cost two
+    // manifest GETs, a HEAD and a GET of the config before the chunks.
+    const proxy = await startProxy({ upstream: reg.baseUrl, ca: reg.caPem! });
+    const repo = 'task-cache/counted';
+    const store = createOciBackend({
+      url: `oci://${proxy.host}/${repo}`,
+      plainHttp: true,
+      caPem: reg.caPem!,
+      credentials: { username: reg.username, password: reg.password },
+      authFiles: null,
+      env: {},
+    });
+    try {
+      const dir = await project('counted');
+      const cache = track(createCache({ store, lock: false, stateDir: join(dir, '.state') }));
+      const opts = { task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] };
+      const build = async () => {
+        await mkdir(join(dir, 'dist'), { recursive: true });
+        await writeFile(join(dir, 'dist/app.txt'), 'one small output, one chunk\n');
+      };
+      // The save also gives the client its token: the hit below is measured with it warm.
+      const first = await cache.run(opts, build);
+      expect(first).toMatchObject({ status: 'saved', stats: { chunksTotal: 1 } });
+      await rm(join(dir, 'dist'), { recursive: true });
+
+      proxy.requests.length = 0;
+      const hit = await cache.run(opts, async () => {
+        throw new Error('a hit must not build');
+      });
+      const seen = proxy.requests.map((r) => `${r.method} ${r.url}`);
+      console.log(`requests of one cache hit:\n  ${seen.join('\n  ')}`);
+      expect(hit.status).toBe('restored');
+      expect(await readFile(join(dir, 'dist/app.txt'), 'utf8')).toBe('one small output, one chunk\n');
+
+      const manifest = JSON.parse(
+        Buffer.from((await store.fetchManifest(first.key))!.bytes).toString('utf8'),
+      ) as { config: { digest: string }; layers: Array<{ digest: string }> };
+      expect(manifest.layers).toHaveLength(1);
+      expect(seen).toEqual([
+        `GET /v2/${repo}/manifests/${first.key}`,
+        `GET /v2/${repo}/blobs/${manifest.config.digest}`,
+        `GET /v2/${repo}/blobs/${manifest.layers[0]!.digest}`,
+      ]);
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
   });
 });
