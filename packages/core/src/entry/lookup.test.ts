@@ -39,8 +39,8 @@ describe('lookupEntry → restoreEntry({ entry }): the entry is resolved once', 
   it('a three-line fake reader is enough, and the restore fetches only the chunks', async () => {
     const calls: string[] = [];
     const reader: EntryReader = {
-      fetchManifest: (ref, o) => (calls.push(`manifest ${ref}`), store.fetchManifest(ref, o)),
-      fetchBlob: (d, o) => (calls.push(`blob ${d.mediaType}`), store.fetchBlob(d, o)),
+      fetchManifest: (ref, o) => store.fetchManifest(ref, o).finally(() => calls.push(`manifest ${ref}`)),
+      fetchBlob: (d, o) => store.fetchBlob(d, o).finally(() => calls.push(`blob ${d.mediaType}`)),
     };
     const entry = await lookupEntry(reader, { tag: 'e1' });
     expect(entry).toMatchObject({ tag: 'e1', config: { task: 't', files: 2 } });

@@ -62,7 +62,9 @@ describe('createCache validates every option at construction (issue 13)', () => 
 
   it('accepts the bounds the entry functions accept', () => {
     expect(() => createCache({ stateDir, concurrency: 256, compressionLevel: 22 })).not.toThrow();
-    expect(() => createCache({ stateDir, concurrency: 1, compressionLevel: 1, maxEntrySize: 0 })).not.toThrow();
+    expect(() =>
+      createCache({ stateDir, concurrency: 1, compressionLevel: 1, maxEntrySize: 0 }),
+    ).not.toThrow();
   });
 
   it('a malformed lock or store URL is a typed configuration error naming it; no URIError escapes', () => {
