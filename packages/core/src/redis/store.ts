@@ -254,6 +254,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const store: RedisStore = {
     location,
     maxEntrySize,
+    limits: { maxEntrySize },
     ttlSeconds,
 
     async fetchBlob(descriptor, o) {

@@ -29,11 +29,15 @@ const CHILD = fileURLToPath(new URL('./fixtures/run-child.ts', import.meta.url))
 
 let reg: RegistryFixture;
 let redis: RedisFixture;
+/** HOME and the cache dir of the caches of this file: a temp dir, never the user's. */
+let home: string;
 beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'tc-guide-home-'));
   [reg, redis] = await Promise.all([startRegistry({ mode: 'token' }), startRedis({ maxmemory: '64mb' })]);
 });
 afterAll(async () => {
   await Promise.all([reg?.close(), redis?.stop()]);
+  await rm(home, { recursive: true, force: true });
 });
 
 const dirs: string[] = [];
@@ -70,7 +74,8 @@ function buildSh(dir: string) {
 /** The environment of the guide: masked CI variables. */
 function ciEnv(overrides: Record<string, string> = {}): Record<string, string | undefined> {
   return {
-    HOME: process.env.HOME,
+    HOME: home,
+    TASK_CACHE_DIR: join(home, 'cache'),
     TASK_CACHE_OCI_USER: reg.username,
     TASK_CACHE_OCI_PASSWORD: reg.password,
     TASK_CACHE_OCI_CA: reg.caFile!,
@@ -311,7 +316,7 @@ describe('degradation: cache trouble never fails the build', () => {
         createCache({
           store: `oci://127.0.0.1:${port}/task-cache/down?plain-http=true`,
           lock: false,
-          env: { HOME: process.env.HOME },
+          env: { HOME: home },
           circuitBreakerThreshold: 2,
           onEvent: (e) => events.push(e),
         }),
