@@ -25,7 +25,7 @@ import type { CacheLock } from './types.js';
 // auth + TLS) and the REAL redis-server, both from @task-cache/testkit. No mocks.
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const CHILD = fileURLToPath(new URL('./fixtures/run-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../../test/fixtures/run-child.ts', import.meta.url));
 
 let reg: RegistryFixture;
 let redis: RedisFixture;
