@@ -10,8 +10,9 @@ import { createMemoryStore } from '../store/memory.js';
 import { createCache } from './cache.js';
 import type { CacheLease, CacheLock, CacheOptions, CachePolicy, LockAcquireResult } from './types.js';
 
-// Unit tests: the in-memory store and an in-memory fake lock (the real Redis lock and the real
-// registry are exercised by the integration tests in ../../test/).
+// Unit tests of the run's behaviour: the in-memory store and an in-memory fake lock (the real Redis
+// lock and the real registry are exercised by run.integration.test.ts). Option validation, the
+// breaker and the state directory have their own files (options, breaker, state .test.ts).
 
 // Every cache of this file keeps its state (remembered bases) in a temp dir, never under HOME.
 let stateDir: string;

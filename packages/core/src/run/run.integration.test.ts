@@ -23,6 +23,8 @@ import type { CacheLock } from './types.js';
 
 // Acceptance tests of the cached run against the REAL registry (docker-registry 2.8.2, token
 // auth + TLS) and the REAL redis-server, both from @task-cache/testkit. No mocks.
+// One file (~550 lines) on purpose: every case shares the registry and the Redis started once in
+// beforeAll (a start costs seconds); the cases are grouped by concern in describe blocks.
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('../../test/fixtures/run-child.ts', import.meta.url));
