@@ -12,7 +12,7 @@ import {
   createMemoryStore,
   type RunResult,
 } from '@task-cache/core';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type PolicyEnv, SIZE_CAP, teamPolicy } from '../src/policy.js';
 
 let dir: string;
@@ -26,10 +26,14 @@ beforeEach(async () => {
   store = countingStore(createMemoryStore());
   builds = 0;
 });
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 /** One cached run of a small "compile" task under `env`, with no lock (unit test). */
 async function runTask(env: PolicyEnv, outputBytes = 1000): Promise<RunResult> {
-  const cache = createCache({ store, lock: false, ...teamPolicy(env) });
+  // stateDir: the cache's own files (remembered bases) stay in the test's temp dir, not under HOME.
+  const cache = createCache({ store, lock: false, stateDir: join(dir, '.state'), ...teamPolicy(env) });
   try {
     return await cache.run(
       { task: 'compile', dir, sources: ['src/**'], generates: ['dist/**'] },

@@ -55,8 +55,9 @@ describe('the guide’s walkthrough against a real registry and Redis', () => {
       TASK_CACHE_OCI_PASSWORD: registry.password,
       TASK_CACHE_OCI_CA: registry.caFile,
       CI_CACHE_REDIS_URL: `:${redis.password}@127.0.0.1:${redis.port}`,
-      // Anything falling back to the embedded default would land here, not in the user's cache.
-      TASK_CACHE_DIR: join(dir, '.unused-default-cache'),
+      // The cache's own files (remembered bases) and anything falling back to the embedded
+      // default land here, not in the user's cache.
+      TASK_CACHE_DIR: join(dir, '.default-cache'),
     });
     const tokensBefore = registry.tokenServer!.requests;
     const connectionsBefore = await redisConnections();
@@ -134,7 +135,7 @@ describe('the guide’s walkthrough against a real registry and Redis', () => {
       TASK_CACHE_OCI_PASSWORD: registry.password,
       TASK_CACHE_OCI_CA: registry.caFile,
       CI_CACHE_REDIS_URL: `:${redis.password}@127.0.0.1:${redis.port}`,
-      TASK_CACHE_DIR: join(root, '.unused-default-cache'),
+      TASK_CACHE_DIR: join(root, '.default-cache'),
     });
     const release = () => writeFile(join(root, 'release'), '');
     const runA = runTask(['build'], { cwd: jobA, env });
@@ -174,7 +175,7 @@ describe('the guide’s walkthrough against a real registry and Redis', () => {
         TASK_CACHE_OCI_PASSWORD: 'wrong-password',
         TASK_CACHE_OCI_CA: registry.caFile,
         CI_CACHE_REDIS_URL: `:${redis.password}@127.0.0.1:${redis.port}`,
-        TASK_CACHE_DIR: join(dir, '.unused-default-cache'),
+        TASK_CACHE_DIR: join(dir, '.default-cache'),
       }),
     });
     expect(run.code, run.stderr).toBe(0);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CacheConfigError,
+  CacheRunError,
   EntryCorruptError,
   EntryError,
   EntryOutputsError,
@@ -17,6 +19,27 @@ describe('core errors', () => {
       'TaskCacheError',
       'X_CODE',
       'base message',
+      false,
+    ],
+    [
+      new CacheConfigError('INVALID_KEY', 'invalid cache key', { cause }),
+      'CacheConfigError',
+      'INVALID_KEY',
+      'invalid cache key',
+      false,
+    ],
+    [
+      new CacheConfigError('CACHE_CLOSED', 'run: the cache is closed', { cause }),
+      'CacheConfigError',
+      'CACHE_CLOSED',
+      'run: the cache is closed',
+      false,
+    ],
+    [
+      new CacheRunError('LEASE_LOST', 'task "t": lease lost', { cause }),
+      'CacheRunError',
+      'CACHE_FAILED',
+      'task "t": lease lost',
       false,
     ],
     [
@@ -62,5 +85,11 @@ describe('core errors', () => {
     const e = new EntryTooLargeError('big', { limit: 1, size: 2, path: 'p', digest: 'd' });
     expect([e.limit, e.size, e.path, e.digest]).toEqual([1, 2, 'p', 'd']);
     expect(new InvalidOptionError('dir', 'x').field).toBe('dir');
+  });
+  it('InvalidOptionError is the one class of INVALID_OPTION, and a configuration error', () => {
+    const e = new InvalidOptionError('concurrency', 'must be an integer from 1 to 256, got 300');
+    expect(e).toBeInstanceOf(CacheConfigError);
+    expect(e.code).toBe('INVALID_OPTION');
+    expect(new CacheRunError('LEASE_LOST', 'm').reason).toBe('LEASE_LOST');
   });
 });

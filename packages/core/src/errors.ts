@@ -25,8 +25,35 @@ export class TaskCacheError extends Error {
   }
 }
 
-/** An option passed to a core function is invalid; `field` names it. */
-export class InvalidOptionError extends TaskCacheError {
+/** Codes of {@link CacheConfigError}. */
+export type CacheConfigErrorCode =
+  | 'INVALID_KEY'
+  | 'INVALID_URL'
+  | 'INVALID_OPTION'
+  | 'MISSING_DEPENDENCY'
+  | 'CACHE_CLOSED';
+
+/**
+ * A configuration mistake, raised when the cache is configured (before any network call): an
+ * invalid key or tag, an unparsable store or lock URL, a bad option ({@link InvalidOptionError}),
+ * a missing optional dependency, a call on a closed cache (`CACHE_CLOSED`). The message names the
+ * problem and the remedy; it never contains a password.
+ */
+export class CacheConfigError extends TaskCacheError {
+  override name = 'CacheConfigError';
+  declare readonly code: CacheConfigErrorCode;
+  constructor(code: CacheConfigErrorCode, message: string, options: TaskCacheErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * An option passed to a public function of core is invalid; `field` names it (`concurrency`,
+ * `policy.compressionLevel`, `generates`, …). The one class of the `INVALID_OPTION` code: thrown
+ * by `createCache()`, by `run()`/`lookup()`/`restore()`/`save()` at entry, and by the entry
+ * functions. It is a {@link CacheConfigError}, so `instanceof CacheConfigError` still catches it.
+ */
+export class InvalidOptionError extends CacheConfigError {
   override name = 'InvalidOptionError';
   declare readonly code: 'INVALID_OPTION';
   /** The option at fault, e.g. `generates`. */
@@ -35,6 +62,25 @@ export class InvalidOptionError extends TaskCacheError {
   constructor(field: string, message: string, options: TaskCacheErrorOptions = {}) {
     super('INVALID_OPTION', `invalid option "${field}": ${message}`, options);
     this.field = field;
+  }
+}
+
+/** Codes of {@link CacheRunError}. */
+export type CacheRunErrorCode = 'CACHE_FAILED';
+
+/**
+ * Strict mode only: cache trouble (store unreachable, 401, lost lease, corrupt entry, lock
+ * unavailable) rejects the run with this error; `reason` is the warning code it would have been,
+ * `cause` the underlying error.
+ */
+export class CacheRunError extends TaskCacheError {
+  override name = 'CacheRunError';
+  declare readonly code: CacheRunErrorCode;
+  /** The warning code this would have been outside strict mode. */
+  readonly reason: string;
+  constructor(reason: string, message: string, options: TaskCacheErrorOptions = {}) {
+    super('CACHE_FAILED', message, options);
+    this.reason = reason;
   }
 }
 

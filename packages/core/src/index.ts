@@ -14,12 +14,6 @@ export {
   LockUnavailableError,
   type ReleaseOutcome,
 } from '@task-cache/lock';
-export {
-  CacheConfigError,
-  type CacheConfigErrorCode,
-  CacheRunError,
-  type CacheRunErrorCode,
-} from './config/errors.js';
 export { type LockUrl, parseLockUrl } from './config/lock-url.js';
 export {
   defaultStoreDir,
@@ -37,12 +31,19 @@ export {
   ENTRY_FORMAT_VERSION,
   type EntryConfig,
 } from './entry/format.js';
-export { hasEntry } from './entry/resolve.js';
+export { hasEntry, lookupEntry } from './entry/resolve.js';
 export { restoreEntry } from './entry/restore.js';
 export { saveEntry } from './entry/save.js';
 export type {
+  EntryChecker,
+  EntryReader,
+  EntryWriter,
   HasEntry,
+  LookupEntry,
+  LookupEntryOptions,
+  ResolvedEntry,
   RestoreEntry,
+  RestoreEntryCommonOptions,
   RestoreEntryOptions,
   RestoreEntryResult,
   SaveEntry,
@@ -51,6 +52,10 @@ export type {
   TransferProgress,
 } from './entry/types.js';
 export {
+  CacheConfigError,
+  type CacheConfigErrorCode,
+  CacheRunError,
+  type CacheRunErrorCode,
   EntryCorruptError,
   EntryError,
   type EntryErrorCode,
@@ -88,8 +93,7 @@ export {
   type SourceDigest,
 } from './key/checksum.js';
 export { defaultKey, MAX_TAG_LENGTH, TAG_PATTERN, urlsafe, validateKey } from './key/urlsafe.js';
-export { resetCircuitBreakers } from './run/breaker.js';
-export { type Cache, createCache, isCacheError, type KeyOptions, type StepOptions } from './run/cache.js';
+export { type Cache, createCache, isCacheError } from './run/cache.js';
 export type {
   AcquireOrWaitOptions,
   BuildFunction,
@@ -97,6 +101,7 @@ export type {
   CacheLock,
   CacheOptions,
   CachePolicy,
+  KeyOptions,
   LeaseOutcome,
   LockAcquireResult,
   NotSavedReason,
@@ -104,6 +109,7 @@ export type {
   RunOptions,
   RunResult,
   RunStats,
+  StepOptions,
 } from './run/types.js';
 export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
 export { defaultCacheDir } from './store/default-dir.js';

@@ -3,6 +3,7 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, vi } from 'vitest';
 
 /** A fresh temp directory; `cleanup` removes it. */
 export async function tempDir(prefix = 'tc-entry-'): Promise<string> {
@@ -11,6 +12,23 @@ export async function tempDir(prefix = 'tc-entry-'): Promise<string> {
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * For a test file whose entry functions run with their default `stateDir`
+ * (`<defaultCacheDir(process.env)>/bases`, e.g. in the conformance suite): points
+ * `TASK_CACHE_DIR` at a temp dir for the whole file, so no remembered base lands under HOME.
+ */
+export function isolateCacheDir(): void {
+  let dir: string | undefined;
+  beforeAll(async () => {
+    dir = await tempDir('tc-cache-dir-');
+    vi.stubEnv('TASK_CACHE_DIR', dir);
+  });
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    if (dir !== undefined) await removeDir(dir);
+  });
 }
 
 /** Writes `files` (relative path → content) under `dir`, creating parents. */

@@ -18,11 +18,17 @@ export interface OpenStoreOptions {
   signal?: AbortSignal;
 }
 
-// NOTE: `memory://NAME` stores are shared by name within the process, so two caches (or a cache
-// and a test) configured with the same URL see the same entries.
+// NOTE: the one piece of module-level state in core, on purpose: `memory://NAME` is documented as
+// "an in-process store shared by name", so two caches (or a cache and a test) configured with the
+// same URL see the same entries. Use `createMemoryStore()` for a store of your own.
 const memoryStores = new Map<string, MemoryStore>();
 
-/** The in-process store behind `memory://NAME` (created on first use). */
+/**
+ * The in-process store behind `memory://NAME` (created on first use). Process-wide by design:
+ * every `memory://NAME` URL and every call with the same `name` get the same store, with the
+ * entries earlier users left in it (tests that must not share entries use distinct names or
+ * `createMemoryStore()`).
+ */
 export function namedMemoryStore(name: string): MemoryStore {
   let store = memoryStores.get(name);
   if (!store) {
@@ -111,12 +117,17 @@ async function openRegistryStore(
 export interface OpenLockOptions {
   /** Environment for the default cache directory (local lock files). @default process.env */
   env?: Record<string, string | undefined>;
+  /**
+   * Directory whose `locks/` holds the local lock files (`createCache()` passes its `stateDir`).
+   * @default defaultCacheDir(env)
+   */
+  stateDir?: string;
 }
 
 /**
  * Opens the lock a URL names (see {@link parseLockUrl}): the local lock-file lock in
- * `<defaultCacheDir>/locks` (ioredis is not loaded), or the Redis lease lock of
- * `@task-cache/lock/redis`, imported only for `redis://` / `rediss://` URLs.
+ * `<stateDir>/locks` (`stateDir` defaults to `defaultCacheDir(env)`; ioredis is not loaded), or the
+ * Redis lease lock of `@task-cache/lock/redis`, imported only for `redis://` / `rediss://` URLs.
  * @returns the lock and the URL's lock key, if any.
  * @throws {CacheConfigError} `MISSING_DEPENDENCY` for a Redis URL when ioredis is not installed.
  * @throws {LockConfigError} for a malformed URL or a misconfigured Redis (auth, TLS, permissions).
@@ -127,7 +138,8 @@ export async function openLock(
 ): Promise<{ lock: Lock; key?: string }> {
   const parsed = typeof url === 'string' ? parseLockUrl(url) : url;
   if (parsed.kind === 'local') {
-    return { lock: createFileLock(join(defaultCacheDir(options.env ?? process.env), 'locks')) };
+    const stateDir = options.stateDir ?? defaultCacheDir(options.env ?? process.env);
+    return { lock: createFileLock(join(stateDir, 'locks')) };
   }
   let redis: typeof import('@task-cache/lock/redis');
   try {

@@ -1,6 +1,6 @@
 /**
  * Bounded memory (issue 7): saving a 2 GB generated output, and restoring it, each run in a
- * fresh child process (fixtures/big-child.ts) whose peak RSS (`process.resourceUsage().maxRSS`,
+ * fresh child process (test/fixtures/big-child.ts) whose peak RSS (`process.resourceUsage().maxRSS`,
  * worker threads included) must stay under 300 MB. A behaviour bound, not a timing.
  *
  * NOTE: the child runs plain JavaScript bundled from the current sources by esbuild (the child
@@ -34,7 +34,7 @@ beforeAll(async () => {
   await mkdir(cache, { recursive: true });
   bundle = await mkdtemp(join(cache, 'tc-bigmem-'));
   const workers = here('../workers/');
-  const entryPoints: Record<string, string> = { 'big-child': here('./fixtures/big-child.ts') };
+  const entryPoints: Record<string, string> = { 'big-child': here('../../test/fixtures/big-child.ts') };
   for (const f of readdirSync(workers)) {
     if (f.endsWith('.worker.ts')) entryPoints[f.replace(/\.ts$/, '')] = join(workers, f);
   }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createLayoutStore } from '@task-cache/oci';
 import { afterAll } from 'vitest';
 import { entryConformance } from '../../test/conformance.js';
-import { removeDir, tempDir } from '../../test/helpers.js';
+import { isolateCacheDir, removeDir, tempDir } from '../../test/helpers.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -12,6 +12,9 @@ afterAll(async () => {
 
 const blobPath = (dir: string, digest: string) =>
   join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+
+// The conformance suite saves and restores with the default stateDir: keep it out of HOME.
+isolateCacheDir();
 
 entryConformance(
   'oci-layout',

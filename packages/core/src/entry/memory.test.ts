@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { NetworkError, type OciStore } from '@task-cache/oci';
 import { describe, expect, it } from 'vitest';
 import { entryConformance } from '../../test/conformance.js';
-import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
+import { isolateCacheDir, removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
 import { EntryOutputsError, EntryRefusedError } from '../errors.js';
 import { hasNodeZstd } from '../internal/zstd.js';
 import { countingStore } from '../store/counting.js';
@@ -11,6 +11,9 @@ import { createMemoryStore } from '../store/memory.js';
 import { CHUNK_MEDIA_TYPE } from './format.js';
 import { restoreEntry } from './restore.js';
 import { saveEntry } from './save.js';
+
+// The conformance suite saves and restores with the default stateDir: keep it out of HOME.
+isolateCacheDir();
 
 entryConformance(
   'memory',

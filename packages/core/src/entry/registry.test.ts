@@ -9,7 +9,7 @@ import { createOciBackend, type OciBackend } from '@task-cache/oci';
 import { type RegistryFixture, startRegistry } from '@task-cache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entryConformance } from '../../test/conformance.js';
-import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
+import { isolateCacheDir, removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
 import { hasEntry } from './resolve.js';
 import { restoreEntry } from './restore.js';
 import { saveEntry } from './save.js';
@@ -37,6 +37,9 @@ function backend(repo = `entries/r${++repoSeq}`): OciBackend {
   backends.push(b);
   return b;
 }
+
+// The conformance suite saves and restores with the default stateDir: keep it out of HOME.
+isolateCacheDir();
 
 entryConformance('registry (token auth)', async () => ({ store: backend() }), { big: true });
 

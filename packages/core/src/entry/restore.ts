@@ -1,5 +1,5 @@
 /**
- * Restore: tag → manifest(s) → config → chunks fetched in parallel (bounded) through the store's
+ * Restore: tag → manifest(s) → config (or an entry `lookupEntry` resolved) → chunks fetched in parallel (bounded) through the store's
  * verifying reader → zstd, bounded by each chunk's declared size → uncompressed size and sha256
  * checked against the config → in-order tar extraction into a staging directory inside the task
  * directory (while later chunks download) → swapped into place only when everything verified.
@@ -7,33 +7,40 @@
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Descriptor, DigestMismatchError, type OciStore, SizeMismatchError } from '@task-cache/oci';
+import type { Descriptor } from '@task-cache/oci';
 import { EntryCorruptError, EntryTooLargeError, InvalidOptionError, TaskCacheError } from '../errors.js';
 import { defaultStateDir, rememberBase } from '../internal/base.js';
 import { knownDigests } from '../internal/known.js';
 import { mapOrdered } from '../internal/ordered.js';
 import { SCRATCH_PREFIX } from '../internal/outputs.js';
 import { swapIntoPlace } from '../internal/swap.js';
-import { checkGenerates, checkInt, checkSize, checkString, checkTag } from '../internal/validate.js';
+import { checkGenerates, checkString, checkTag, SHARED_OPTIONS } from '../internal/validate.js';
 import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
 import { codecPool, type WorkerCodec } from '../workers/codec-pool.js';
 import { extractInWorker } from '../workers/extract.js';
 import { createSlotPool, type Slot, type SlotPool } from '../workers/slots.js';
 import { compressBound, type EntryConfig } from './format.js';
-import { isMissing, resolveEntry } from './resolve.js';
-import type { RestoreEntry, RestoreEntryResult, TransferProgress } from './types.js';
+import {
+  checkResolvedEntry,
+  corruptBlob,
+  DEFAULT_RESTORE_MAX_ENTRY,
+  isMissing,
+  isVerificationFailure,
+  resolveEntry,
+} from './resolve.js';
+import type { EntryReader, RestoreEntry, RestoreEntryResult, TransferProgress } from './types.js';
 
-const DEFAULT_MAX_ENTRY = 16 * 1024 * 1024 * 1024;
 /** Chunks handed to the extract worker and not yet written. */
 const EXTRACT_WINDOW = 2;
 /** Slots for verified chunks: the extract window, one being handed over, three being decompressed. */
 const OUT_SLOTS = EXTRACT_WINDOW + 4;
 
 /**
- * Restores the entry tagged `options.tag` into `options.dir`, atomically: on any failure
- * (bad digest, truncated stream, refused entry, network error, abort) the outputs are left
- * exactly as they were. Resolves `undefined` on a miss (no such tag, or a part of the entry
- * is missing from the store).
+ * Restores the entry tagged `options.tag` (or the `options.entry` that `lookupEntry` resolved:
+ * then only its chunks are fetched) into `options.dir`, atomically: on any failure (bad digest,
+ * truncated stream, refused entry, network error, abort) the outputs are left exactly as they
+ * were. Resolves `undefined` on a miss (no such tag, or a part of the entry is missing from the
+ * store).
  *
  * @throws {EntryRefusedError | EntryCorruptError | EntryTooLargeError} for unsafe or damaged
  * entries (the caller treats them as a miss with a warning); store errors as they come;
@@ -45,23 +52,30 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     throw new InvalidOptionError('options', 'must be an object');
   const dir = checkString('dir', options.dir);
   const generates = checkGenerates(options.generates);
-  const tag = checkTag(options.tag);
-  const maxEntrySize = checkSize('maxEntrySize', options.maxEntrySize, DEFAULT_MAX_ENTRY);
-  const concurrency = checkInt('concurrency', options.concurrency, 8, 1, 256);
-  const codec = getZstdCodec(options.codec ?? 'auto').name;
-  const stateDir =
-    options.stateDir === undefined
-      ? defaultStateDir()
-      : options.stateDir === false
-        ? false
-        : checkString('stateDir', options.stateDir);
+  const maxEntrySize = SHARED_OPTIONS.maxEntrySize(
+    'maxEntrySize',
+    options.maxEntrySize,
+    DEFAULT_RESTORE_MAX_ENTRY,
+  );
+  if ((options.tag === undefined) === (options.entry === undefined))
+    throw new InvalidOptionError('tag', 'pass either `tag` or an `entry` from lookupEntry(), not both');
+  const given = options.entry === undefined ? undefined : checkResolvedEntry(options.entry, maxEntrySize);
+  const tag = given?.tag ?? checkTag(options.tag);
+  const concurrency = SHARED_OPTIONS.concurrency('concurrency', options.concurrency);
+  const codec = getZstdCodec(SHARED_OPTIONS.codec('codec', options.codec)).name;
+  const stateDir = SHARED_OPTIONS.stateDir('stateDir', options.stateDir) ?? defaultStateDir();
   const { signal } = options;
   signal?.throwIfAborted();
   const dirStat = await stat(dir).catch(() => undefined);
   if (!dirStat?.isDirectory())
     throw new InvalidOptionError('dir', `${JSON.stringify(dir)} is not a directory`);
 
-  const entry = await resolveEntry(store, tag, { signal, maxEntrySize, withConfig: true });
+  const entry =
+    given ??
+    (await resolveEntry(store, tag, { signal, maxEntrySize }).catch((err) => {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }));
   if (entry === undefined) return undefined;
   const { config, layers } = entry;
   if (codec === 'zstd-codec') {
@@ -97,7 +111,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     let maxIn = 1;
     let maxOut = 1;
     layers.forEach((layer, i) => {
-      const size = (config.chunks[i] as EntryConfig['chunks'][number]).size;
+      const size = (config.chunks[i] as ChunkInfo).size;
       maxOut = Math.max(maxOut, size);
       maxIn = Math.max(maxIn, Math.min(layer.size, compressBound(size)));
     });
@@ -108,7 +122,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     // is never starved by later ones (any number of slots is deadlock-free).
     let outTurn: Promise<unknown> = Promise.resolve();
     const chunks = mapOrdered(
-      layers.map((layer, i) => ({ layer, info: config.chunks[i] as EntryConfig['chunks'][number] })),
+      layers.map((layer, i) => ({ layer, info: config.chunks[i] as ChunkInfo })),
       concurrency,
       async ({ layer, info }, i) => {
         // The output slot is taken once this chunk is downloaded and the previous chunk has its
@@ -169,12 +183,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     if (signal?.aborted) throw signal.reason;
     if (isMissing(err)) return undefined;
     if (err instanceof TaskCacheError) throw err;
-    if (err instanceof DigestMismatchError || err instanceof SizeMismatchError) {
-      throw new EntryCorruptError(`entry blob failed verification: ${(err as Error).message}`, {
-        cause: err,
-        digest: (err as { digest?: string }).digest,
-      });
-    }
+    if (isVerificationFailure(err)) throw corruptBlob(err);
     throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
@@ -182,11 +191,13 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   }
 };
 
+type ChunkInfo = EntryConfig['chunks'][number];
+
 async function fetchChunk(
-  store: OciStore,
+  store: EntryReader,
   codec: WorkerCodec,
-  layer: Descriptor,
-  info: EntryConfig['chunks'][number],
+  layer: Readonly<Descriptor>,
+  info: ChunkInfo,
   index: number,
   signal: AbortSignal,
   inSlots: SlotPool,

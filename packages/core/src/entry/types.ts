@@ -2,7 +2,62 @@
  * Contract between the entry data plane (save/restore of one cache entry, `./save.ts`,
  * `./restore.ts`) and the cached run (`../run/*`). Implementations live beside this file.
  */
-import type { OciStore } from '@task-cache/oci';
+import type {
+  BlobChecker,
+  BlobFetcher,
+  BlobPusher,
+  Descriptor,
+  ManifestFetcher,
+  ManifestPusher,
+  OciStore,
+  Tagger,
+} from '@task-cache/oci';
+import type { EntryConfig } from './format.js';
+
+/**
+ * What reading an entry needs (oras-go style: the narrowest capabilities): manifests and blobs.
+ * `location` (a store's redacted location) keys the remembered base of the next save; a reader
+ * without one remembers nothing. Every {@link OciStore} is one; a test can pass a small fake.
+ */
+export type EntryReader = ManifestFetcher & BlobFetcher & { readonly location?: string };
+
+/**
+ * What saving an entry needs: reading (the base entry whose chunks are reused), existence
+ * checks, pushing blobs and manifests, tagging. `limits`, when the store declares them, are
+ * honoured by the cached run.
+ */
+export type EntryWriter = EntryReader &
+  BlobChecker &
+  BlobPusher &
+  ManifestPusher &
+  Tagger &
+  Pick<OciStore, 'location'>;
+
+/** What {@link HasEntry} needs: manifests, and an existence check of the config. */
+export type EntryChecker = ManifestFetcher & BlobChecker;
+
+/**
+ * An entry found by {@link LookupEntry}: the tag, the digest the tag points at, the validated
+ * config and every chunk layer in stream order. Deeply frozen; `restoreEntry({ entry })` accepts
+ * only entries `lookupEntry` returned.
+ */
+export interface ResolvedEntry {
+  readonly tag: string;
+  /** Digest of the manifest (or index) the tag points at. */
+  readonly digest: string;
+  readonly config: Readonly<EntryConfig>;
+  readonly configDescriptor: Readonly<Descriptor>;
+  readonly layers: readonly Readonly<Descriptor>[];
+}
+
+/** Options of {@link LookupEntry}. */
+export interface LookupEntryOptions {
+  /** The entry's tag (the cache key). */
+  tag: string;
+  /** Treat entries larger than this many uncompressed bytes as too large. @default 17179869184 (16 GiB) */
+  maxEntrySize?: number;
+  signal?: AbortSignal;
+}
 
 /** Progress of a push or a restore, for progress bars. */
 export interface TransferProgress {
@@ -78,8 +133,9 @@ export interface SaveEntryOptions {
   pointer?: boolean;
   /**
    * Directory where core remembers, per task directory, store and task, the last entry saved or
-   * restored (the base of the next save). `false` remembers nothing.
-   * @default `<defaultCacheDir()>/bases`
+   * restored (the base of the next save). `false` remembers nothing. `createCache()` passes
+   * `<its stateDir>/bases`.
+   * @default `<defaultCacheDir(process.env)>/bases`
    */
   stateDir?: string | false;
   /** Called as transfer progresses. */
@@ -101,12 +157,11 @@ export interface SaveEntryResult {
   durationMs: number;
 }
 
-/** Options of {@link RestoreEntry}. */
-export interface RestoreEntryOptions {
+/** Options of {@link RestoreEntry} besides what to restore. */
+export interface RestoreEntryCommonOptions {
   dir: string;
   /** Only paths matching these globs may be written. */
   generates: readonly string[];
-  tag: string;
   /** Refuse entries larger than this many uncompressed bytes. @default 17179869184 (16 GiB) */
   maxEntrySize?: number;
   /** Parallel chunk downloads. @default 8 */
@@ -116,12 +171,30 @@ export interface RestoreEntryOptions {
   /**
    * Where to remember the restored entry as the base of this workspace's next save of the task
    * (see {@link SaveEntryOptions.stateDir}). `false` remembers nothing.
-   * @default `<defaultCacheDir()>/bases`
+   * @default `<defaultCacheDir(process.env)>/bases`
    */
   stateDir?: string | false;
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
 }
+
+/**
+ * Options of {@link RestoreEntry}: the entry's `tag` (resolved by the restore), or an `entry`
+ * that {@link LookupEntry} already resolved (the restore then fetches only its chunks).
+ */
+export type RestoreEntryOptions = RestoreEntryCommonOptions &
+  (
+    | {
+        /** The entry's tag. */
+        tag: string;
+        entry?: undefined;
+      }
+    | {
+        /** An entry `lookupEntry()` returned (from the same store). */
+        entry: ResolvedEntry;
+        tag?: undefined;
+      }
+  );
 
 /** What a restore did. */
 export interface RestoreEntryResult {
@@ -133,15 +206,27 @@ export interface RestoreEntryResult {
 }
 
 /** Saves the outputs under `options.tag`; the tag is pushed last. */
-export type SaveEntry = (store: OciStore, options: SaveEntryOptions) => Promise<SaveEntryResult>;
+export type SaveEntry = (store: EntryWriter, options: SaveEntryOptions) => Promise<SaveEntryResult>;
 /**
- * Restores the entry tagged `options.tag` atomically; `undefined` on a miss (no tag, or an
- * entry with a missing part). Refused/corrupt entries throw typed errors and leave the
- * outputs untouched.
+ * Restores the entry tagged `options.tag` (or the resolved `options.entry`) atomically;
+ * `undefined` on a miss (no tag, or an entry with a missing part). Refused/corrupt entries throw
+ * typed errors and leave the outputs untouched.
  */
 export type RestoreEntry = (
-  store: OciStore,
+  store: EntryReader,
   options: RestoreEntryOptions,
 ) => Promise<RestoreEntryResult | undefined>;
-/** `true` when a complete entry is tagged `tag` (cheap: manifest fetch only). */
-export type HasEntry = (store: OciStore, tag: string, options?: { signal?: AbortSignal }) => Promise<boolean>;
+/**
+ * Resolves the entry tagged `options.tag` (manifests and config, validated) for
+ * `restoreEntry({ entry })`; `undefined` on a miss.
+ */
+export type LookupEntry = (
+  store: EntryReader,
+  options: LookupEntryOptions,
+) => Promise<ResolvedEntry | undefined>;
+/** `true` when a complete entry is tagged `tag` (cheap: the manifest fetch and a HEAD of the config). */
+export type HasEntry = (
+  store: EntryChecker,
+  tag: string,
+  options?: { signal?: AbortSignal },
+) => Promise<boolean>;

@@ -8,8 +8,9 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Descriptor, OciStore } from '@task-cache/oci';
+import type { Descriptor } from '@task-cache/oci';
 import { resolveEntry } from '../entry/resolve.js';
+import type { EntryReader } from '../entry/types.js';
 import { urlsafe } from '../key/urlsafe.js';
 import { defaultCacheDir } from '../store/default-dir.js';
 
@@ -24,9 +25,12 @@ export function pointerTag(task: string): string {
   return `${safe.slice(0, 128 - POINTER_SUFFIX.length - 17)}-${h}${POINTER_SUFFIX}`;
 }
 
-/** Default directory of the remembered bases. */
-export function defaultStateDir(): string {
-  return join(defaultCacheDir(), 'bases');
+/**
+ * Default directory of the remembered bases of the entry functions called on their own:
+ * `<defaultCacheDir(env)>/bases`. (`createCache()` passes `<its stateDir>/bases` instead.)
+ */
+export function defaultStateDir(env: Record<string, string | undefined> = process.env): string {
+  return join(defaultCacheDir(env), 'bases');
 }
 
 function stateFile(stateDir: string, dir: string, location: string, task: string): string {
@@ -41,10 +45,10 @@ function stateFile(stateDir: string, dir: string, location: string, task: string
 export async function recallBase(
   stateDir: string | false,
   dir: string,
-  location: string,
+  location: string | undefined,
   task: string,
 ): Promise<string | undefined> {
-  if (stateDir === false) return undefined;
+  if (stateDir === false || location === undefined) return undefined;
   try {
     const doc = JSON.parse(await readFile(stateFile(stateDir, dir, location, task), 'utf8')) as {
       tag?: unknown;
@@ -55,15 +59,18 @@ export async function recallBase(
   }
 }
 
-/** Remembers `tag` as the base for (dir, store, task). Best effort: never throws. */
+/**
+ * Remembers `tag` as the base for (dir, store, task). Best effort: never throws. A store without
+ * a location has no identity to remember it by: nothing is written.
+ */
 export async function rememberBase(
   stateDir: string | false,
   dir: string,
-  location: string,
+  location: string | undefined,
   task: string,
   tag: string,
 ): Promise<void> {
-  if (stateDir === false) return;
+  if (stateDir === false || location === undefined) return;
   try {
     await mkdir(stateDir, { recursive: true });
     const file = stateFile(stateDir, dir, location, task);
@@ -86,7 +93,7 @@ export interface BaseEntry {
  * entry, store error) only mean "no base"; an abort is rethrown.
  */
 export async function loadBase(
-  store: OciStore,
+  store: EntryReader,
   tags: ReadonlyArray<string | undefined>,
   signal?: AbortSignal,
 ): Promise<BaseEntry | undefined> {
@@ -95,11 +102,7 @@ export async function loadBase(
     if (tag === undefined || seen.has(tag)) continue;
     seen.add(tag);
     try {
-      const entry = await resolveEntry(store, tag, {
-        signal,
-        maxEntrySize: Number.POSITIVE_INFINITY,
-        withConfig: true,
-      });
+      const entry = await resolveEntry(store, tag, { signal, maxEntrySize: Number.POSITIVE_INFINITY });
       if (entry === undefined) continue;
       const chunks = new Map<string, Descriptor>();
       entry.config.chunks.forEach((c, i) => {

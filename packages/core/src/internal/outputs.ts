@@ -4,7 +4,7 @@
  */
 import type { Dirent, Stats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import picomatch from 'picomatch';
 
 /** Prefix of core's own scratch directories inside a task directory (staging, set-aside). */
@@ -103,4 +103,11 @@ export async function listOutputs(
     if (stats.isDirectory()) await visit(base);
   }
   return found.sort((a, b) => comparePaths(a.path, b.path));
+}
+
+/** Checks that a symlink target stays inside the task directory (relative, no escape). */
+export function symlinkStaysInside(path: string, target: string): boolean {
+  if (target === '' || posix.isAbsolute(target) || target.includes('\0')) return false;
+  const resolved = posix.normalize(posix.join(posix.dirname(path), target));
+  return resolved !== '..' && !resolved.startsWith('../');
 }

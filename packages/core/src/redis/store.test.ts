@@ -5,24 +5,26 @@ import { sha256Digest } from '@task-cache/oci';
 import { type RedisFixture, startRedis } from '@task-cache/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEvent } from '../events/types.js';
-import { resetCircuitBreakers } from '../run/breaker.js';
 import { createCache } from '../run/cache.js';
 import { createRedisStore, RedisStoreError } from './store.js';
 
 // Integration tests against a real redis-server (testkit fixture): no mock of Redis.
 
 let redis: RedisFixture;
+// The caches of this file remember their bases here, never under HOME.
+let stateDir: string;
 beforeAll(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), 'tc-redis-state-'));
   redis = await startRedis({ maxmemory: '64mb' });
 });
 afterAll(async () => {
   await redis?.stop();
+  await rm(stateDir, { recursive: true, force: true });
 });
 
 const dirs: string[] = [];
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
-  resetCircuitBreakers();
   await Promise.all(closers.splice(0).map((c) => c()));
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
@@ -45,7 +47,7 @@ const build = (dir: string, size = 5000) =>
 const task = { task: 'small', sources: ['src/**'], generates: ['dist/**'] };
 
 function cacheOn(url: string, events: CacheEvent[] = [], extra: Record<string, unknown> = {}) {
-  const cache = createCache({ store: url, lock: false, onEvent: (e) => events.push(e), ...extra });
+  const cache = createCache({ store: url, lock: false, stateDir, onEvent: (e) => events.push(e), ...extra });
   closers.push(() => cache.close());
   return cache;
 }
@@ -145,7 +147,7 @@ describe('Redis entry store', () => {
     // an explicit smaller cap on the store object
     const store = createRedisStore({ url: redis.url(), maxEntrySize: 100 });
     closers.push(() => store.close());
-    const capped = createCache({ store, lock: false });
+    const capped = createCache({ store, lock: false, stateDir });
     expect(await capped.run({ ...task, dir }, build(dir, 1000))).toMatchObject({ reason: 'entry-too-large' });
   });
 

@@ -1,16 +1,12 @@
 /**
- * A per-process circuit breaker per store location: after `threshold` consecutive store failures
- * the store is skipped for `cooldownMs`, so a dead registry costs one timeout per task, not one
- * per operation. A success closes it.
+ * The circuit breaker of one cache instance: after `threshold` consecutive store failures the
+ * store is skipped for `cooldownMs`, so a dead registry costs one timeout per task, not one per
+ * operation. A success closes it. The state belongs to the cache that created it (issue 13: a
+ * process-wide breaker keyed by store location let one test's outage open a later test's fresh
+ * `memory://default` store).
  */
-interface BreakerState {
-  failures: number;
-  openUntil: number;
-}
 
-const states = new Map<string, BreakerState>();
-
-/** One store's breaker, with the thresholds of the calling cache. */
+/** The breaker's view for one call, with the thresholds of that call's policy. */
 export interface Breaker {
   /** `true` while open (calls to the store should be skipped). */
   isOpen(): boolean;
@@ -18,28 +14,26 @@ export interface Breaker {
   failure(): void;
 }
 
-/** The breaker of `location` in this process. */
-export function breakerFor(location: string, threshold: number, cooldownMs: number): Breaker {
-  let state = states.get(location);
-  if (!state) {
-    state = { failures: 0, openUntil: 0 };
-    states.set(location, state);
-  }
-  const s = state;
-  return {
-    isOpen: () => s.failures >= threshold && Date.now() < s.openUntil,
-    success: () => {
-      s.failures = 0;
-      s.openUntil = 0;
-    },
-    failure: () => {
-      s.failures += 1;
-      if (s.failures >= threshold) s.openUntil = Date.now() + cooldownMs;
-    },
-  };
+/** A breaker state; `view` reads and updates it with a call's thresholds. */
+export interface BreakerState {
+  view(threshold: number, cooldownMs: number): Breaker;
 }
 
-/** Forgets every breaker state (tests). */
-export function resetCircuitBreakers(): void {
-  states.clear();
+/** A closed breaker (one per cache instance). */
+export function createBreaker(now: () => number = Date.now): BreakerState {
+  let failures = 0;
+  let openUntil = 0;
+  return {
+    view: (threshold, cooldownMs) => ({
+      isOpen: () => failures >= threshold && now() < openUntil,
+      success: () => {
+        failures = 0;
+        openUntil = 0;
+      },
+      failure: () => {
+        failures += 1;
+        if (failures >= threshold) openUntil = now() + cooldownMs;
+      },
+    }),
+  };
 }

@@ -3,17 +3,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LockUnavailableError } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CacheConfigError, CacheRunError } from '../config/errors.js';
 import type { CacheEvent } from '../events/types.js';
 import { countingStore } from '../store/counting.js';
 import { createMemoryStore } from '../store/memory.js';
-import { resetCircuitBreakers } from './breaker.js';
 import { createCache } from './cache.js';
-import type { CacheLease, CacheLock, CachePolicy, LockAcquireResult } from './types.js';
+import type { CacheLease, CacheLock, CacheOptions, CachePolicy, LockAcquireResult } from './types.js';
 
-// Unit tests: the in-memory store and an in-memory fake lock (the real Redis lock and the real
-// registry are exercised by the integration tests in ../../test/).
+// Unit tests of the run's behaviour: the in-memory store and an in-memory fake lock (the real Redis
+// lock and the real registry are exercised by run.integration.test.ts). Option validation, the
+// breaker and the state directory have their own files (options, breaker, state .test.ts).
+
+// Every cache of this file keeps its state (remembered bases) in a temp dir, never under HOME.
+let stateDir: string;
+beforeAll(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), 'tc-run-state-'));
+});
+afterAll(async () => {
+  await rm(stateDir, { recursive: true, force: true });
+});
+const cacheOf = (options: CacheOptions = {}) => createCache({ stateDir, ...options });
 
 const dirs: string[] = [];
 async function project(files: Record<string, string> = { 'src/main.c': 'int main() { return 0; }\n' }) {
@@ -25,7 +35,6 @@ async function project(files: Record<string, string> = { 'src/main.c': 'int main
   }
   return dir;
 }
-beforeEach(() => resetCircuitBreakers());
 afterEach(async () => {
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
@@ -90,7 +99,7 @@ describe('cache.run with the memory store', () => {
     const store = countingStore(createMemoryStore());
     const lock = fakeLock();
     const events: CacheEvent[] = [];
-    const cache = createCache({ store, lock, onEvent: (e) => events.push(e) });
+    const cache = cacheOf({ store, lock, onEvent: (e) => events.push(e) });
     const dir = await project();
     const build = Object.assign(builder(), { dir });
 
@@ -124,7 +133,7 @@ describe('cache.run with the memory store', () => {
       compressionLevel: 5,
     };
     const store = countingStore(createMemoryStore());
-    const cache = createCache({ store, lock: false, ...policy });
+    const cache = cacheOf({ store, lock: false, ...policy });
     const dir = await project();
     const build = Object.assign(builder(), { dir });
     await cache.run({ ...run, dir }, build);
@@ -141,7 +150,7 @@ describe('cache.run with the memory store', () => {
   it('a failing build rejects with its own error, unchanged, saves nothing and releases `failed`', async () => {
     const store = countingStore(createMemoryStore());
     const lock = fakeLock();
-    const cache = createCache({ store, lock });
+    const cache = cacheOf({ store, lock });
     const dir = await project();
     const boom = new TypeError('compiler exploded');
     await expect(
@@ -157,7 +166,7 @@ describe('cache.run with the memory store', () => {
     const store = countingStore(createMemoryStore());
     const lock = fakeLock();
     const events: CacheEvent[] = [];
-    const cache = createCache({ store, lock, onEvent: (e) => events.push(e) });
+    const cache = cacheOf({ store, lock, onEvent: (e) => events.push(e) });
     const dir = await project();
     const build = Object.assign(builder(), { dir });
     const r = await cache.run({ ...run, dir, generates: ['dist/**', 'docs/**'] }, build);
@@ -174,11 +183,11 @@ describe('cache.run with the memory store', () => {
     const lock = fakeLock();
     const dir = await project();
     const build = Object.assign(builder(), { dir });
-    const ro = createCache({ store, lock, readOnly: true });
+    const ro = cacheOf({ store, lock, readOnly: true });
     expect(await ro.run({ ...run, dir }, build)).toMatchObject({ status: 'built', reason: 'read-only' });
     expect(store.counts.pushBlob + store.counts.pushManifest + store.counts.tag).toBe(0);
     expect(lock.keys).toEqual([]);
-    await createCache({ store, lock: false }).run({ ...run, dir }, build);
+    await cacheOf({ store, lock: false }).run({ ...run, dir }, build);
     await rm(join(dir, 'dist'), { recursive: true });
     expect((await ro.run({ ...run, dir }, build)).status).toBe('restored');
   });
@@ -186,25 +195,25 @@ describe('cache.run with the memory store', () => {
   it('force rebuilds on a hit and overwrites the tag', async () => {
     const store = createMemoryStore();
     const dir = await project();
-    await createCache({ store, lock: false }).run(
+    await cacheOf({ store, lock: false }).run(
       { ...run, dir, key: 'k1' },
       Object.assign(builder('old'), { dir }),
     );
     const before = store.tags().get('k1');
     const build = Object.assign(builder('new'), { dir });
-    const r = await createCache({ store, lock: false, force: true }).run({ ...run, dir, key: 'k1' }, build);
+    const r = await cacheOf({ store, lock: false, force: true }).run({ ...run, dir, key: 'k1' }, build);
     expect(r.status).toBe('saved');
     expect(build.calls).toBe(1);
     expect(store.tags().get('k1')).not.toBe(before);
     await rm(join(dir, 'dist'), { recursive: true });
-    await createCache({ store, lock: false }).run({ ...run, dir, key: 'k1' }, build);
+    await cacheOf({ store, lock: false }).run({ ...run, dir, key: 'k1' }, build);
     expect(await readFile(join(dir, 'dist/out.txt'), 'utf8')).toMatch(/^new:/);
   });
 
   it('peer-finished → restores the peer entry without building', async () => {
     const store = createMemoryStore();
     const dir = await project();
-    await createCache({ store, lock: false }).run(
+    await cacheOf({ store, lock: false }).run(
       { ...run, dir, key: 'peer' },
       Object.assign(builder(), { dir }),
     );
@@ -212,7 +221,7 @@ describe('cache.run with the memory store', () => {
     // Simulate: the lookup missed (no shouldRestore at first), then the peer finished.
     let first = true;
     const events: CacheEvent[] = [];
-    const cache = createCache({
+    const cache = cacheOf({
       store,
       lock: fakeLock(['peer-finished']),
       shouldRestore: () => {
@@ -233,7 +242,7 @@ describe('cache.run with the memory store', () => {
   it('lock unavailable / timed out → builds and saves without it, with a warning', async () => {
     for (const kind of ['unavailable', 'timed-out'] as const) {
       const events: CacheEvent[] = [];
-      const cache = createCache({
+      const cache = cacheOf({
         store: createMemoryStore(),
         lock: fakeLock([kind]),
         onEvent: (e) => events.push(e),
@@ -249,7 +258,7 @@ describe('cache.run with the memory store', () => {
   });
 
   it('strict mode turns cache trouble into a CacheRunError', async () => {
-    const cache = createCache({ store: createMemoryStore(), lock: fakeLock(['unavailable']), strict: true });
+    const cache = cacheOf({ store: createMemoryStore(), lock: fakeLock(['unavailable']), strict: true });
     const dir = await project();
     const err = await cache.run({ ...run, dir }, Object.assign(builder(), { dir })).catch((e) => e);
     expect(err).toBeInstanceOf(CacheRunError);
@@ -260,7 +269,7 @@ describe('cache.run with the memory store', () => {
     const store = createMemoryStore();
     const lock = fakeLock();
     const events: CacheEvent[] = [];
-    const cache = createCache({ store, lock, onEvent: (e) => events.push(e) });
+    const cache = cacheOf({ store, lock, onEvent: (e) => events.push(e) });
     const dir = await project();
     const inner = Object.assign(builder(), { dir });
     const r = await cache.run({ ...run, dir }, async (ctx) => {
@@ -291,7 +300,7 @@ describe('cache.run with the memory store', () => {
       tag: fail,
     };
     const events: CacheEvent[] = [];
-    const cache = createCache({
+    const cache = cacheOf({
       store: failing,
       lock: false,
       circuitBreakerThreshold: 2,
@@ -314,7 +323,7 @@ describe('cache.run with the memory store', () => {
 
   it('aborting releases the lock and rejects with the signal reason; outputs untouched', async () => {
     const lock = fakeLock();
-    const cache = createCache({ store: createMemoryStore(), lock });
+    const cache = cacheOf({ store: createMemoryStore(), lock });
     const dir = await project();
     const ac = new AbortController();
     const reason = new Error('cancelled by user');
@@ -332,11 +341,11 @@ describe('cache.run with the memory store', () => {
   it('aborting during the restore rejects with the reason and leaves the outputs as they were', async () => {
     const store = createMemoryStore();
     const dir = await project();
-    await createCache({ store, lock: false }).run({ ...run, dir }, Object.assign(builder(), { dir }));
+    await cacheOf({ store, lock: false }).run({ ...run, dir }, Object.assign(builder(), { dir }));
     await writeFile(join(dir, 'dist/out.txt'), 'local edit');
     const ac = new AbortController();
     const reason = new Error('ctrl-c');
-    const cache = createCache({
+    const cache = cacheOf({
       store,
       lock: false,
       onEvent: (e) => {
@@ -358,7 +367,7 @@ describe('cache.run with the memory store', () => {
     const lock = fakeLock();
     const ac = new AbortController();
     const reason = new Error('stop');
-    const cache = createCache({
+    const cache = cacheOf({
       store: createMemoryStore(),
       lock,
       onEvent: (e) => {
@@ -379,7 +388,7 @@ describe('cache.run with the memory store', () => {
 
   it('disabled → just builds', async () => {
     const store = countingStore(createMemoryStore());
-    const cache = createCache({ store, enabled: false });
+    const cache = cacheOf({ store, enabled: false });
     const dir = await project();
     const build = Object.assign(builder(), { dir });
     expect(await cache.run({ ...run, dir }, build)).toMatchObject({ status: 'built', reason: 'disabled' });
@@ -387,20 +396,20 @@ describe('cache.run with the memory store', () => {
   });
 
   it('the tag of the store URL is the key; an invalid key is a configuration-time error', async () => {
-    const cache = createCache({ store: 'memory://url-tag:my-key', lock: false });
+    const cache = cacheOf({ store: 'memory://url-tag:my-key', lock: false });
     const dir = await project();
     expect((await cache.run({ ...run, dir }, Object.assign(builder(), { dir }))).key).toBe('my-key');
-    expect(() => createCache({ store: 'memory://x:.bad' })).toThrow(CacheConfigError);
+    expect(() => cacheOf({ store: 'memory://x:.bad' })).toThrow(CacheConfigError);
     await expect(cache.run({ ...run, dir, key: 'a'.repeat(129) }, () => undefined)).rejects.toMatchObject({
       code: 'INVALID_KEY',
     });
-    expect(() => createCache({ concurrency: 0 })).toThrow(/concurrency/);
-    expect(() => createCache({ lock: 'zk://x' })).toThrow(/unsupported scheme "zk:"/);
+    expect(() => cacheOf({ concurrency: 0 })).toThrow(/concurrency/);
+    expect(() => cacheOf({ lock: 'zk://x' })).toThrow(/unsupported scheme "zk:"/);
   });
 
   it('lookup/restore/save as separate steps', async () => {
     const store = createMemoryStore();
-    const cache = createCache({ store, lock: false });
+    const cache = cacheOf({ store, lock: false });
     const dir = await project();
     const opts = { ...run, dir };
     expect((await cache.lookup(opts)).hit).toBe(false);

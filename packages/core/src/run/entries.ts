@@ -1,18 +1,15 @@
-import { hasEntry } from '../entry/resolve.js';
+import { hasEntry, lookupEntry } from '../entry/resolve.js';
 import { restoreEntry } from '../entry/restore.js';
 import { saveEntry } from '../entry/save.js';
-import type { HasEntry, RestoreEntry, SaveEntry } from '../entry/types.js';
+import type { HasEntry, LookupEntry, RestoreEntry, SaveEntry } from '../entry/types.js';
 
-/** The entry data plane the run drives (issue 6: `saveEntry`, `restoreEntry`, `hasEntry`). */
+/** The entry data plane the run drives: the public entry functions, nothing else. */
 export interface EntryOps {
   saveEntry: SaveEntry;
   restoreEntry: RestoreEntry;
+  lookupEntry: LookupEntry;
   hasEntry: HasEntry;
 }
 
-const ops: EntryOps = { saveEntry, restoreEntry, hasEntry };
-
 /** The entry functions. */
-export async function entryOps(): Promise<EntryOps> {
-  return ops;
-}
+export const entryOps: EntryOps = { saveEntry, restoreEntry, lookupEntry, hasEntry };

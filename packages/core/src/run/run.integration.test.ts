@@ -10,36 +10,46 @@ import { fileURLToPath } from 'node:url';
 import type { Lease, Lock } from '@task-cache/lock';
 import { connectLock } from '@task-cache/lock/redis';
 import { createOciBackend } from '@task-cache/oci';
-import { type RedisFixture, type RegistryFixture, startRedis, startRegistry } from '@task-cache/testkit';
+import {
+  type RedisFixture,
+  type RegistryFixture,
+  startProxy,
+  startRedis,
+  startRegistry,
+} from '@task-cache/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CacheRunError } from '../config/errors.js';
 import { formatEvent } from '../events/format.js';
 import type { CacheEvent } from '../events/types.js';
 import { checksum } from '../key/checksum.js';
 import { urlsafe } from '../key/urlsafe.js';
-import { resetCircuitBreakers } from './breaker.js';
 import { type Cache, createCache } from './cache.js';
 import type { CacheLock } from './types.js';
 
 // Acceptance tests of the cached run against the REAL registry (docker-registry 2.8.2, token
 // auth + TLS) and the REAL redis-server, both from @task-cache/testkit. No mocks.
+// One file (~550 lines) on purpose: every case shares the registry and the Redis started once in
+// beforeAll (a start costs seconds); the cases are grouped by concern in describe blocks.
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const CHILD = fileURLToPath(new URL('./fixtures/run-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../../test/fixtures/run-child.ts', import.meta.url));
 
 let reg: RegistryFixture;
 let redis: RedisFixture;
+/** HOME and the cache dir of the caches of this file: a temp dir, never the user's. */
+let home: string;
 beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'tc-guide-home-'));
   [reg, redis] = await Promise.all([startRegistry({ mode: 'token' }), startRedis({ maxmemory: '64mb' })]);
 });
 afterAll(async () => {
   await Promise.all([reg?.close(), redis?.stop()]);
+  await rm(home, { recursive: true, force: true });
 });
 
 const dirs: string[] = [];
 const caches: Cache[] = [];
 afterEach(async () => {
-  resetCircuitBreakers();
   await Promise.all(caches.splice(0).map((c) => c.close()));
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
@@ -71,7 +81,8 @@ function buildSh(dir: string) {
 /** The environment of the guide: masked CI variables. */
 function ciEnv(overrides: Record<string, string> = {}): Record<string, string | undefined> {
   return {
-    HOME: process.env.HOME,
+    HOME: home,
+    TASK_CACHE_DIR: join(home, 'cache'),
     TASK_CACHE_OCI_USER: reg.username,
     TASK_CACHE_OCI_PASSWORD: reg.password,
     TASK_CACHE_OCI_CA: reg.caFile!,
@@ -312,7 +323,7 @@ describe('degradation: cache trouble never fails the build', () => {
         createCache({
           store: `oci://127.0.0.1:${port}/task-cache/down?plain-http=true`,
           lock: false,
-          env: { HOME: process.env.HOME },
+          env: { HOME: home },
           circuitBreakerThreshold: 2,
           onEvent: (e) => events.push(e),
         }),
@@ -354,7 +365,7 @@ describe('degradation: cache trouble never fails the build', () => {
     expect(w.causeCode).toBe('OCI_ERR_UNAUTHORIZED');
     expect(w.message).not.toContain('not-the-password');
 
-    resetCircuitBreakers(); // the failures above opened it; strict mode must see the 401 itself
+    // The failures above opened the first cache's breaker; this cache has its own and sees the 401.
     const strict = track(createCache({ store: cfg.url, lock: cfg.lock, env, strict: true }));
     const err = await strict
       .run({ task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] }, build)
@@ -509,5 +520,57 @@ describe('policies on the real registry', () => {
     expect(r.status).toBe('saved');
     expect(build.calls).toBe(1);
     expect(await digestOf()).not.toBe(before);
+  });
+});
+
+describe('a cache hit costs one manifest GET (issue 13)', () => {
+  it('a run() hit on a one-chunk entry makes one manifest GET, one config GET and one chunk GET, nothing else', async () => {
+    // Regression: lookup (hasEntry) and restore each resolved the entry, so a hit cost two
+    // manifest GETs, a HEAD and a GET of the config before the chunks.
+    const proxy = await startProxy({ upstream: reg.baseUrl, ca: reg.caPem! });
+    const repo = 'task-cache/counted';
+    const store = createOciBackend({
+      url: `oci://${proxy.host}/${repo}`,
+      plainHttp: true,
+      caPem: reg.caPem!,
+      credentials: { username: reg.username, password: reg.password },
+      authFiles: null,
+      env: {},
+    });
+    try {
+      const dir = await project('counted');
+      const cache = track(createCache({ store, lock: false, stateDir: join(dir, '.state') }));
+      const opts = { task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] };
+      const build = async () => {
+        await mkdir(join(dir, 'dist'), { recursive: true });
+        await writeFile(join(dir, 'dist/app.txt'), 'one small output, one chunk\n');
+      };
+      // The save also gives the client its token: the hit below is measured with it warm.
+      const first = await cache.run(opts, build);
+      expect(first).toMatchObject({ status: 'saved', stats: { chunksTotal: 1 } });
+      await rm(join(dir, 'dist'), { recursive: true });
+
+      proxy.requests.length = 0;
+      const hit = await cache.run(opts, async () => {
+        throw new Error('a hit must not build');
+      });
+      const seen = proxy.requests.map((r) => `${r.method} ${r.url}`);
+      console.log(`requests of one cache hit:\n  ${seen.join('\n  ')}`);
+      expect(hit.status).toBe('restored');
+      expect(await readFile(join(dir, 'dist/app.txt'), 'utf8')).toBe('one small output, one chunk\n');
+
+      const manifest = JSON.parse(
+        Buffer.from((await store.fetchManifest(first.key))!.bytes).toString('utf8'),
+      ) as { config: { digest: string }; layers: Array<{ digest: string }> };
+      expect(manifest.layers).toHaveLength(1);
+      expect(seen).toEqual([
+        `GET /v2/${repo}/manifests/${first.key}`,
+        `GET /v2/${repo}/blobs/${manifest.config.digest}`,
+        `GET /v2/${repo}/blobs/${manifest.layers[0]!.digest}`,
+      ]);
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
   });
 });

@@ -44,7 +44,7 @@ export interface CachePolicy {
   compressionLevel?: number;
   /** Cache trouble (registry down, 401, OOM, lost lease, corrupt entry) rejects the run instead of warning. @default false */
   strict?: boolean;
-  /** Consecutive store failures (per store location, per process) that open the circuit breaker. @default 3 */
+  /** Consecutive store failures (counted per cache instance) that open its circuit breaker. @default 3 */
   circuitBreakerThreshold?: number;
   /** How long an open circuit skips the store before trying again. @default 60000 */
   circuitBreakerCooldownMs?: number;
@@ -73,10 +73,42 @@ export interface CacheOptions extends CachePolicy {
   lock?: string | LockAcquirer | false;
   /** Whether caching is on (the Taskfile's `enabled`). `false`: `run()` just builds. @default true */
   enabled?: boolean;
-  /** Environment for credentials (`TASK_CACHE_OCI_*`) and the default cache dir. @default process.env */
+  /**
+   * Environment for credentials (`TASK_CACHE_OCI_*`, docker/podman config files) and the default
+   * cache dir (`TASK_CACHE_DIR`, else `XDG_CACHE_HOME`, else `HOME`): with `stateDir`, it decides
+   * where every file the cache writes goes. @default process.env
+   */
   env?: Record<string, string | undefined>;
+  /**
+   * Directory of the files the cache writes besides the store's entries: the remembered base
+   * entries (`bases/`) and the local lock files (`locks/`). The embedded default store is the
+   * cache dir itself (see `defaultCacheDir`).
+   * @default defaultCacheDir(env) — the cache dir, so `bases/` and `locks/` are under it
+   */
+  stateDir?: string;
   /** Receives every event (see {@link formatEvent}). */
   onEvent?: CacheEventListener;
+}
+
+/** Options that identify a task's key (see `Cache.key`). */
+export interface KeyOptions extends Omit<ChecksumInputs, 'dir' | 'sources' | 'signal'> {
+  /** Task name (the `.TASK` of the Taskfile). */
+  task: string;
+  /** Task directory. */
+  dir: string;
+  /** Globs of the inputs. */
+  sources: readonly string[];
+  /** Use this key (must be a valid tag). @default tag of the store URL, else `<urlsafe(task)>-<checksum>` */
+  key?: string;
+  /** Per-call policy overrides (validated at the call's entry, fields named `policy.<name>`). */
+  policy?: CachePolicy;
+  signal?: AbortSignal;
+}
+
+/** Options of `Cache.restore` and `Cache.save`. */
+export interface StepOptions extends KeyOptions {
+  /** Globs of the outputs. */
+  generates: readonly string[];
 }
 
 /** Options of {@link Cache.run}. */

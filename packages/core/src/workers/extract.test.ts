@@ -275,7 +275,7 @@ describe('extract worker with its write worker', () => {
 describe('worker threads never keep the process alive', () => {
   it('a process that extracted many small files (extract and write workers started) exits by itself', async () => {
     const staging = await fresh('tc-extract-exit-');
-    const child = fileURLToPath(new URL('./fixtures/extract-exit-child.ts', import.meta.url));
+    const child = fileURLToPath(new URL('../../test/fixtures/extract-exit-child.ts', import.meta.url));
     const { spawn } = await import('node:child_process');
     let out = '';
     const code = await new Promise<number | null>((resolve, reject) => {

@@ -6,11 +6,11 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readlinkSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { chunkBuffer } from '@task-cache/chunker';
-import { symlinkStaysInside } from '../internal/tar-pack.js';
+import { symlinkStaysInside } from '../internal/outputs.js';
+import { Failure, failureOf } from './failure.js';
 import {
   CTRL_ABORT,
   CTRL_FREE,
@@ -18,37 +18,9 @@ import {
   type PackOutput,
   type PackRequest,
   type PackResponse,
-  type WorkerFailure,
 } from './protocol.js';
+import { tarHeaders as headers, type TarHeaderIn } from './tar-headers.js';
 import { listOutputsSync } from './walk.js';
-
-interface TarHeader {
-  name: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: Date;
-  type: string;
-  linkname?: string;
-  uname: string;
-  gname: string;
-}
-// NOTE: tar-stream's own header encoder (its package exports only the stream API), so entries
-// packed here and by the streaming packer are byte-identical and deduplicate with each other.
-const headers = (() => {
-  const require = createRequire(import.meta.url);
-  return require(join(dirname(require.resolve('tar-stream')), 'headers.js')) as {
-    encode(h: TarHeader): Uint8Array | null;
-    encodePax(h: { name: string; linkname?: string }): Uint8Array;
-  };
-})();
-
-class Failure extends Error {
-  constructor(readonly failure: WorkerFailure) {
-    super(failure.message);
-  }
-}
 
 const ZEROS = new Uint8Array(1024);
 
@@ -128,7 +100,7 @@ function run(req: PackRequest): void {
     if (rest) append(ZEROS.subarray(0, 512 - rest));
   };
 
-  const header = (h: TarHeader) => {
+  const header = (h: TarHeaderIn) => {
     const plain = headers.encode(h);
     if (plain) {
       append(plain);
@@ -136,7 +108,7 @@ function run(req: PackRequest): void {
     }
     // As tar-stream's Pack#_encodePax.
     const pax = headers.encodePax({ name: h.name, linkname: h.linkname });
-    const ph: TarHeader = {
+    const ph: TarHeaderIn = {
       name: 'PaxHeader',
       mode: h.mode,
       uid: h.uid,
@@ -184,7 +156,7 @@ function run(req: PackRequest): void {
   for (const o of outputs) {
     checkAbort();
     const type = o.kind;
-    const base: TarHeader = {
+    const base: TarHeaderIn = {
       name: o.path,
       // As tar-stream: a zero mode becomes the default one.
       mode: o.mode || (type === 'directory' ? 0o755 : 0o644),
@@ -233,14 +205,9 @@ parentPort?.on('message', (req: PackRequest) => {
   try {
     run(req);
   } catch (err) {
-    let error: WorkerFailure;
-    if (err instanceof Failure) error = err.failure;
-    else if (typeof (err as NodeJS.ErrnoException)?.syscall === 'string') {
-      const e = err as NodeJS.ErrnoException;
-      error = { kind: 'fs', message: e.message, code: e.code, syscall: e.syscall, path: e.path };
-    } else if (Atomics.load(new Int32Array(req.control), CTRL_ABORT) !== 0) {
+    let error = failureOf(err);
+    if (error.kind === 'other' && Atomics.load(new Int32Array(req.control), CTRL_ABORT) !== 0)
       error = { kind: 'aborted', message: 'pack aborted' };
-    } else error = { kind: 'other', message: (err as Error)?.message ?? String(err) };
     const msg: PackResponse = { op: 'error', id: req.id, error };
     parentPort?.postMessage(msg);
   }

@@ -5,10 +5,10 @@ import { fileURLToPath } from 'node:url';
 import * as tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
+import { chunk, packOutputs } from '../../test/reference-pack.js';
 import { EntryCorruptError, EntryOutputsError, EntryRefusedError, EntryTooLargeError } from '../errors.js';
-import { chunk, chunkParams } from '../internal/chunk.js';
+import { chunkParams } from '../internal/chunk.js';
 import { listOutputs } from '../internal/outputs.js';
-import { packOutputs } from '../internal/tar-pack.js';
 import { frameContentSize, hasNodeZstd } from '../internal/zstd.js';
 import { createCodecPool } from './codec-pool.js';
 import { extractInWorker } from './extract.js';
@@ -311,7 +311,7 @@ describe('worker threads never keep the process alive', () => {
       const dst = await tempDir('tc-workers-exit-');
       dirs.push(src, dst);
       await writeTree(src, { 'dist/a.txt': 'a' });
-      const child = fileURLToPath(new URL('./fixtures/exit-child.ts', import.meta.url));
+      const child = fileURLToPath(new URL('../../test/fixtures/exit-child.ts', import.meta.url));
       const { spawn } = await import('node:child_process');
       const code = await new Promise<number | null>((resolve, reject) => {
         const p = spawn(process.execPath, ['--import', 'tsx', child, src, dst], {

@@ -1,14 +1,18 @@
 /**
- * Packs outputs into the entry's normalized pax tar stream (see docs/format.md): entries in
- * path order, uid/gid 0, no user/group names, mtimes 0 unless kept, permission bits kept
- * (setuid/setgid/sticky dropped), directories and relative symlinks kept.
+ * Reference implementations the tests compare core's worker pipeline with (test code only: not in
+ * `src/`, not published): the streaming tar-stream packer of an entry's normalized pax tar
+ * (docs/format.md: entries in path order, uid/gid 0, no user/group names, mtimes 0 unless kept,
+ * permission bits kept, setuid/setgid/sticky dropped, directories and relative symlinks kept) and
+ * the streaming chunker over it. `workers/pack.worker.ts` must produce byte-identical chunks.
  */
 import { createReadStream } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
+import { chunkStream } from '@task-cache/chunker';
 import * as tar from 'tar-stream';
-import { EntryOutputsError } from '../errors.js';
-import type { OutputPath } from './outputs.js';
+import { EntryOutputsError } from '../src/errors.js';
+import type { ChunkParams } from '../src/internal/chunk.js';
+import { type OutputPath, symlinkStaysInside } from '../src/internal/outputs.js';
 
 /** Options of {@link packOutputs}. */
 export interface PackOptions {
@@ -31,13 +35,6 @@ function waitDrain(stream: NodeJS.EventEmitter): Promise<void> {
     stream.on('close', done);
     stream.on('error', done);
   });
-}
-
-/** Checks that a symlink target stays inside the task directory (relative, no escape). */
-export function symlinkStaysInside(path: string, target: string): boolean {
-  if (target === '' || posix.isAbsolute(target) || target.includes('\0')) return false;
-  const resolved = posix.normalize(posix.join(posix.dirname(path), target));
-  return resolved !== '..' && !resolved.startsWith('../');
 }
 
 /**
@@ -135,4 +132,30 @@ function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, d
     if (data === undefined) pack.entry(header, cb);
     else pack.entry(header, data, cb);
   });
+}
+
+/** One chunk of the stream, with its bytes. */
+export interface Chunk {
+  offset: number;
+  length: number;
+  data: Uint8Array;
+}
+
+/**
+ * Cuts `source` into content-defined chunks, in order. An empty source gives one empty chunk, so
+ * every entry has at least one layer.
+ */
+export async function* chunk(
+  source: AsyncIterable<Uint8Array>,
+  params: ChunkParams,
+  signal?: AbortSignal,
+): AsyncGenerator<Chunk> {
+  let any = false;
+  // NOTE: the tar stream hands out fresh buffers (it never reuses them), so the chunker's views
+  // stay valid while later chunks are cut; no copy needed.
+  for await (const c of chunkStream(source, { ...params, signal })) {
+    any = true;
+    yield { offset: c.offset, length: c.length, data: c.data ?? new Uint8Array(0) };
+  }
+  if (!any) yield { offset: 0, length: 0, data: new Uint8Array(0) };
 }

@@ -1,0 +1,97 @@
+/**
+ * The commit of a save, after every chunk is stored: the config blob, then the manifest (or the
+ * child manifests and the index) pushed with the tag last — the tag is the commit, so a failure
+ * before it leaves no visible entry.
+ */
+import { createHash } from 'node:crypto';
+import type { Descriptor } from '@task-cache/oci';
+import type { ChunkParams } from '../internal/chunk.js';
+import {
+  ENTRY_ARTIFACT_TYPE,
+  ENTRY_CONFIG_MEDIA_TYPE,
+  ENTRY_FORMAT_VERSION,
+  type EntryConfig,
+  OCI_INDEX_MEDIA_TYPE,
+  OCI_MANIFEST_MEDIA_TYPE,
+} from './format.js';
+import type { PushedChunks } from './save-chunks.js';
+import type { SaveSettings } from './save-options.js';
+import type { BlobPushing } from './save-push.js';
+import type { EntryWriter } from './types.js';
+
+const PRODUCER = { name: '@task-cache/core', version: '0.1.0' };
+
+const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+
+/** Pushes the config and the manifest(s); returns the tagged descriptor and the bytes pushed. */
+export async function commitEntry(
+  store: EntryWriter,
+  o: SaveSettings,
+  params: ChunkParams,
+  pusher: BlobPushing,
+  pushed: PushedChunks,
+  signal: AbortSignal | undefined,
+): Promise<{ top: Descriptor; manifestBytes: number }> {
+  const config: EntryConfig = {
+    formatVersion: ENTRY_FORMAT_VERSION,
+    task: o.task,
+    key: o.key,
+    created: new Date().toISOString(),
+    producer: PRODUCER,
+    files: pushed.files,
+    size: pushed.bytesTotal,
+    archive: { format: 'tar', mtimes: o.keepMtimes ? 'kept' : 'zero' },
+    chunking: { algorithm: 'fastcdc2020', ...params },
+    compression: { algorithm: 'zstd', level: o.level },
+    chunks: pushed.chunks,
+    sources: o.sources,
+  };
+  const configBytes = json(config);
+  const configDesc: Descriptor = {
+    mediaType: ENTRY_CONFIG_MEDIA_TYPE,
+    digest: sha256(configBytes),
+    size: configBytes.byteLength,
+  };
+  await pusher.ensure(configDesc, configBytes, signal);
+
+  const annotations = { 'org.opencontainers.image.created': config.created, 'dev.task-cache.task': o.task };
+  const manifestOf = (group: Descriptor[]) => ({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST_MEDIA_TYPE,
+    artifactType: ENTRY_ARTIFACT_TYPE,
+    config: configDesc,
+    layers: group,
+    annotations,
+  });
+
+  const { layers } = pushed;
+  let manifestBytes = 0;
+  if (layers.length <= o.layerCap) {
+    const bytes = json(manifestOf(layers));
+    const top = await store.pushManifest(bytes, OCI_MANIFEST_MEDIA_TYPE, { tag: o.tag, signal });
+    return { top, manifestBytes: bytes.byteLength };
+  }
+  const children: Descriptor[] = [];
+  for (let i = 0; i < layers.length; i += o.layerCap) {
+    const bytes = json(manifestOf(layers.slice(i, i + o.layerCap)));
+    const d = await store.pushManifest(bytes, OCI_MANIFEST_MEDIA_TYPE, { signal });
+    manifestBytes += bytes.byteLength;
+    children.push({
+      mediaType: OCI_MANIFEST_MEDIA_TYPE,
+      digest: d.digest,
+      size: d.size,
+      artifactType: ENTRY_ARTIFACT_TYPE,
+    });
+  }
+  const index = {
+    schemaVersion: 2,
+    mediaType: OCI_INDEX_MEDIA_TYPE,
+    artifactType: ENTRY_ARTIFACT_TYPE,
+    manifests: children,
+    annotations,
+  };
+  const bytes = json(index);
+  const top = await store.pushManifest(bytes, OCI_INDEX_MEDIA_TYPE, { tag: o.tag, signal });
+  return { top, manifestBytes: manifestBytes + bytes.byteLength };
+}

@@ -1,0 +1,261 @@
+/**
+ * The explicit state of one cache instance, built once by `createCache()` and handed to every
+ * step: environment, state directory, policy, the store and lock getters, the circuit breaker and
+ * the event sink. Nothing here is shared between instances or kept at module level, so two caches
+ * in one process (two tests, two tenants) never see each other's state.
+ *
+ * A call (`run()`, `lookup()`, …) adds a {@link CallContext}: the task, its key and policy, its
+ * stats, its signal, and the warning/strict handling that turns cache trouble into events.
+ */
+import { join } from 'node:path';
+import { describeLockUrl } from '@task-cache/lock';
+import type { OciStore } from '@task-cache/oci';
+import { openLock, openStore } from '../config/open.js';
+import type { TransferProgress } from '../entry/types.js';
+import { CacheConfigError, CacheRunError } from '../errors.js';
+import type { CacheEvent, CacheWarningCode } from '../events/types.js';
+import { defaultCacheDir } from '../store/default-dir.js';
+import { type Breaker, createBreaker } from './breaker.js';
+import { type EntryOps, entryOps } from './entries.js';
+import { type CacheSettings, type ResolvedPolicy, resolvePolicy } from './options.js';
+import { countsAgainstStore, describe, isAbort, storeTrouble } from './trouble.js';
+import type { CacheLock, CachePolicy, RunStats } from './types.js';
+
+/** The state of one cache instance (see the module comment). */
+export interface CacheContext {
+  readonly env: Record<string, string | undefined>;
+  readonly enabled: boolean;
+  /** Root of the files the cache writes besides the store: `bases/`, `locks/`. */
+  readonly stateDir: string;
+  /** Directory of the remembered base entries (handed to the entry functions as `stateDir`). */
+  readonly basesDir: string;
+  /** The tag of the store URL: the key of every run when set. */
+  readonly urlTag: string | undefined;
+  /** The lock key of the lock URL, if any. */
+  readonly lockKey: string | undefined;
+  /** Redacted lock location, for events. */
+  readonly lockLocation: string;
+  /** `lock: false`. */
+  readonly noLock: boolean;
+  /** The entry data plane. */
+  readonly entries: EntryOps;
+  /** The store, opened on first use (a failed open is retried by the next call). */
+  store(signal?: AbortSignal): Promise<OciStore>;
+  /** The lock, opened on first use (a failed open is retried by the next call). */
+  lock(): Promise<CacheLock>;
+  /** This instance's circuit breaker, with `policy`'s thresholds. */
+  breaker(policy: ResolvedPolicy): Breaker;
+  /** The cache's policy overridden by a call's (validated) overrides. */
+  policy(override?: CachePolicy): ResolvedPolicy;
+  /** Sends an event to `onEvent`; a throwing listener is ignored. */
+  emit(event: CacheEvent): void;
+  readonly closed: boolean;
+  /** Closes what this instance opened (not the objects passed in). */
+  close(): Promise<void>;
+}
+
+/**
+ * Something opened on first use and kept; a failed open is forgotten, so the next use retries
+ * (a registry that was down at the first run may be up at the next).
+ */
+function once<T>(): { get(open: () => Promise<T>): Promise<T>; current(): Promise<T> | undefined } {
+  let pending: Promise<T> | undefined;
+  return {
+    get(open) {
+      if (pending !== undefined) return pending;
+      const opening = open();
+      pending = opening;
+      opening.catch(() => {
+        if (pending === opening) pending = undefined;
+      });
+      return opening;
+    },
+    current: () => pending,
+  };
+}
+
+/** Builds the context of one cache from its validated options. */
+export function createCacheContext(settings: CacheSettings): CacheContext {
+  const { env, onEvent, store, lock } = settings;
+  const stateDir = settings.stateDir ?? defaultCacheDir(env);
+  const lockUrl = 'url' in lock ? lock.url : undefined;
+  const breakerState = createBreaker();
+  const openedStore = once<OciStore>();
+  const openedLock = once<CacheLock>();
+  let closed = false;
+
+  return {
+    env,
+    enabled: settings.enabled,
+    stateDir,
+    basesDir: join(stateDir, 'bases'),
+    urlTag: 'url' in store && 'tag' in store.url ? store.url.tag : undefined,
+    lockKey: lockUrl?.kind === 'redis' ? lockUrl.key : undefined,
+    lockLocation: lockUrl?.kind === 'redis' ? describeLockUrl(lockUrl) : 'local',
+    noLock: 'none' in lock,
+    entries: entryOps,
+    store(signal) {
+      if ('object' in store) return Promise.resolve(store.object);
+      const url = store.url;
+      return openedStore.get(() =>
+        openStore(url, { env, ...(signal ? { signal } : {}) }).then((r) => r.store),
+      );
+    },
+    lock() {
+      if ('object' in lock) return Promise.resolve(lock.object);
+      if ('none' in lock) return Promise.reject(new Error('no lock configured'));
+      const url = lock.url;
+      return openedLock.get(() => openLock(url, { env, stateDir }).then((r) => r.lock));
+    },
+    breaker: (policy) => breakerState.view(policy.circuitBreakerThreshold, policy.circuitBreakerCooldownMs),
+    policy: (override) => resolvePolicy(settings.policy, override),
+    emit(event) {
+      if (!onEvent) return;
+      try {
+        onEvent(event);
+      } catch {
+        // A throwing listener must not break the build.
+      }
+    },
+    get closed() {
+      return closed;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      const tasks: Promise<unknown>[] = [];
+      const s = openedStore.current();
+      const l = openedLock.current();
+      if (s) tasks.push(s.then((x) => x.close?.()).catch(() => {}));
+      if (l) tasks.push(l.then((x) => x.close?.()).catch(() => {}));
+      await Promise.all(tasks);
+    },
+  };
+}
+
+/** Fresh stats of one call. */
+export function newStats(): RunStats {
+  return {
+    checksumMs: 0,
+    lookupMs: 0,
+    lockWaitMs: 0,
+    buildMs: 0,
+    saveMs: 0,
+    restoreMs: 0,
+    totalMs: 0,
+    chunksPushed: 0,
+    chunksTotal: 0,
+    bytesPushed: 0,
+    chunksFetched: 0,
+    bytesFetched: 0,
+    files: 0,
+    warnings: 0,
+  };
+}
+
+/** One call of a cache: its task, key, policy, stats and signal, over the cache's context. */
+export interface CallContext {
+  readonly cache: CacheContext;
+  readonly task: string;
+  readonly key: string;
+  readonly policy: ResolvedPolicy;
+  readonly stats: RunStats;
+  readonly signal: AbortSignal | undefined;
+  /** A `warning` event (strict mode: throws {@link CacheRunError} instead of returning). */
+  warn(code: CacheWarningCode, message: string, cause?: unknown): void;
+  /**
+   * Runs a store operation: trouble → warning + `undefined` (strict: throws), an open breaker →
+   * `CIRCUIT_OPEN` warning + `undefined` without calling it. An abort propagates.
+   */
+  guard<R>(
+    store: OciStore,
+    code: CacheWarningCode,
+    what: string,
+    fn: () => Promise<R>,
+  ): Promise<R | undefined>;
+  /** `true` (with a `CIRCUIT_OPEN` warning) when the breaker skips the store for `what`. */
+  circuitOpen(store: OciStore, what: string): boolean;
+  /** Forwards transfer progress as `progress` events. */
+  progress(p: TransferProgress): void;
+  /** The store; failure to open it → `LOOKUP_FAILED` warning + `undefined` (strict: throws). */
+  openStore(): Promise<OciStore | undefined>;
+}
+
+/** The context of one call. */
+export function createCallContext(
+  cache: CacheContext,
+  call: { task: string; key: string; policy: ResolvedPolicy; stats: RunStats; signal?: AbortSignal },
+): CallContext {
+  const { task, key, policy, stats, signal } = call;
+  const breaker = cache.breaker(policy);
+  const ctx: CallContext = {
+    cache,
+    task,
+    key,
+    policy,
+    stats,
+    signal,
+    warn(code, message, cause) {
+      stats.warnings += 1;
+      const causeCode = (cause as { code?: unknown } | undefined)?.code;
+      cache.emit({
+        type: 'warning',
+        task,
+        key,
+        code,
+        message,
+        ...(typeof causeCode === 'string' ? { causeCode } : {}),
+      });
+      if (policy.strict) throw new CacheRunError(code, `task "${task}": ${message}`, { cause });
+    },
+    circuitOpen(store, what) {
+      if (!breaker.isOpen()) return false;
+      ctx.warn(
+        'CIRCUIT_OPEN',
+        `${what} skipped: ${store.location} failed repeatedly, skipping it for a while`,
+      );
+      return true;
+    },
+    async guard(store, code, what, fn) {
+      if (ctx.circuitOpen(store, what)) return undefined;
+      try {
+        const r = await fn();
+        breaker.success();
+        return r;
+      } catch (error) {
+        if (isAbort(error, signal)) throw error;
+        signal?.throwIfAborted();
+        if (countsAgainstStore(error)) breaker.failure();
+        ctx.warn(
+          storeTrouble(error, code),
+          `${what} failed (${store.location}): ${describe(error).message}`,
+          error,
+        );
+        return undefined;
+      }
+    },
+    progress(p) {
+      cache.emit({
+        type: 'progress',
+        task,
+        key,
+        phase: p.phase,
+        chunksDone: p.chunksDone,
+        ...(p.chunksTotal === undefined ? {} : { chunksTotal: p.chunksTotal }),
+        bytesDone: p.bytesDone,
+        bytesProcessed: p.bytesProcessed,
+      });
+    },
+    async openStore() {
+      try {
+        return await cache.store(signal);
+      } catch (error) {
+        if (isAbort(error, signal)) throw error;
+        if (error instanceof CacheConfigError) throw error;
+        ctx.warn('LOOKUP_FAILED', `cannot open the store: ${describe(error).message}`, error);
+        return undefined;
+      }
+    },
+  };
+  return ctx;
+}

@@ -1,0 +1,199 @@
+/**
+ * The option schema of the cached run: `createCache()` options, a run's `policy`, and the task
+ * options of `run()`/`key()`/`lookup()`/`restore()`/`save()`. Everything is checked where it is
+ * passed (construction, or the entry of a call) with the rules the entry functions use
+ * (../internal/validate.ts `SHARED_OPTIONS`), so nothing that would fail later is accepted:
+ * every mistake is an {@link InvalidOptionError} naming the field, never a warning at run time.
+ */
+import type { OciStore } from '@task-cache/oci';
+import { type LockUrl, parseLockOption } from '../config/lock-url.js';
+import { parseStoreUrl, redactUrl, type StoreUrl } from '../config/urls.js';
+import { CacheConfigError, InvalidOptionError } from '../errors.js';
+import type { CacheEventListener } from '../events/types.js';
+import {
+  checkBoolean,
+  checkFunction,
+  checkGenerates,
+  checkInt,
+  checkSize,
+  checkString,
+  SHARED_OPTIONS,
+} from '../internal/validate.js';
+import { validateKey } from '../key/urlsafe.js';
+import type { BuildFunction, CacheLock, CacheOptions, CachePolicy, RunOptions } from './types.js';
+
+/** A policy with every default filled in. */
+export type ResolvedPolicy = Required<Omit<CachePolicy, 'shouldRestore' | 'shouldSave'>> &
+  Pick<CachePolicy, 'shouldRestore' | 'shouldSave'>;
+
+type PolicyRules = {
+  [K in keyof CachePolicy]-?: (field: string, value: unknown) => CachePolicy[K];
+};
+
+// NOTE: defaults live in the rules (applied by `resolvePolicy`), so `parsePolicy` keeps only
+// the fields the caller set: a run's policy overrides exactly what it names.
+const POLICY: PolicyRules = {
+  readOnly: (f, v) => checkBoolean(f, v, false),
+  force: (f, v) => checkBoolean(f, v, false),
+  maxEntrySize: (f, v) => SHARED_OPTIONS.maxEntrySize(f, v, Number.POSITIVE_INFINITY),
+  lockWaitTimeoutMs: (f, v) => checkSize(f, v, 600_000),
+  concurrency: SHARED_OPTIONS.concurrency,
+  compressionLevel: SHARED_OPTIONS.compressionLevel,
+  strict: (f, v) => checkBoolean(f, v, false),
+  circuitBreakerThreshold: (f, v) => checkInt(f, v, 3, 1, 2 ** 31 - 1),
+  circuitBreakerCooldownMs: (f, v) => checkSize(f, v, 60_000),
+  shouldRestore: (f, v) => checkFunction<NonNullable<CachePolicy['shouldRestore']>>(f, v),
+  shouldSave: (f, v) => checkFunction<NonNullable<CachePolicy['shouldSave']>>(f, v),
+};
+const POLICY_FIELDS = Object.keys(POLICY) as (keyof CachePolicy)[];
+
+/** Every policy field at its default. */
+export const POLICY_DEFAULTS: ResolvedPolicy = Object.fromEntries(
+  POLICY_FIELDS.map((k) => [k, (POLICY[k] as (f: string, v: unknown) => unknown)(k, undefined)]),
+) as ResolvedPolicy;
+
+/**
+ * The policy fields `source` sets, validated (`prefix` names where they were passed, e.g.
+ * `policy.` for a run's overrides). Other members of `source` are ignored.
+ */
+export function parsePolicy(source: CachePolicy, prefix = ''): CachePolicy {
+  const out: Record<string, unknown> = {};
+  for (const k of POLICY_FIELDS) {
+    const v = source[k];
+    if (v !== undefined) out[k] = (POLICY[k] as (f: string, v: unknown) => unknown)(`${prefix}${k}`, v);
+  }
+  return out as CachePolicy;
+}
+
+/** The defaults, overridden by the cache's policy, overridden by a call's (all validated). */
+export function resolvePolicy(base: CachePolicy, override?: CachePolicy): ResolvedPolicy {
+  return { ...POLICY_DEFAULTS, ...base, ...override } as ResolvedPolicy;
+}
+
+/** Where the cache's entries live: a parsed URL (opened on first use) or the caller's store. */
+export type StoreSetting = { url: StoreUrl } | { object: OciStore };
+/** The cache's lock: a parsed URL (opened on first use), the caller's lock, or none. */
+export type LockSetting = { url: LockUrl } | { object: CacheLock } | { none: true };
+
+/** `createCache()` options, validated and normalized. */
+export interface CacheSettings {
+  env: Record<string, string | undefined>;
+  enabled: boolean;
+  onEvent: CacheEventListener | undefined;
+  /** The `stateDir` option as given (the default is derived from `env` by the context). */
+  stateDir: string | undefined;
+  store: StoreSetting;
+  lock: LockSetting;
+  /** The policy fields set on `createCache()`. */
+  policy: CachePolicy;
+}
+
+const STORE_METHODS = [
+  'fetchManifest',
+  'fetchBlob',
+  'blobExists',
+  'pushBlob',
+  'pushManifest',
+  'tag',
+] as const;
+
+/**
+ * Parses a URL option: configuration errors pass through; anything else a parser throws (a raw
+ * `URIError` for a bad percent-escape, another package's error) becomes an
+ * {@link InvalidOptionError} naming the option, with the original as `cause`.
+ */
+function parseUrlOption<T>(field: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof CacheConfigError) throw error;
+    const why = error instanceof Error ? error.message : String(error);
+    throw new InvalidOptionError(field, `not a valid URL: ${redactUrl(why)}`, { cause: error });
+  }
+}
+
+function storeSetting(store: unknown): StoreSetting {
+  if (store === undefined || typeof store === 'string')
+    return { url: parseUrlOption('store', () => parseStoreUrl(store ?? '')) };
+  if (typeof store === 'object' && store !== null) {
+    const s = store as Record<string, unknown>;
+    const missing = STORE_METHODS.filter((m) => typeof s[m] !== 'function');
+    if (missing.length === 0 && typeof s.location === 'string') return { object: store as OciStore };
+    throw new InvalidOptionError(
+      'store',
+      `an OciStore needs a \`location\` string and the methods ${STORE_METHODS.join(', ')}${missing.length > 0 ? ` (missing: ${missing.join(', ')})` : ''}`,
+    );
+  }
+  throw new InvalidOptionError('store', 'must be a store URL or an OciStore');
+}
+
+function lockSetting(lock: unknown): LockSetting {
+  if (lock === false) return { none: true };
+  if (lock === undefined || typeof lock === 'string')
+    return { url: parseUrlOption('lock', () => parseLockOption(lock ?? '', 'createCache')) };
+  if (typeof lock === 'object' && lock !== null && typeof (lock as CacheLock).acquireOrWait === 'function')
+    return { object: lock as CacheLock };
+  throw new InvalidOptionError('lock', 'must be a lock URL, a lock object (with acquireOrWait) or false');
+}
+
+/** Validates every `createCache()` option (URLs are parsed here, nothing is opened). */
+export function parseCacheOptions(options: unknown): CacheSettings {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('options', 'createCache: options must be an object');
+  const o = options as CacheOptions;
+  if (o.env !== undefined && (typeof o.env !== 'object' || o.env === null))
+    throw new InvalidOptionError('env', 'must be an object of environment variables');
+  return {
+    policy: parsePolicy(o),
+    env: o.env ?? process.env,
+    enabled: checkBoolean('enabled', o.enabled, true),
+    onEvent: checkFunction<CacheEventListener>('onEvent', o.onEvent),
+    stateDir: o.stateDir === undefined ? undefined : checkString('stateDir', o.stateDir),
+    store: storeSetting(o.store),
+    lock: lockSetting(o.lock),
+  };
+}
+
+/** What the task options of every call need (`key()` and `lookup()` need no `generates`). */
+export interface TaskOptions {
+  task: string;
+  dir: string;
+  sources: readonly string[];
+  generates?: readonly string[];
+  key?: string;
+  policy?: CachePolicy;
+  signal?: AbortSignal;
+}
+
+/**
+ * Checks the task options of a call at its entry; returns the call's validated policy
+ * overrides. `generates` follows the entry functions' rule (relative globs, no `..`).
+ */
+export function checkTaskOptions(options: unknown, where: string, needGenerates: boolean): CachePolicy {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('options', `${where}: options must be an object`);
+  const o = options as TaskOptions;
+  if (typeof o.task !== 'string' || o.task === '')
+    throw new InvalidOptionError('task', "must be a non-empty string (the task's name)");
+  if (typeof o.dir !== 'string' || o.dir === '')
+    throw new InvalidOptionError('dir', "must be the task's directory");
+  if (!Array.isArray(o.sources) || o.sources.some((s) => typeof s !== 'string'))
+    throw new InvalidOptionError('sources', 'must be an array of globs');
+  if (needGenerates) checkGenerates(o.generates);
+  if (o.key !== undefined) validateKey(o.key);
+  if (o.policy === undefined) return {};
+  if (typeof o.policy !== 'object' || o.policy === null)
+    throw new InvalidOptionError('policy', 'must be an object');
+  return parsePolicy(o.policy, 'policy.');
+}
+
+/** Checks `run()`'s arguments; returns the run's validated policy overrides. */
+export function checkRunOptions(options: RunOptions, build: BuildFunction<unknown>): CachePolicy {
+  const policy = checkTaskOptions(options, 'run', true);
+  if (typeof build !== 'function') throw new InvalidOptionError('build', 'must be a function');
+  const { lockKey } = options;
+  if (lockKey !== undefined && (typeof lockKey !== 'string' || lockKey === ''))
+    throw new InvalidOptionError('lockKey', 'must be a non-empty string');
+  return policy;
+}

@@ -1,0 +1,83 @@
+/**
+ * Step 6: save — after a successful build: nothing when read-only, when declared outputs are
+ * missing (a warning naming them), when `shouldSave` says no or the breaker is open; else the
+ * entry, capped by the policy's and the store's `maxEntrySize`.
+ */
+import type { OciStore } from '@task-cache/oci';
+import type { SaveEntryResult } from '../../entry/types.js';
+import type { SourceDigest } from '../../key/checksum.js';
+import type { CallContext } from '../context.js';
+import { missingOutputs } from '../outputs.js';
+import { isEntryTooLarge } from '../trouble.js';
+import type { NotSavedReason } from '../types.js';
+
+/** The saved entry, or why nothing was saved. */
+export type SaveOutcome = { saved: SaveEntryResult } | { reason: NotSavedReason };
+
+/** Saves the task's outputs under the call's key. */
+export async function saveStep(
+  call: CallContext,
+  store: OciStore,
+  o: { dir: string; generates: readonly string[] },
+  files: SourceDigest[] | undefined,
+  leaseLost: () => boolean,
+): Promise<SaveOutcome> {
+  const { cache, task, key, policy, stats, signal } = call;
+  if (policy.readOnly) return { reason: 'read-only' };
+  const missing = await missingOutputs(o.dir, o.generates);
+  if (missing.length > 0) {
+    call.warn(
+      'OUTPUTS_MISSING',
+      `nothing saved: the build did not produce the declared outputs ${missing.map((m) => JSON.stringify(m)).join(', ')}`,
+    );
+    return { reason: 'outputs-missing' };
+  }
+  if (policy.shouldSave && !(await policy.shouldSave({ task, key, store: store.location })))
+    return { reason: 'policy' };
+  if (call.circuitOpen(store, 'save')) return { reason: 'circuit-open' };
+  const storeCap = store.limits?.maxEntrySize;
+  const maxEntrySize = storeCap === undefined ? policy.maxEntrySize : Math.min(storeCap, policy.maxEntrySize);
+  const t = performance.now();
+  let tooLarge = false;
+  const saved = await call.guard(store, 'SAVE_FAILED', 'save', async () => {
+    try {
+      return await cache.entries.saveEntry(store, {
+        dir: o.dir,
+        generates: o.generates,
+        tag: key,
+        task,
+        key,
+        ...(files ? { sources: files.map((f) => ({ path: f.path, digest: f.digest })) } : {}),
+        compressionLevel: policy.compressionLevel,
+        concurrency: policy.concurrency,
+        ...(Number.isFinite(maxEntrySize) ? { maxEntrySize } : {}),
+        stateDir: cache.basesDir,
+        onProgress: call.progress,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      tooLarge = isEntryTooLarge(error);
+      throw error;
+    }
+  });
+  stats.saveMs += performance.now() - t;
+  if (!saved) return { reason: tooLarge ? 'entry-too-large' : 'save-failed' };
+  stats.chunksPushed = saved.chunksPushed;
+  stats.chunksTotal = saved.chunksTotal;
+  stats.bytesPushed = saved.bytesPushed;
+  stats.files = saved.files;
+  cache.emit({
+    type: 'saved',
+    task,
+    key,
+    digest: saved.digest,
+    chunksPushed: saved.chunksPushed,
+    chunksTotal: saved.chunksTotal,
+    bytesPushed: saved.bytesPushed,
+    bytesTotal: saved.bytesTotal,
+    files: saved.files,
+    durationMs: saved.durationMs,
+    ...(leaseLost() ? { leaseLost: true } : {}),
+  });
+  return { saved };
+}
