@@ -1,5 +1,12 @@
 import { join } from 'node:path';
-import { createFileLock, type Lock, LockConfigError, type LockUrl, parseLockUrl } from '@task-cache/lock';
+import {
+  acquireLockFile,
+  createFileLock,
+  type Lock,
+  LockConfigError,
+  type LockUrl,
+  parseLockUrl,
+} from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import { createLayoutStore, createOciBackend } from '@task-cache/oci';
 import { defaultCacheDir } from '../store/default-dir.js';
@@ -58,9 +65,11 @@ export async function openStore(
   options.signal?.throwIfAborted();
   switch (parsed.kind) {
     case 'default':
-      return { store: createLayoutStore(defaultStoreDir(env)) };
+      return { store: createLayoutStore(defaultStoreDir(env), { locker: acquireLockFile }) };
     case 'oci-layout': {
-      const store = createLayoutStore(parsed.path);
+      // NOTE: several processes (parallel tasks, CI jobs on one runner) share a layout: its
+      // index.json updates take @task-cache/lock's cross-process lock file.
+      const store = createLayoutStore(parsed.path, { locker: acquireLockFile });
       return parsed.tag === undefined ? { store } : { store, tag: parsed.tag };
     }
     case 'memory': {
@@ -73,7 +82,7 @@ export async function openStore(
         mod = await import('../redis.js');
       } catch (cause) {
         throw new CacheConfigError(
-          'MISSING_DEPENDENCY',
+          'CACHE_ERR_MISSING_DEPENDENCY',
           'redis:// and rediss:// store URLs need the optional peer dependency ioredis: install it (npm i ioredis)',
           { cause },
         );
@@ -129,7 +138,7 @@ export interface OpenLockOptions {
  * `<stateDir>/locks` (`stateDir` defaults to `defaultCacheDir(env)`; ioredis is not loaded), or the
  * Redis lease lock of `@task-cache/lock/redis`, imported only for `redis://` / `rediss://` URLs.
  * @returns the lock and the URL's lock key, if any.
- * @throws {CacheConfigError} `MISSING_DEPENDENCY` for a Redis URL when ioredis is not installed.
+ * @throws {CacheConfigError} `CACHE_ERR_MISSING_DEPENDENCY` for a Redis URL when ioredis is not installed.
  * @throws {LockConfigError} for a malformed URL or a misconfigured Redis (auth, TLS, permissions).
  */
 export async function openLock(
@@ -146,7 +155,7 @@ export async function openLock(
     redis = await import('@task-cache/lock/redis');
   } catch (cause) {
     if (cause instanceof LockConfigError && cause.reason === 'dependency') {
-      throw new CacheConfigError('MISSING_DEPENDENCY', cause.message, { cause });
+      throw new CacheConfigError('CACHE_ERR_MISSING_DEPENDENCY', cause.message, { cause });
     }
     throw cause;
   }

@@ -18,7 +18,7 @@ import type { OciStore, RequestOptions } from '../types.js';
 import { createLayoutBlobs } from './blobs.js';
 import { type LayoutContext, layoutFiles } from './files.js';
 import { collectGarbage, type LayoutGcOptions, type LayoutGcResult } from './gc.js';
-import { defaultLocker, type LayoutLocker } from './lock.js';
+import { inProcessLocker, type LayoutLocker } from './lock.js';
 import { createLayoutManifests } from './manifests.js';
 
 export { IMAGE_LAYOUT_VERSION } from './files.js';
@@ -36,22 +36,25 @@ export interface LayoutStoreOptions {
    */
   fsync?: boolean;
   /**
-   * How long a writer waits for the `index.json.lock` held by another writer before the lock
-   * gives up (`LockTimeoutError` with the default locker).
+   * How long a writer waits for the lock of `index.json` held by another writer before it gives
+   * up (`LockTimeoutError` with the default locker).
    * @default 30000
    */
   lockTimeoutMs?: number;
   /**
-   * A lock file older than this is considered abandoned and broken (a lock whose owner PID
-   * is dead on this host is broken at once). The lock is held for milliseconds.
+   * Passed to the `locker` as `staleMs`: with a lock-file locker, a lock file older than this is
+   * considered abandoned and broken (the lock is held for milliseconds). The default locker
+   * ignores it.
    * @default 10000
    */
   staleLockMs?: number;
   /**
-   * The cross-process lock taken around each update of `index.json`, called with the lock
-   * file's path, `lockTimeoutMs`, `staleLockMs` and the call's signal. Core passes the lock
-   * package's `acquireLockFile`.
-   * @default this package's own lock file (O_EXCL, owner PID + host + token, stale breaking)
+   * The lock taken around each update of `index.json`, called with the lock file's path
+   * (`<dir>/index.json.lock`), `lockTimeoutMs`, `staleLockMs` and the call's signal. The default
+   * only excludes writers of this process: when several processes write the same layout, pass a
+   * cross-process locker — `acquireLockFile` of `@task-cache/lock` (core passes it for every
+   * layout it opens).
+   * @default an in-process mutex per layout
    */
   locker?: LayoutLocker;
 }
@@ -112,7 +115,7 @@ export function createLayoutStore(dir: string, options: LayoutStoreOptions = {})
     fsync,
     lockTimeoutMs,
     staleLockMs,
-    locker: options.locker ?? defaultLocker,
+    locker: options.locker ?? inProcessLocker,
     files: layoutFiles(root, fsync),
   };
   const blobs = createLayoutBlobs(ctx);

@@ -1,26 +1,27 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createLayoutStore, REF_NAME_ANNOTATION } from '@task-cache/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLayoutStore, REF_NAME_ANNOTATION } from './store.js';
 
 const PROCESSES = 6;
 const TAGS_PER_PROCESS = 20;
-const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const storeModule = pathToFileURL(fileURLToPath(new URL('./store.ts', import.meta.url))).href;
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+const openModule = pathToFileURL(fileURLToPath(new URL('./open.ts', import.meta.url))).href;
 
-// Each child waits for "go" on stdin (so all of them write at the same time), then pushes
+// The layout store's own default locker only excludes writers of one process; core opens every
+// layout with @task-cache/lock's cross-process lock file. Each child opens the layout as core does
+// (openStore), waits for "go" on stdin (so all of them write at the same time), then pushes
 // TAGS_PER_PROCESS distinct manifests, each with its own config blob and its own tag.
 const CHILD = `
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { createLayoutStore } from ${JSON.stringify(storeModule)};
+import { openStore } from ${JSON.stringify(openModule)};
 const [dir, prefix, count] = process.argv.slice(2);
-const store = createLayoutStore(dir);
+const { store } = await openStore('oci-layout:' + dir);
 const enc = (v) => new TextEncoder().encode(JSON.stringify(v));
 const desc = (bytes, mediaType) => ({ mediaType, size: bytes.byteLength,
   digest: 'sha256:' + createHash('sha256').update(bytes).digest('hex') });
@@ -57,14 +58,15 @@ function waitForLine(child: ChildProcess, wanted: string): Promise<void> {
   });
 }
 
-describe('createLayoutStore: concurrent writers from several processes', () => {
+describe('openStore(oci-layout:): concurrent writers from several processes', () => {
   it(`${PROCESSES} processes x ${TAGS_PER_PROCESS} tags leave a valid index.json with every tag`, async () => {
     const dir = join(work, 'layout');
     const children = Array.from({ length: PROCESSES }, (_, p) => {
       const child = spawn(
         process.execPath,
-        ['--import', tsxLoader, join(work, 'child.mjs'), dir, `p${p}`, String(TAGS_PER_PROCESS)],
-        { stdio: ['pipe', 'pipe', 'pipe'] },
+        ['--import', 'tsx', join(work, 'child.mjs'), dir, `p${p}`, String(TAGS_PER_PROCESS)],
+        // From the repository root, so tsx resolves the workspace packages to their sources.
+        { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
       );
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => {
