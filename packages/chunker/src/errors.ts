@@ -1,8 +1,8 @@
 /** Codes of the errors thrown by `@task-cache/chunker`. */
 export type ChunkerErrorCode =
-  | 'ERR_CHUNKER_INVALID_OPTION'
-  | 'ERR_CHUNKER_INVALID_INPUT'
-  | 'ERR_CHUNKER_WASM_UNAVAILABLE';
+  | 'CHUNKER_ERR_INVALID_OPTION'
+  | 'CHUNKER_ERR_INVALID_INPUT'
+  | 'CHUNKER_ERR_WASM_UNAVAILABLE';
 
 /** Base class of every error thrown by `@task-cache/chunker` (aborts rethrow `signal.reason` as is). */
 export class ChunkerError extends Error {
@@ -25,12 +25,12 @@ export type ChunkerOptionName = 'avgSize' | 'minSize' | 'maxSize' | 'normalizati
  */
 export class ChunkerOptionError extends ChunkerError {
   override name = 'ChunkerOptionError';
-  declare readonly code: 'ERR_CHUNKER_INVALID_OPTION';
+  declare readonly code: 'CHUNKER_ERR_INVALID_OPTION';
   /** The offending option. */
   readonly option: ChunkerOptionName;
 
   constructor(option: ChunkerOptionName, message: string, options?: { cause?: unknown }) {
-    super('ERR_CHUNKER_INVALID_OPTION', message, options);
+    super('CHUNKER_ERR_INVALID_OPTION', message, options);
     this.option = option;
   }
 }
@@ -38,10 +38,10 @@ export class ChunkerOptionError extends ChunkerError {
 /** The data to chunk is not bytes (not a `Uint8Array`, or a stream piece that is not one). */
 export class ChunkerInputError extends ChunkerError {
   override name = 'ChunkerInputError';
-  declare readonly code: 'ERR_CHUNKER_INVALID_INPUT';
+  declare readonly code: 'CHUNKER_ERR_INVALID_INPUT';
 
   constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_CHUNKER_INVALID_INPUT', message, options);
+    super('CHUNKER_ERR_INVALID_INPUT', message, options);
   }
 }
 
@@ -51,9 +51,9 @@ export class ChunkerInputError extends ChunkerError {
  */
 export class ChunkerWasmUnavailableError extends ChunkerError {
   override name = 'ChunkerWasmUnavailableError';
-  declare readonly code: 'ERR_CHUNKER_WASM_UNAVAILABLE';
+  declare readonly code: 'CHUNKER_ERR_WASM_UNAVAILABLE';
 
   constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_CHUNKER_WASM_UNAVAILABLE', message, options);
+    super('CHUNKER_ERR_WASM_UNAVAILABLE', message, options);
   }
 }

@@ -82,7 +82,7 @@ describe('options', () => {
         expect(caught).toBeInstanceOf(ChunkerOptionError);
         const err = caught as ChunkerOptionError;
         expect(err.option).toBe(option);
-        expect(err.code).toBe('ERR_CHUNKER_INVALID_OPTION');
+        expect(err.code).toBe('CHUNKER_ERR_INVALID_OPTION');
         expect(err.message).toMatch(message);
       }
     });
@@ -95,21 +95,21 @@ describe('error classes', () => {
     [
       new ChunkerOptionError('maxSize', 'maxSize must be a positive integer, got -1', { cause }),
       'ChunkerOptionError',
-      'ERR_CHUNKER_INVALID_OPTION',
+      'CHUNKER_ERR_INVALID_OPTION',
       'maxSize must be a positive integer, got -1',
       ChunkerOptionError,
     ],
     [
       new ChunkerInputError('data must be a Uint8Array, got string', { cause }),
       'ChunkerInputError',
-      'ERR_CHUNKER_INVALID_INPUT',
+      'CHUNKER_ERR_INVALID_INPUT',
       'data must be a Uint8Array, got string',
       ChunkerInputError,
     ],
     [
       new ChunkerWasmUnavailableError('cannot instantiate the WebAssembly scan kernel', { cause }),
       'ChunkerWasmUnavailableError',
-      'ERR_CHUNKER_WASM_UNAVAILABLE',
+      'CHUNKER_ERR_WASM_UNAVAILABLE',
       'cannot instantiate the WebAssembly scan kernel',
       ChunkerWasmUnavailableError,
     ],

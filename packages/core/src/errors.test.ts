@@ -22,55 +22,61 @@ describe('core errors', () => {
       false,
     ],
     [
-      new CacheConfigError('INVALID_KEY', 'invalid cache key', { cause }),
+      new CacheConfigError('CACHE_ERR_INVALID_KEY', 'invalid cache key', { cause }),
       'CacheConfigError',
-      'INVALID_KEY',
+      'CACHE_ERR_INVALID_KEY',
       'invalid cache key',
       false,
     ],
     [
-      new CacheConfigError('CACHE_CLOSED', 'run: the cache is closed', { cause }),
+      new CacheConfigError('CACHE_ERR_CLOSED', 'run: the cache is closed', { cause }),
       'CacheConfigError',
-      'CACHE_CLOSED',
+      'CACHE_ERR_CLOSED',
       'run: the cache is closed',
       false,
     ],
     [
       new CacheRunError('LEASE_LOST', 'task "t": lease lost', { cause }),
       'CacheRunError',
-      'CACHE_FAILED',
+      'CACHE_ERR_RUN_FAILED',
       'task "t": lease lost',
       false,
     ],
     [
       new InvalidOptionError('tag', 'bad', { cause }),
       'InvalidOptionError',
-      'INVALID_OPTION',
+      'CACHE_ERR_INVALID_OPTION',
       'invalid option "tag": bad',
       false,
     ],
     [
       new EntryRefusedError('refused', { cause, path: 'a' }),
       'EntryRefusedError',
-      'ENTRY_REFUSED',
+      'CACHE_ERR_ENTRY_REFUSED',
       'refused',
       true,
     ],
     [
       new EntryCorruptError('corrupt', { cause, digest: 'sha256:x' }),
       'EntryCorruptError',
-      'ENTRY_CORRUPT',
+      'CACHE_ERR_ENTRY_CORRUPT',
       'corrupt',
       true,
     ],
     [
       new EntryTooLargeError('big', { cause, limit: 1, size: 2 }),
       'EntryTooLargeError',
-      'ENTRY_TOO_LARGE',
+      'CACHE_ERR_ENTRY_TOO_LARGE',
       'big',
       true,
     ],
-    [new EntryOutputsError('outputs', { cause }), 'EntryOutputsError', 'ENTRY_OUTPUTS', 'outputs', true],
+    [
+      new EntryOutputsError('outputs', { cause }),
+      'EntryOutputsError',
+      'CACHE_ERR_ENTRY_OUTPUTS',
+      'outputs',
+      true,
+    ],
   ];
   it.each(table)('%s', (err, name, code, message, isEntry) => {
     expect(err).toBeInstanceOf(Error);
@@ -89,7 +95,7 @@ describe('core errors', () => {
   it('InvalidOptionError is the one class of INVALID_OPTION, and a configuration error', () => {
     const e = new InvalidOptionError('concurrency', 'must be an integer from 1 to 256, got 300');
     expect(e).toBeInstanceOf(CacheConfigError);
-    expect(e.code).toBe('INVALID_OPTION');
+    expect(e.code).toBe('CACHE_ERR_INVALID_OPTION');
     expect(new CacheRunError('LEASE_LOST', 'm').reason).toBe('LEASE_LOST');
   });
 });

@@ -16,7 +16,7 @@ export interface TaskCacheErrorOptions {
  */
 export class TaskCacheError extends Error {
   override name = 'TaskCacheError';
-  /** Stable machine-readable code, e.g. `ENTRY_REFUSED`. */
+  /** Stable machine-readable code, e.g. `CACHE_ERR_ENTRY_REFUSED`. */
   readonly code: string;
 
   constructor(code: string, message: string, options: TaskCacheErrorOptions = {}) {
@@ -27,16 +27,16 @@ export class TaskCacheError extends Error {
 
 /** Codes of {@link CacheConfigError}. */
 export type CacheConfigErrorCode =
-  | 'INVALID_KEY'
-  | 'INVALID_URL'
-  | 'INVALID_OPTION'
-  | 'MISSING_DEPENDENCY'
-  | 'CACHE_CLOSED';
+  | 'CACHE_ERR_INVALID_KEY'
+  | 'CACHE_ERR_INVALID_URL'
+  | 'CACHE_ERR_INVALID_OPTION'
+  | 'CACHE_ERR_MISSING_DEPENDENCY'
+  | 'CACHE_ERR_CLOSED';
 
 /**
  * A configuration mistake, raised when the cache is configured (before any network call): an
  * invalid key or tag, an unparsable store or lock URL, a bad option ({@link InvalidOptionError}),
- * a missing optional dependency, a call on a closed cache (`CACHE_CLOSED`). The message names the
+ * a missing optional dependency, a call on a closed cache (`CACHE_ERR_CLOSED`). The message names the
  * problem and the remedy; it never contains a password.
  */
 export class CacheConfigError extends TaskCacheError {
@@ -49,24 +49,24 @@ export class CacheConfigError extends TaskCacheError {
 
 /**
  * An option passed to a public function of core is invalid; `field` names it (`concurrency`,
- * `policy.compressionLevel`, `generates`, …). The one class of the `INVALID_OPTION` code: thrown
+ * `policy.compressionLevel`, `generates`, …). The one class of the `CACHE_ERR_INVALID_OPTION` code: thrown
  * by `createCache()`, by `run()`/`lookup()`/`restore()`/`save()` at entry, and by the entry
  * functions. It is a {@link CacheConfigError}, so `instanceof CacheConfigError` still catches it.
  */
 export class InvalidOptionError extends CacheConfigError {
   override name = 'InvalidOptionError';
-  declare readonly code: 'INVALID_OPTION';
+  declare readonly code: 'CACHE_ERR_INVALID_OPTION';
   /** The option at fault, e.g. `generates`. */
   readonly field: string;
 
   constructor(field: string, message: string, options: TaskCacheErrorOptions = {}) {
-    super('INVALID_OPTION', `invalid option "${field}": ${message}`, options);
+    super('CACHE_ERR_INVALID_OPTION', `invalid option "${field}": ${message}`, options);
     this.field = field;
   }
 }
 
 /** Codes of {@link CacheRunError}. */
-export type CacheRunErrorCode = 'CACHE_FAILED';
+export type CacheRunErrorCode = 'CACHE_ERR_RUN_FAILED';
 
 /**
  * Strict mode only: cache trouble (store unreachable, 401, lost lease, corrupt entry, lock
@@ -79,13 +79,17 @@ export class CacheRunError extends TaskCacheError {
   /** The warning code this would have been outside strict mode. */
   readonly reason: string;
   constructor(reason: string, message: string, options: TaskCacheErrorOptions = {}) {
-    super('CACHE_FAILED', message, options);
+    super('CACHE_ERR_RUN_FAILED', message, options);
     this.reason = reason;
   }
 }
 
 /** The codes of {@link EntryError}. */
-export type EntryErrorCode = 'ENTRY_REFUSED' | 'ENTRY_CORRUPT' | 'ENTRY_TOO_LARGE' | 'ENTRY_OUTPUTS';
+export type EntryErrorCode =
+  | 'CACHE_ERR_ENTRY_REFUSED'
+  | 'CACHE_ERR_ENTRY_CORRUPT'
+  | 'CACHE_ERR_ENTRY_TOO_LARGE'
+  | 'CACHE_ERR_ENTRY_OUTPUTS';
 
 /** Fields of an {@link EntryError}. */
 export interface EntryErrorOptions extends TaskCacheErrorOptions {
@@ -121,9 +125,9 @@ export class EntryError extends TaskCacheError {
  */
 export class EntryRefusedError extends EntryError {
   override name = 'EntryRefusedError';
-  declare readonly code: 'ENTRY_REFUSED';
+  declare readonly code: 'CACHE_ERR_ENTRY_REFUSED';
   constructor(message: string, options: EntryErrorOptions = {}) {
-    super('ENTRY_REFUSED', message, options);
+    super('CACHE_ERR_ENTRY_REFUSED', message, options);
   }
 }
 
@@ -133,22 +137,22 @@ export class EntryRefusedError extends EntryError {
  */
 export class EntryCorruptError extends EntryError {
   override name = 'EntryCorruptError';
-  declare readonly code: 'ENTRY_CORRUPT';
+  declare readonly code: 'CACHE_ERR_ENTRY_CORRUPT';
   constructor(message: string, options: EntryErrorOptions = {}) {
-    super('ENTRY_CORRUPT', message, options);
+    super('CACHE_ERR_ENTRY_CORRUPT', message, options);
   }
 }
 
 /** An entry (or one of its chunks) is larger than the configured cap. */
 export class EntryTooLargeError extends EntryError {
   override name = 'EntryTooLargeError';
-  declare readonly code: 'ENTRY_TOO_LARGE';
+  declare readonly code: 'CACHE_ERR_ENTRY_TOO_LARGE';
   /** The cap in bytes. */
   readonly limit: number;
   /** The size found (or declared), in bytes. */
   readonly size: number;
   constructor(message: string, fields: { limit: number; size: number } & EntryErrorOptions) {
-    super('ENTRY_TOO_LARGE', message, fields);
+    super('CACHE_ERR_ENTRY_TOO_LARGE', message, fields);
     this.limit = fields.limit;
     this.size = fields.size;
   }
@@ -160,8 +164,8 @@ export class EntryTooLargeError extends EntryError {
  */
 export class EntryOutputsError extends EntryError {
   override name = 'EntryOutputsError';
-  declare readonly code: 'ENTRY_OUTPUTS';
+  declare readonly code: 'CACHE_ERR_ENTRY_OUTPUTS';
   constructor(message: string, options: EntryErrorOptions = {}) {
-    super('ENTRY_OUTPUTS', message, options);
+    super('CACHE_ERR_ENTRY_OUTPUTS', message, options);
   }
 }

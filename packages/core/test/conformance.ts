@@ -308,10 +308,10 @@ export function entryConformance(
           expect(err).toBeInstanceOf(EntryError);
           const expected =
             tamper?.declaredSize !== undefined
-              ? 'ENTRY_TOO_LARGE'
+              ? 'CACHE_ERR_ENTRY_TOO_LARGE'
               : tamper?.declaredDigest
-                ? 'ENTRY_CORRUPT'
-                : 'ENTRY_REFUSED';
+                ? 'CACHE_ERR_ENTRY_CORRUPT'
+                : 'CACHE_ERR_ENTRY_REFUSED';
           expect(err.code).toBe(expected);
           expect(await treeHash(task)).toBe(before);
           expect(await readdir(outer)).toEqual(['task']);
@@ -394,7 +394,7 @@ export function entryConformance(
         await writeTree(dst, { 'dist/a.txt': 'old' });
         const err = await restoreEntry(fx.store, { dir: dst, generates: ALL, tag }).catch((e) => e);
         expect(err).toBeInstanceOf(EntryError);
-        expect(err.code).toBe('ENTRY_CORRUPT');
+        expect(err.code).toBe('CACHE_ERR_ENTRY_CORRUPT');
         expect(await readFile(join(dst, 'dist/a.txt'), 'utf8')).toBe('old');
       });
 

@@ -21,7 +21,7 @@ describe('error classes', () => {
     {
       error: new RedisReplyError('WRONGPASS invalid username-password pair or user is disabled.', { cause }),
       name: 'RedisReplyError',
-      code: 'REDIS_REPLY_ERROR',
+      code: 'TESTKIT_ERR_REDIS_REPLY',
       message: 'WRONGPASS invalid username-password pair or user is disabled.',
       cls: RedisReplyError,
     },

@@ -1,10 +1,10 @@
 /** Codes of {@link TestkitError}. */
 export type TestkitErrorCode =
-  | 'SPAWN_FAILED'
+  | 'TESTKIT_ERR_SPAWN_FAILED'
   | 'START_FAILED'
   | 'TIMEOUT'
   | 'INVALID_OPTION'
-  | 'COMMAND_FAILED'
+  | 'TESTKIT_ERR_COMMAND_FAILED'
   | 'MISSING_TOOLS';
 
 /** Error raised by the test fixtures themselves (not by the servers they run). */
@@ -21,7 +21,7 @@ export class TestkitError extends Error {
 /** An error reply (`-ERR ...`, `-WRONGPASS ...`, `-OOM ...`) from redis-server. */
 export class RedisReplyError extends Error {
   override readonly name = 'RedisReplyError';
-  readonly code = 'REDIS_REPLY_ERROR' as const;
+  readonly code = 'TESTKIT_ERR_REDIS_REPLY' as const;
   /** First word of the reply, e.g. `WRONGPASS`, `NOAUTH`, `OOM`. */
   readonly prefix: string;
   constructor(reply: string, options?: { cause?: unknown }) {

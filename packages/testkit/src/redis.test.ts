@@ -34,7 +34,7 @@ describe('startRedis (real redis-server)', () => {
     const noauth = await redis.commandAs(null, 'PING').catch((e: unknown) => e);
     expect(noauth).toBeInstanceOf(RedisReplyError);
     expect((noauth as RedisReplyError).prefix).toBe('NOAUTH');
-    expect((noauth as RedisReplyError).code).toBe('REDIS_REPLY_ERROR');
+    expect((noauth as RedisReplyError).code).toBe('TESTKIT_ERR_REDIS_REPLY');
   });
 
   it('runs without persistence and with noeviction', async () => {

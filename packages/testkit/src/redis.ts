@@ -196,7 +196,7 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
 
   const running = (): TrackedProcess => {
     if (!proc || proc.hasExited()) {
-      throw new TestkitError('COMMAND_FAILED', `redis-server on ${host}:${port} is not running`);
+      throw new TestkitError('TESTKIT_ERR_COMMAND_FAILED', `redis-server on ${host}:${port} is not running`);
     }
     return proc;
   };
@@ -208,7 +208,7 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
     },
     password,
     get pid() {
-      if (!proc) throw new TestkitError('COMMAND_FAILED', 'redis-server has no process');
+      if (!proc) throw new TestkitError('TESTKIT_ERR_COMMAND_FAILED', 'redis-server has no process');
       return proc.pid;
     },
     url(path, user) {
@@ -230,7 +230,8 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
       if (proc) await terminate(proc, 'SIGKILL');
     },
     async restart() {
-      if (stopped) throw new TestkitError('COMMAND_FAILED', 'redis fixture was stopped; cannot restart');
+      if (stopped)
+        throw new TestkitError('TESTKIT_ERR_COMMAND_FAILED', 'redis fixture was stopped; cannot restart');
       if (proc) await terminate(proc, 'SIGKILL');
       await launch(true);
     },
@@ -248,7 +249,8 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
       running();
       const info = String(await fixture.command('INFO', 'memory'));
       const match = /^used_memory:(\d+)/m.exec(info);
-      if (!match) throw new TestkitError('COMMAND_FAILED', 'INFO memory has no used_memory field');
+      if (!match)
+        throw new TestkitError('TESTKIT_ERR_COMMAND_FAILED', 'INFO memory has no used_memory field');
       const limit = Math.max(1, Number(match[1]) - OOM_MARGIN);
       await fixture.command('CONFIG', 'SET', 'maxmemory', limit);
     },

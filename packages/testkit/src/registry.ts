@@ -163,7 +163,7 @@ async function writeHtpasswd(file: string, users: RegistryUser[]): Promise<void>
         if (error) {
           reject(
             new TestkitError(
-              'COMMAND_FAILED',
+              'TESTKIT_ERR_COMMAND_FAILED',
               `htpasswd failed for ${user.username}: ${stderr || error.message}`,
               {
                 cause: error,
@@ -383,13 +383,17 @@ export async function startRegistry(options: RegistryFixtureOptions): Promise<Re
         if (registry) await terminate(registry);
       },
       async start() {
-        if (closed) throw new TestkitError('COMMAND_FAILED', 'registry fixture was closed; cannot start');
+        if (closed)
+          throw new TestkitError('TESTKIT_ERR_COMMAND_FAILED', 'registry fixture was closed; cannot start');
         if (registry && !registry.hasExited()) return;
         await launch(true);
       },
       async garbageCollect(gcOptions = {}) {
         if (closed)
-          throw new TestkitError('COMMAND_FAILED', 'registry fixture was closed; cannot garbage-collect');
+          throw new TestkitError(
+            'TESTKIT_ERR_COMMAND_FAILED',
+            'registry fixture was closed; cannot garbage-collect',
+          );
         const wasRunning = registry !== undefined && !registry.hasExited();
         if (registry) await terminate(registry);
         // NOTE: distribution's GC fails on a storage root without repositories or blobs ("Path
@@ -411,7 +415,7 @@ export async function startRegistry(options: RegistryFixtureOptions): Promise<Re
               if (error) {
                 reject(
                   new TestkitError(
-                    'COMMAND_FAILED',
+                    'TESTKIT_ERR_COMMAND_FAILED',
                     `docker-registry ${args.join(' ')} failed: ${stderr || error.message}`,
                     {
                       cause: error,

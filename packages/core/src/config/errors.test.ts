@@ -7,27 +7,27 @@ import { CacheConfigError, CacheRunError } from './errors.js';
 const cause = new Error('underlying');
 describe.each([
   {
-    error: new CacheConfigError('INVALID_KEY', 'invalid cache key "x/y"', { cause }),
+    error: new CacheConfigError('CACHE_ERR_INVALID_KEY', 'invalid cache key "x/y"', { cause }),
     name: 'CacheConfigError',
-    code: 'INVALID_KEY',
+    code: 'CACHE_ERR_INVALID_KEY',
     type: CacheConfigError,
   },
   {
-    error: new CacheConfigError('INVALID_URL', 'bad url'),
+    error: new CacheConfigError('CACHE_ERR_INVALID_URL', 'bad url'),
     name: 'CacheConfigError',
-    code: 'INVALID_URL',
+    code: 'CACHE_ERR_INVALID_URL',
     type: CacheConfigError,
   },
   {
     error: new CacheRunError('SAVE_FAILED', 'task "build": save failed', { cause }),
     name: 'CacheRunError',
-    code: 'CACHE_FAILED',
+    code: 'CACHE_ERR_RUN_FAILED',
     type: CacheRunError,
   },
   {
-    error: new RedisStoreError('REDIS_OOM', 'refused: out of memory', { cause }),
+    error: new RedisStoreError('CACHE_ERR_REDIS_OOM', 'refused: out of memory', { cause }),
     name: 'RedisStoreError',
-    code: 'REDIS_OOM',
+    code: 'CACHE_ERR_REDIS_OOM',
     type: RedisStoreError,
   },
 ])('$name $code', ({ error, name, code, type }) => {

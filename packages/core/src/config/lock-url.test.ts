@@ -43,7 +43,7 @@ describe('lock URLs in core', () => {
     expect(caught).toBeInstanceOf(CacheConfigError);
     expect(caught).not.toBeInstanceOf(URIError);
     const error = caught as CacheConfigError;
-    expect(error.code).toBe('INVALID_URL');
+    expect(error.code).toBe('CACHE_ERR_INVALID_URL');
     expect(error.message).toContain('createCache: `lock`: invalid lock URL');
     expect(error.message).toContain(problem);
     expect(error.message).not.toMatch(/Secret|Sec@ret/);

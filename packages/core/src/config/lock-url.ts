@@ -6,13 +6,15 @@ export { type LockUrl, parseLockUrl };
 
 /**
  * `createCache`'s `lock` option as a parsed lock URL. A malformed one is a {@link CacheConfigError}
- * (`INVALID_URL`) naming the option, with the lock package's `LockConfigError` as its `cause`.
+ * (`CACHE_ERR_INVALID_URL`) naming the option, with the lock package's `LockConfigError` as its `cause`.
  */
 export function parseLockOption(value: string, where: string): LockUrl {
   try {
     return parseLockUrl(value);
   } catch (error) {
     if (!(error instanceof LockConfigError)) throw error;
-    throw new CacheConfigError('INVALID_URL', `${where}: \`lock\`: ${error.message}`, { cause: error });
+    throw new CacheConfigError('CACHE_ERR_INVALID_URL', `${where}: \`lock\`: ${error.message}`, {
+      cause: error,
+    });
   }
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLock } from './open.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const CHILD = fileURLToPath(new URL('./fixtures/default-run-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../../test/fixtures/default-run-child.ts', import.meta.url));
 
 let work: string;
 beforeAll(async () => {

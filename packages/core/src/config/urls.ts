@@ -33,7 +33,7 @@ export type StoreUrl =
   | { kind: 'default' };
 
 const fail = (url: string, why: string): never => {
-  throw new CacheConfigError('INVALID_URL', `invalid cache URL "${redactUrl(url)}": ${why}`);
+  throw new CacheConfigError('CACHE_ERR_INVALID_URL', `invalid cache URL "${redactUrl(url)}": ${why}`);
 };
 
 function splitTag(path: string): { path: string; tag?: string } {
@@ -64,7 +64,7 @@ function checkTag(url: string, tag: string | undefined): string | undefined {
  *
  * A tag, when present, is the cache key; it is validated here (a configuration-time
  * {@link CacheConfigError}, not a registry 404 later).
- * @throws {CacheConfigError} `INVALID_URL` / `INVALID_KEY`, naming the problem and the remedy.
+ * @throws {CacheConfigError} `CACHE_ERR_INVALID_URL` / `CACHE_ERR_INVALID_KEY`, naming the problem and the remedy.
  */
 export function parseStoreUrl(url: string): StoreUrl {
   if (url === undefined || url === null || url.trim() === '') return { kind: 'default' };
@@ -124,9 +124,13 @@ export function parseStoreUrl(url: string): StoreUrl {
     try {
       parsed = new URL(text);
     } catch (cause) {
-      throw new CacheConfigError('INVALID_URL', `invalid cache URL "${redactUrl(text)}": not a URL`, {
-        cause,
-      });
+      throw new CacheConfigError(
+        'CACHE_ERR_INVALID_URL',
+        `invalid cache URL "${redactUrl(text)}": not a URL`,
+        {
+          cause,
+        },
+      );
     }
     if (parsed.hostname === '')
       fail(text, 'the host is missing: redis://[USER][:PASSWORD]@HOST[:PORT][/DB][?ttl=SECONDS]');

@@ -114,7 +114,7 @@ export interface CacheWarningEvent extends CacheEventBase {
   code: CacheWarningCode;
   /** Human-readable reason, secrets redacted. */
   message: string;
-  /** `code` of the underlying typed error, when there is one (e.g. `UNAUTHORIZED`, `REDIS_OOM`). */
+  /** `code` of the underlying typed error, when there is one (e.g. `UNAUTHORIZED`, `CACHE_ERR_REDIS_OOM`). */
   causeCode?: string;
 }
 

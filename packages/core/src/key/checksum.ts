@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { glob } from 'tinyglobby';
-import { CacheConfigError } from '../config/errors.js';
+import { InvalidOptionError } from '../errors.js';
 
 /** Inputs of {@link checksum}: the source files plus everything else the outputs depend on. */
 export interface ChecksumInputs {
@@ -86,15 +86,11 @@ async function mapBounded<T, R>(
 export async function checksumDetailed(inputs: ChecksumInputs): Promise<ChecksumDetails> {
   const { dir, sources, signal } = inputs;
   if (typeof dir !== 'string' || dir === '')
-    throw new CacheConfigError('INVALID_OPTION', 'checksum: `dir` must be a non-empty path');
-  if (!Array.isArray(sources))
-    throw new CacheConfigError('INVALID_OPTION', 'checksum: `sources` must be an array of globs');
+    throw new InvalidOptionError('dir', 'checksum: must be a non-empty path');
+  if (!Array.isArray(sources)) throw new InvalidOptionError('sources', 'checksum: must be an array of globs');
   const concurrency = inputs.concurrency ?? 64;
   if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw new CacheConfigError(
-      'INVALID_OPTION',
-      `checksum: \`concurrency\` must be a positive integer, got ${concurrency}`,
-    );
+    throw new InvalidOptionError('concurrency', `checksum: must be a positive integer, got ${concurrency}`);
   signal?.throwIfAborted();
   const paths =
     sources.length === 0

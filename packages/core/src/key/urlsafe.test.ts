@@ -37,7 +37,7 @@ describe('validateKey / defaultKey', () => {
       }
     })();
     expect(err).toBeInstanceOf(CacheConfigError);
-    expect(err).toMatchObject({ code: 'INVALID_KEY' });
+    expect(err).toMatchObject({ code: 'CACHE_ERR_INVALID_KEY' });
     expect((err as Error).message).toMatch(/at most 128.*shorten the task name/);
   });
   it('accepts exactly 128 characters', () => {

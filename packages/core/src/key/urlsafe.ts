@@ -1,5 +1,5 @@
 import { isValidTag, MAX_TAG_LENGTH } from '@task-cache/oci';
-import { CacheConfigError } from '../config/errors.js';
+import { CacheConfigError, InvalidOptionError } from '../errors.js';
 
 // The OCI tag grammar is `@task-cache/oci`'s: these are its very symbols, kept under core's
 // public names (`TAG_PATTERN`, `MAX_TAG_LENGTH`).
@@ -16,28 +16,31 @@ export { MAX_TAG_LENGTH, TAG_PATTERN } from '@task-cache/oci';
  */
 export function urlsafe(value: string): string {
   if (typeof value !== 'string')
-    throw new CacheConfigError('INVALID_OPTION', `urlsafe: expected a string, got ${typeof value}`);
+    throw new InvalidOptionError('value', `urlsafe: expected a string, got ${typeof value}`);
   const mapped = value.replace(/[^A-Za-z0-9._-]/gu, '_');
   if (mapped === '') return '_';
   return /^[.-]/.test(mapped) ? `_${mapped.slice(1)}` : mapped;
 }
 
 /**
- * Throws a {@link CacheConfigError} (`INVALID_KEY`) naming the remedy when `key` cannot be an
+ * Throws a {@link CacheConfigError} (`CACHE_ERR_INVALID_KEY`) naming the remedy when `key` cannot be an
  * OCI tag (empty, over 128 characters, characters outside `[A-Za-z0-9._-]`, leading `.`/`-`).
  * Returns the key.
  */
 export function validateKey(key: string): string {
   if (typeof key !== 'string' || key === '')
-    throw new CacheConfigError('INVALID_KEY', 'invalid cache key: it is empty; pass a key or a task name');
+    throw new CacheConfigError(
+      'CACHE_ERR_INVALID_KEY',
+      'invalid cache key: it is empty; pass a key or a task name',
+    );
   if (key.length > MAX_TAG_LENGTH)
     throw new CacheConfigError(
-      'INVALID_KEY',
+      'CACHE_ERR_INVALID_KEY',
       `invalid cache key "${key.slice(0, 40)}…": ${key.length} characters, an OCI tag has at most ${MAX_TAG_LENGTH}; shorten the task name (the default key is <urlsafe(task)>-<64-char checksum>, so keep urlsafe(task) within 63 characters) or pass a shorter key`,
     );
   if (!isValidTag(key))
     throw new CacheConfigError(
-      'INVALID_KEY',
+      'CACHE_ERR_INVALID_KEY',
       `invalid cache key "${key}": an OCI tag may only contain [A-Za-z0-9._-] and must not start with "." or "-"; wrap the name in urlsafe() (Taskfile: {{urlsafe .TASK}})`,
     );
   return key;

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { sha256Digest } from '@task-cache/oci';
 import { type RedisFixture, startRedis } from '@task-cache/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidOptionError } from '../errors.js';
 import type { CacheEvent } from '../events/types.js';
 import { createCache } from '../run/cache.js';
-import { createRedisStore, RedisStoreError } from './store.js';
+import { createRedisStore } from './store.js';
 
 // Integration tests against a real redis-server (testkit fixture): no mock of Redis.
 
@@ -178,7 +179,9 @@ describe('Redis entry store', () => {
     await own.kill();
     const down = await cache.run({ ...task, dir }, build(dir));
     expect(down.status).toBe('built');
-    expect(events.find((e) => e.type === 'warning')).toMatchObject({ causeCode: 'REDIS_UNAVAILABLE' });
+    expect(events.find((e) => e.type === 'warning')).toMatchObject({
+      causeCode: 'CACHE_ERR_REDIS_UNAVAILABLE',
+    });
     expect(JSON.stringify(events)).not.toContain(own.password!);
     await own.restart();
     const up = await cache.run({ ...task, dir }, build(dir));
@@ -186,7 +189,10 @@ describe('Redis entry store', () => {
   });
 
   it('validates options with typed errors', () => {
-    expect(() => createRedisStore({})).toThrow(RedisStoreError);
+    expect(() => createRedisStore({})).toThrow(InvalidOptionError);
+    expect(() => createRedisStore({})).toThrow(
+      expect.objectContaining({ field: 'url', code: 'CACHE_ERR_INVALID_OPTION' }),
+    );
     expect(() => createRedisStore({ url: 'http://x' })).toThrow(/redis:\/\//);
     expect(() => createRedisStore({ url: 'redis://h', ttlSeconds: 0 })).toThrow(/ttlSeconds/);
     expect(() => createRedisStore({ url: 'redis://h', maxEntrySize: -1 })).toThrow(/maxEntrySize/);

@@ -27,14 +27,14 @@ import {
   verifyStream,
 } from '@task-cache/oci';
 import { Redis, type RedisOptions } from 'ioredis';
-import { TaskCacheError } from '../errors.js';
+import { InvalidOptionError, TaskCacheError } from '../errors.js';
 
 /** Codes of {@link RedisStoreError}. */
-export type RedisStoreErrorCode = 'REDIS_OOM' | 'REDIS_UNAVAILABLE' | 'INVALID_OPTION';
+export type RedisStoreErrorCode = 'CACHE_ERR_REDIS_OOM' | 'CACHE_ERR_REDIS_UNAVAILABLE';
 
 /**
- * Trouble with the Redis entry store. `REDIS_OOM`: Redis refused a write (`maxmemory` reached with
- * `noeviction`); `REDIS_UNAVAILABLE`: connection or command failure. (A blob above `maxEntrySize`
+ * Trouble with the Redis entry store. `CACHE_ERR_REDIS_OOM`: Redis refused a write (`maxmemory` reached with
+ * `noeviction`); `CACHE_ERR_REDIS_UNAVAILABLE`: connection or command failure. (A blob above `maxEntrySize`
  * is `@task-cache/oci`'s `StoreLimitError`, as for every store that declares `limits`.) The cached
  * run turns each into a warning and skips the save; the build's result stands. Messages never
  * contain the password.
@@ -97,13 +97,17 @@ function wrap(error: unknown, what: string, location: string): never {
   const message = (error as Error)?.message ?? String(error);
   if (classifyRedisFailure(error) === 'oom')
     throw new RedisStoreError(
-      'REDIS_OOM',
+      'CACHE_ERR_REDIS_OOM',
       `${what} refused by ${location}: Redis is out of memory (maxmemory reached); use a separate Redis for entries with maxmemory-policy volatile-ttl`,
       { cause: error },
     );
-  throw new RedisStoreError('REDIS_UNAVAILABLE', `${what} failed on ${location}: ${redactUrls(message)}`, {
-    cause: error,
-  });
+  throw new RedisStoreError(
+    'CACHE_ERR_REDIS_UNAVAILABLE',
+    `${what} failed on ${location}: ${redactUrls(message)}`,
+    {
+      cause: error,
+    },
+  );
 }
 
 async function collect(body: BlobBody, limit: number, location: string): Promise<Uint8Array> {
@@ -129,7 +133,7 @@ function requiredReferences(bytes: Uint8Array): ReferencedDescriptor[] {
  * An OCI store over Redis for small entries (`redis://` / `rediss://` store URLs): the same
  * entry format as the registry, every byte handed out through `@task-cache/oci`'s verifying
  * reader, keys expiring after `ttlSeconds` (refreshed on every hit), and a size cap above which
- * saves are skipped. Out-of-memory replies become {@link RedisStoreError} `REDIS_OOM`, which the
+ * saves are skipped. Out-of-memory replies become {@link RedisStoreError} `CACHE_ERR_REDIS_OOM`, which the
  * run reports as a warning.
  *
  * Use a Redis dedicated to entries (e.g. `maxmemory-policy volatile-ttl`), NOT the 64 MB
@@ -138,9 +142,9 @@ function requiredReferences(bytes: Uint8Array): ReferencedDescriptor[] {
  */
 export function createRedisStore(options: RedisStoreOptions): RedisStore {
   if (typeof options !== 'object' || options === null)
-    throw new RedisStoreError('INVALID_OPTION', 'createRedisStore: options must be an object');
+    throw new InvalidOptionError('options', 'createRedisStore: options must be an object');
   if (!options.url && !options.client)
-    throw new RedisStoreError('INVALID_OPTION', 'createRedisStore: `url` or `client` is required');
+    throw new InvalidOptionError('url', 'createRedisStore: `url` or `client` is required');
   let ttlSeconds = options.ttlSeconds;
   let url = options.url;
   if (url) {
@@ -148,33 +152,26 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     try {
       parsed = new URL(url);
     } catch (cause) {
-      throw new RedisStoreError(
-        'INVALID_OPTION',
-        `createRedisStore: \`url\` ${redactUrl(url)} is not a URL`,
-        {
-          cause,
-        },
-      );
+      throw new InvalidOptionError('url', `createRedisStore: \`url\` ${redactUrl(url)} is not a URL`, {
+        cause,
+      });
     }
     if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
-      throw new RedisStoreError(
-        'INVALID_OPTION',
-        'createRedisStore: `url` must start with redis:// or rediss://',
-      );
+      throw new InvalidOptionError('url', 'createRedisStore: `url` must start with redis:// or rediss://');
     const ttl = parsed.searchParams.get('ttl');
     if (ttl !== null && ttlSeconds === undefined) ttlSeconds = Number(ttl);
     parsed.searchParams.delete('ttl');
     url = parsed.toString();
   }
   if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0))
-    throw new RedisStoreError(
-      'INVALID_OPTION',
+    throw new InvalidOptionError(
+      'ttlSeconds',
       `createRedisStore: \`ttlSeconds\` must be a positive integer, got ${ttlSeconds}`,
     );
   const maxEntrySize = options.maxEntrySize ?? DEFAULT_MAX;
   if (!Number.isInteger(maxEntrySize) || maxEntrySize < 1)
-    throw new RedisStoreError(
-      'INVALID_OPTION',
+    throw new InvalidOptionError(
+      'maxEntrySize',
       `createRedisStore: \`maxEntrySize\` must be a positive integer, got ${maxEntrySize}`,
     );
   const prefix = options.prefix ?? 'task-cache:';

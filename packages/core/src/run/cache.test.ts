@@ -262,7 +262,7 @@ describe('cache.run with the memory store', () => {
     const dir = await project();
     const err = await cache.run({ ...run, dir }, Object.assign(builder(), { dir })).catch((e) => e);
     expect(err).toBeInstanceOf(CacheRunError);
-    expect(err).toMatchObject({ code: 'CACHE_FAILED', reason: 'LOCK_UNAVAILABLE' });
+    expect(err).toMatchObject({ code: 'CACHE_ERR_RUN_FAILED', reason: 'LOCK_UNAVAILABLE' });
   });
 
   it('lease lost mid-build → the result is still saved and the events say so', async () => {
@@ -401,7 +401,7 @@ describe('cache.run with the memory store', () => {
     expect((await cache.run({ ...run, dir }, Object.assign(builder(), { dir }))).key).toBe('my-key');
     expect(() => cacheOf({ store: 'memory://x:.bad' })).toThrow(CacheConfigError);
     await expect(cache.run({ ...run, dir, key: 'a'.repeat(129) }, () => undefined)).rejects.toMatchObject({
-      code: 'INVALID_KEY',
+      code: 'CACHE_ERR_INVALID_KEY',
     });
     expect(() => cacheOf({ concurrency: 0 })).toThrow(/concurrency/);
     expect(() => cacheOf({ lock: 'zk://x' })).toThrow(/unsupported scheme "zk:"/);

@@ -56,7 +56,7 @@ describe('createCache validates every option at construction (issue 13)', () => 
     expect(err).toBeInstanceOf(InvalidOptionError);
     // One class per concept: an invalid option is still a configuration error.
     expect(err).toBeInstanceOf(CacheConfigError);
-    expect(err).toMatchObject({ code: 'INVALID_OPTION', field });
+    expect(err).toMatchObject({ code: 'CACHE_ERR_INVALID_OPTION', field });
     expect((err as Error).message).toContain(field);
   });
 
@@ -113,7 +113,7 @@ describe('per-call policy overrides are validated at the entry of the call', () 
   it('run() checks generates with the entry functions rule (relative, no "..")', async () => {
     const cache = createCache({ store: createMemoryStore(), lock: false, stateDir });
     await expect(cache.run({ ...run, dir, generates: ['../x/**'] }, () => undefined)).rejects.toMatchObject({
-      code: 'INVALID_OPTION',
+      code: 'CACHE_ERR_INVALID_OPTION',
       field: 'generates',
     });
   });
@@ -121,6 +121,8 @@ describe('per-call policy overrides are validated at the entry of the call', () 
   it('a closed cache refuses to run', async () => {
     const cache = createCache({ store: createMemoryStore(), lock: false, stateDir });
     await cache.close();
-    await expect(cache.run({ ...run, dir }, () => undefined)).rejects.toMatchObject({ code: 'CACHE_CLOSED' });
+    await expect(cache.run({ ...run, dir }, () => undefined)).rejects.toMatchObject({
+      code: 'CACHE_ERR_CLOSED',
+    });
   });
 });

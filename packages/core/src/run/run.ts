@@ -22,7 +22,7 @@ export async function runTask<T>(
 ): Promise<RunResult<T>> {
   const started = performance.now();
   const override = checkRunOptions(o, build as BuildFunction<unknown>);
-  if (cache.closed) throw new CacheConfigError('CACHE_CLOSED', 'run: the cache is closed');
+  if (cache.closed) throw new CacheConfigError('CACHE_ERR_CLOSED', 'run: the cache is closed');
   const policy = cache.policy(override);
   const stats = newStats();
   const signal = o.signal ?? new AbortController().signal;

@@ -30,7 +30,7 @@ export function describe(error: unknown): { message: string; code?: string } {
 export function isOom(error: unknown): boolean {
   // NOTE: by code and classification only (a typed store or lock error, or a raw Redis `OOM` reply
   // from a user's store), never by the message text.
-  if (codeOf(error) === 'REDIS_OOM') return true;
+  if (codeOf(error) === 'CACHE_ERR_REDIS_OOM') return true;
   if (error instanceof LockUnavailableError) return error.reason === 'oom';
   return classifyRedisFailure(error) === 'oom';
 }
@@ -40,7 +40,7 @@ export function isEntryTooLarge(error: unknown): boolean {
   return (
     error instanceof EntryTooLargeError ||
     error instanceof StoreLimitError ||
-    codeOf(error) === 'ENTRY_TOO_LARGE'
+    codeOf(error) === 'CACHE_ERR_ENTRY_TOO_LARGE'
   );
 }
 

@@ -84,7 +84,7 @@ const OUTPUT_LIMIT = 16 * 1024;
 
 /**
  * Spawns `command`, records its PID and kills it when this process exits.
- * Throws {@link TestkitError} `SPAWN_FAILED` when the binary cannot be started.
+ * Throws {@link TestkitError} `TESTKIT_ERR_SPAWN_FAILED` when the binary cannot be started.
  */
 export async function spawnTracked(
   name: string,
@@ -121,14 +121,14 @@ export async function spawnTracked(
     child.once('error', (error) => {
       done = true;
       reject(
-        new TestkitError('SPAWN_FAILED', `cannot start ${name} (${command}): ${error.message}`, {
+        new TestkitError('TESTKIT_ERR_SPAWN_FAILED', `cannot start ${name} (${command}): ${error.message}`, {
           cause: error,
         }),
       );
     });
   });
   const pid = child.pid;
-  if (pid === undefined) throw new TestkitError('SPAWN_FAILED', `cannot start ${name}: no pid`);
+  if (pid === undefined) throw new TestkitError('TESTKIT_ERR_SPAWN_FAILED', `cannot start ${name}: no pid`);
   live.add(child);
   recordPid(pid, name);
   return {

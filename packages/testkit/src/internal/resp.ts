@@ -60,7 +60,10 @@ function parse(buf: Buffer, offset: number): { value: unknown; next: number } {
       return { value: items, next };
     }
     default:
-      throw new TestkitError('COMMAND_FAILED', `unexpected RESP type byte ${JSON.stringify(type)}`);
+      throw new TestkitError(
+        'TESTKIT_ERR_COMMAND_FAILED',
+        `unexpected RESP type byte ${JSON.stringify(type)}`,
+      );
   }
 }
 
@@ -121,15 +124,19 @@ export async function sendCommand(
     });
     socket.on('error', (error) =>
       finish(
-        new TestkitError('COMMAND_FAILED', `redis ${target.host}:${target.port}: ${error.message}`, {
-          cause: error,
-        }),
+        new TestkitError(
+          'TESTKIT_ERR_COMMAND_FAILED',
+          `redis ${target.host}:${target.port}: ${error.message}`,
+          {
+            cause: error,
+          },
+        ),
       ),
     );
     socket.on('close', () =>
       finish(
         new TestkitError(
-          'COMMAND_FAILED',
+          'TESTKIT_ERR_COMMAND_FAILED',
           `redis ${target.host}:${target.port} closed the connection before replying`,
         ),
       ),

@@ -28,9 +28,13 @@ async function openssl(dir: string, args: string[]): Promise<void> {
     await run('openssl', args, { cwd: dir });
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr ?? '';
-    throw new TestkitError('COMMAND_FAILED', `openssl ${args[0]} failed: ${stderr || String(error)}`, {
-      cause: error,
-    });
+    throw new TestkitError(
+      'TESTKIT_ERR_COMMAND_FAILED',
+      `openssl ${args[0]} failed: ${stderr || String(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
