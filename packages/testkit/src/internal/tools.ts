@@ -6,6 +6,8 @@ import { TestkitError } from '../errors.js';
 /** Binaries the test suite needs → the Debian package that provides each. */
 export const REQUIRED_TOOLS: Readonly<Record<string, string>> = {
   'redis-server': 'redis-server',
+  'redis-sentinel': 'redis-sentinel',
+  'redis-cli': 'redis-tools',
   'docker-registry': 'docker-registry',
   htpasswd: 'apache2-utils',
   openssl: 'openssl',
