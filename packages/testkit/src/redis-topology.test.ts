@@ -23,7 +23,9 @@ describe('redis topologies (issue 18)', () => {
     stops.push(() => s.stop());
     const master = await s.master();
     expect(master).toBe(s.servers[0]);
-    expect(s.url('k')).toMatch(/^redis\+sentinel:\/\/:[0-9a-f]+@127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/task-cache\/k\?sentinel_password=/);
+    expect(s.url('k')).toMatch(
+      /^redis\+sentinel:\/\/:[0-9a-f]+@127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/task-cache\/k\?sentinel_password=/,
+    );
     await master.command('SET', 'x', '1');
     const { newMaster, ms } = await s.failover();
     console.log(`sentinel failover took ${Math.round(ms)} ms`);
