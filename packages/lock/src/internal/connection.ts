@@ -94,6 +94,8 @@ export function robustOptions(s: ConnectionSettings): RedisOptions {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     enableReadyCheck: false,
+    // No CLIENT SETINFO before ready: one round trip less, and one command less for the ACL rule.
+    disableClientInfo: true,
     connectTimeout: s.connectTimeoutMs,
     commandTimeout: s.commandTimeoutMs,
     // NOTE: a bounded reconnect (about 0.6 s in all), then the client ends; the next call reconnects on
@@ -176,6 +178,7 @@ export function clusterOptions(s: ConnectionSettings, shardedSubscribers = false
       commandTimeout: s.commandTimeoutMs,
       maxRetriesPerRequest: 0,
       enableReadyCheck: false,
+      disableClientInfo: true,
       reconnectOnError: () => false,
     },
   };
@@ -410,6 +413,7 @@ async function probe(
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     enableReadyCheck: false,
+    disableClientInfo: true,
     connectTimeout: Math.max(1, timeoutMs),
     commandTimeout: Math.max(1, timeoutMs),
     retryStrategy: () => null,
