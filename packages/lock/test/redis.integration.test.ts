@@ -5,7 +5,7 @@
 import { type RedisFixture, startRedis } from '@task-cache/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AcquireOutcome, type Lease, LeaseLostError, type Lock, LockConfigError } from '../src/index.js';
+import { type AcquireOutcome, type Lease, type Lock, LockConfigError } from '../src/index.js';
 import { connectLock, createRedisLock } from '../src/redis.js';
 import { defineFaultSuite } from './fault-suite.js';
 import { commandCalls, delay, runChild } from './helpers.js';
