@@ -23,6 +23,11 @@ export interface LockDeploymentHarness {
   commandCalls(command: string): Promise<number>;
   /** Stops the deployment. */
   stop(): Promise<void>;
+  /**
+   * The lease TTL of the restart test: above the time the deployment takes to serve a restarted server's
+   * slots again (a Cluster needs a few seconds to converge). @default 1_500
+   */
+  restartTtlMs?: number;
 }
 
 const acquired = (outcome: AcquireOutcome): Lease => {
@@ -142,8 +147,9 @@ export function defineFaultSuite(
     });
 
     it('SIGKILL + empty restart of the server during a lease: lease lost without re-creating the key, waiter re-acquires, fences still grow', async () => {
-      const holderLock = await open({ ttlMs: 1_500 });
-      const waiterLock = await open({ ttlMs: 1_500, backoff: { initialMs: 50, maxMs: 200 } });
+      const ttlMs = h.restartTtlMs ?? 1_500;
+      const holderLock = await open({ ttlMs });
+      const waiterLock = await open({ ttlMs, backoff: { initialMs: 50, maxMs: 200 } });
       const key = k('restart');
       const lease = acquired(await holderLock.acquireOrWait(key));
       const waiter = waiterLock.acquireOrWait(key, { isDone: () => false });

@@ -155,8 +155,9 @@ export function clusterOptions(s: ConnectionSettings, shardedSubscribers = false
     // Fail fast while the cluster is not ready (no cluster-wide offline queue).
     enableOfflineQueue: false,
     enableReadyCheck: true,
-    // One pass over the seed nodes per connect; the lock reconnects on demand.
-    clusterRetryStrategy: () => null,
+    // NOTE: as for one server, a bounded reconnect (a node lost makes ioredis reconnect the whole
+    // cluster), then the client ends and the next call reconnects on demand.
+    clusterRetryStrategy: (times: number) => (times > 3 ? null : Math.min(times * 100, 300)),
     // NOTE: topology changes arrive as MOVED / ASK replies, which ioredis follows (and then refreshes its
     // slot map); a periodic refresh would be a timer that keeps an idle process alive.
     slotsRefreshInterval: 0,
