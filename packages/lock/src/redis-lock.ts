@@ -14,6 +14,7 @@ import {
   type LockClient,
   robustOptions,
   settingsIdentity,
+  trackSentinelConnections,
   unrefSockets,
   withCommandTimeout,
 } from './internal/connection.js';
@@ -219,7 +220,7 @@ function subscriberOf(shared: Shared, sharded: boolean): LockClient {
   const client = shared.client;
   const sub: LockClient = isCluster(client)
     ? client.duplicate([], clusterOptions(settings, sharded))
-    : client.duplicate(robustOptions(settings));
+    : trackSentinelConnections(client.duplicate(robustOptions(settings)));
   attachErrorListener(sub);
   unrefSockets(sub);
   sub.on('end', () => shared.active.clear());

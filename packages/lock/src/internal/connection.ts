@@ -96,6 +96,10 @@ export function robustOptions(s: ConnectionSettings): RedisOptions {
     enableReadyCheck: false,
     // No CLIENT SETINFO before ready: one round trip less, and one command less for the ACL rule.
     disableClientInfo: true,
+    // NOTE: ioredis ends a socket on disconnect and arms a timer (default 2 s) to destroy it unless it
+    // closes; the timer is never cleared for a socket that had already failed, and a black hole never
+    // closes: either way the process stayed alive 2 s after close() (issue 16). Destroy at once.
+    disconnectTimeout: 0,
     connectTimeout: s.connectTimeoutMs,
     commandTimeout: s.commandTimeoutMs,
     // NOTE: a bounded reconnect (about 0.6 s in all), then the client ends; the next call reconnects on
@@ -180,6 +184,7 @@ export function clusterOptions(s: ConnectionSettings, shardedSubscribers = false
       maxRetriesPerRequest: 0,
       enableReadyCheck: false,
       disableClientInfo: true,
+      disconnectTimeout: 0,
       reconnectOnError: () => false,
     },
   };
@@ -193,7 +198,35 @@ export function createClient(io: IoredisModule, s: ConnectionSettings): LockClie
       clusterOptions(s),
     );
   }
-  return new io.Redis(clientOptions(s));
+  return trackSentinelConnections(new io.Redis(clientOptions(s)));
+}
+
+/** The connections ioredis opened to sentinels on behalf of a client (see {@link trackSentinelConnections}). */
+const sentinelConnections = new WeakMap<LockClient, Set<Redis>>();
+
+/**
+ * ioredis opens a connection to each sentinel it asks for the master, with its own defaults: a 2 s
+ * `disconnectTimeout` and no way to end it from outside. Asked while the sentinel is a black hole, such a
+ * connection kept the process alive seconds after close(). Its connector's factory is wrapped so that
+ * these connections close at once and are ended by {@link closeClient}. When the connector is not
+ * there (another ioredis layout), nothing is wrapped and only the exit delay remains.
+ */
+export function trackSentinelConnections<C extends LockClient>(client: C): C {
+  const connector = (client as unknown as { connector?: { connectToSentinel?: unknown } }).connector;
+  const original = connector?.connectToSentinel;
+  if (!connector || typeof original !== 'function') return client;
+  const opened = new Set<Redis>();
+  sentinelConnections.set(client, opened);
+  connector.connectToSentinel = function (this: unknown, endpoint: unknown, options?: object) {
+    const redis = (original as (e: unknown, o?: object) => Redis).call(this, endpoint, {
+      disconnectTimeout: 0,
+      ...options,
+    });
+    opened.add(redis);
+    redis.once('end', () => opened.delete(redis));
+    return redis;
+  };
+  return client;
 }
 
 /** Whether `client` is a Cluster (by its ioredis flag, never by a message). */
@@ -415,6 +448,7 @@ async function probe(
     maxRetriesPerRequest: 0,
     enableReadyCheck: false,
     disableClientInfo: true,
+    disconnectTimeout: 0,
     connectTimeout: Math.max(1, timeoutMs),
     commandTimeout: Math.max(1, timeoutMs),
     retryStrategy: () => null,
@@ -486,6 +520,7 @@ export async function closeClient(client: LockClient, timeoutMs: number): Promis
   }
   client.disconnect(false);
   for (const node of isCluster(client) ? nodesOf(client) : []) node.disconnect(false);
+  for (const sentinel of sentinelConnections.get(client) ?? []) sentinel.disconnect(false);
 }
 
 /** A stable, secret-free identity of connection settings (passwords only as a hash). */
