@@ -116,7 +116,9 @@ export interface OpenLockOptions {
 /**
  * Opens the lock a URL names (see {@link parseLockUrl}): the local lock-file lock in
  * `<defaultCacheDir>/locks` (ioredis is not loaded), or the Redis lease lock of
- * `@task-cache/lock/redis`, imported only for `redis://` / `rediss://` URLs.
+ * `@task-cache/lock/redis`, imported only for a Redis URL — one server (`redis://`, `rediss://`),
+ * Sentinel (`redis+sentinel://`, `rediss+sentinel://`) or Cluster (`redis+cluster://`,
+ * `rediss+cluster://`).
  * @returns the lock and the URL's lock key, if any.
  * @throws {CacheConfigError} `MISSING_DEPENDENCY` for a Redis URL when ioredis is not installed.
  * @throws {LockConfigError} for a malformed URL or a misconfigured Redis (auth, TLS, permissions).
