@@ -86,20 +86,25 @@ function tlsFor(s: ConnectionSettings, host?: string): RedisOptions['tls'] {
   };
 }
 
+/** What every connection the lock opens has in common, whatever it is for. */
+const FAIL_FAST = {
+  lazyConnect: true,
+  // Fail fast instead of queueing while disconnected; do not retry commands across reconnects.
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  enableReadyCheck: false,
+  // No CLIENT SETINFO before ready: one round trip less, and one command less for the ACL rule.
+  disableClientInfo: true,
+  // NOTE: ioredis ends a socket on disconnect and arms a timer (default 2 s) to destroy it unless it
+  // closes; the timer is never cleared for a socket that had already failed, and a black hole never
+  // closes: either way the process stayed alive 2 s after close() (issue 16). Destroy at once.
+  disconnectTimeout: 0,
+} as const satisfies RedisOptions;
+
 /** Timeouts and retry limits of every Redis connection the lock owns (also a duplicate of an injected client). */
 export function robustOptions(s: ConnectionSettings): RedisOptions {
   return {
-    lazyConnect: true,
-    // Fail fast instead of queueing while disconnected; do not retry commands across reconnects.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    enableReadyCheck: false,
-    // No CLIENT SETINFO before ready: one round trip less, and one command less for the ACL rule.
-    disableClientInfo: true,
-    // NOTE: ioredis ends a socket on disconnect and arms a timer (default 2 s) to destroy it unless it
-    // closes; the timer is never cleared for a socket that had already failed, and a black hole never
-    // closes: either way the process stayed alive 2 s after close() (issue 16). Destroy at once.
-    disconnectTimeout: 0,
+    ...FAIL_FAST,
     connectTimeout: s.connectTimeoutMs,
     commandTimeout: s.commandTimeoutMs,
     // NOTE: a bounded reconnect (about 0.6 s in all), then the client ends; the next call reconnects on
@@ -179,12 +184,9 @@ export function clusterOptions(s: ConnectionSettings, shardedSubscribers = false
       username: u.username,
       password: u.password,
       tls: u.tls ? tlsFor(s) : undefined,
+      ...FAIL_FAST,
       connectTimeout: s.connectTimeoutMs,
       commandTimeout: s.commandTimeoutMs,
-      maxRetriesPerRequest: 0,
-      enableReadyCheck: false,
-      disableClientInfo: true,
-      disconnectTimeout: 0,
       reconnectOnError: () => false,
     },
   };
@@ -443,12 +445,7 @@ async function probe(
     username,
     password,
     tls: s.url.tls ? tlsFor(s, host.host) : undefined,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    enableReadyCheck: false,
-    disableClientInfo: true,
-    disconnectTimeout: 0,
+    ...FAIL_FAST,
     connectTimeout: Math.max(1, timeoutMs),
     commandTimeout: Math.max(1, timeoutMs),
     retryStrategy: () => null,
