@@ -199,7 +199,8 @@ describe('a black hole as the lock (a TCP listener that accepts and never answer
     );
     expect(run.status).toBe('saved');
     expect(run.runMs).toBeLessThan(30_000);
-    // Generous: the process must not wait for a lock timer (the report was 1.6 s).
-    expect(exitMs).toBeLessThan(500);
+    // Generous for a loaded machine (measured 80-300 ms), below the regression: ioredis' disconnect
+    // timer and the sentinel connections held the process 2-2.6 s (issue 16 reported 1.6 s).
+    expect(exitMs).toBeLessThan(1_000);
   });
 });
