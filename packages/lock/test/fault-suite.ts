@@ -102,9 +102,21 @@ export function defineFaultSuite(
     it('a release notice reaches a waiter whose backoff is 60 s (pub/sub of this deployment works)', async () => {
       const holder = await open();
       const waiterLock = await open({ backoff: { initialMs: 60_000, maxMs: 60_000 } });
-      const lease = acquired(await holder.acquireOrWait(k('notice')));
-      const waiter = waiterLock.acquireOrWait(k('notice'));
-      await delay(500);
+      const key = k('notice');
+      const lease = acquired(await holder.acquireOrWait(key));
+      const waiter = waiterLock.acquireOrWait(key);
+      // Release only once the waiter's subscription is active on the server (classic or sharded; on a
+      // loaded machine a Cluster subscriber takes more than a moment): a release before it would be
+      // caught by the waiter's next attempt, which then acquires instead of hearing 'built'.
+      const channel = lockKeys(key).channel;
+      for (const deadline = Date.now() + 15_000; ; await delay(20)) {
+        const classic = (await h.command(channel, 'PUBSUB', 'NUMSUB', channel)) as [string, number];
+        const sharded = (await h
+          .command(channel, 'PUBSUB', 'SHARDNUMSUB', channel)
+          .catch(() => [channel, 0])) as [string, number];
+        if (Number(classic[1]) + Number(sharded[1]) > 0) break;
+        if (Date.now() > deadline) throw new Error('the waiter never subscribed');
+      }
       const t0 = performance.now();
       await lease.release('built');
       expect(await waiter).toEqual({ kind: 'peer-finished' });

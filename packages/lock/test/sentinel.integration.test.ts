@@ -145,16 +145,22 @@ describe('Sentinel failover, the new master lacks the lease', () => {
       await replica.command('CONFIG', 'SET', 'replica-read-only', 'no');
       await replica.command('DEL', name);
       await replica.command('CONFIG', 'SET', 'replica-read-only', 'yes');
-      const waiter = waiterLock.acquireOrWait(key, { isDone: () => false });
+      // Bounded: a waiter that never gets the lock fails the test instead of hanging it.
+      const waiter = waiterLock.acquireOrWait(key, { isDone: () => false, waitTimeoutMs: 4 * ttlMs });
       await delay(300);
+      expect(Number(await replica.command('EXISTS', name)), 'the replica has the lease again').toBe(0);
       const killedAt = performance.now();
-      const { ms: failoverMs } = await s.failover();
+      const { newMaster, ms: failoverMs } = await s.failover();
+      expect(newMaster).toBe(replica);
       const next = acquired(await waiter);
       const reason = holder.signal.aborted
         ? holder.signal.reason
-        : await new Promise<unknown>((resolve) =>
-            holder.signal.addEventListener('abort', () => resolve(holder.signal.reason), { once: true }),
-          );
+        : await Promise.race([
+            new Promise<unknown>((resolve) =>
+              holder.signal.addEventListener('abort', () => resolve(holder.signal.reason), { once: true }),
+            ),
+            delay(ttlMs + 5_000).then(() => 'the holder still believes it holds the lease'),
+          ]);
       console.log(
         `failover ${Math.round(failoverMs)} ms; the waiter acquired ${Math.round(performance.now() - killedAt)} ms after the kill; the holder lost its lease: ${(reason as LeaseLostError).reason}`,
       );

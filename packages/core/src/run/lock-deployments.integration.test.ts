@@ -103,22 +103,31 @@ const deployments: Array<[string, (key: string) => string]> = [
   ['Cluster', (key) => cluster.url(key, USER)],
 ];
 
-describe('6 processes run one key through each lock deployment', () => {
-  it.each(deployments)('%s: the build runs exactly once, the other 5 restore', async (name, lockUrl) => {
-    const base = await project(`six-${name}`);
-    const store = join(base, 'store');
-    const counter = join(base, 'builds.log');
-    await writeFile(counter, '');
-    const jobs = await Promise.all(
-      Array.from({ length: 6 }, async (_, i) => {
-        const dir = join(base, `job${i}`);
-        await mkdir(dir);
-        await cp(join(base, 'src'), join(dir, 'src'), { recursive: true });
-        return dir;
-      }),
-    );
-    const key = `build-${name.replace(/[^a-z]+/gi, '-').toLowerCase()}`;
-    const results = await Promise.all(
+/**
+ * Six processes run one key through `lockUrl` (run-child.ts: the build appends to `counter` and holds the
+ * lock `holdMs`). `during(counter)` runs meanwhile. Returns the six outcomes and the builds counted.
+ */
+async function sixJobs(
+  name: string,
+  lockUrl: (key: string) => string,
+  during?: (counter: string) => Promise<void>,
+  holdMs = 1_500,
+): Promise<{ outcomes: Array<{ status: string; events: string[] }>; builds: string[] }> {
+  const base = await project(`six-${name}`);
+  const store = join(base, 'store');
+  const counter = join(base, 'builds.log');
+  await writeFile(counter, '');
+  const jobs = await Promise.all(
+    Array.from({ length: 6 }, async (_, i) => {
+      const dir = join(base, `job${i}`);
+      await mkdir(dir);
+      await cp(join(base, 'src'), join(dir, 'src'), { recursive: true });
+      return dir;
+    }),
+  );
+  const key = `build-${name.replace(/[^a-z]+/gi, '-').toLowerCase()}`;
+  const [results] = await Promise.all([
+    Promise.all(
       jobs.map((dir) =>
         child(RUN_CHILD, {
           dir,
@@ -126,22 +135,59 @@ describe('6 processes run one key through each lock deployment', () => {
           lock: lockUrl(`lock:${key}`),
           env: { TASK_CACHE_DIR: join(base, 'state') },
           counter,
+          holdMs,
         }),
       ),
-    );
-    for (const r of results) expect(r.code, r.stderr).toBe(0);
-    const outcomes = results.map((r) => JSON.parse(r.lines.at(-1)!) as { status: string; events: string[] });
-    const builds = (await readFile(counter, 'utf8')).split('\n').filter(Boolean);
+    ),
+    during?.(counter),
+  ]);
+  for (const r of results) expect(r.code, r.stderr).toBe(0);
+  const outcomes = results.map((r) => JSON.parse(r.lines.at(-1)!) as { status: string; events: string[] });
+  const builds = (await readFile(counter, 'utf8')).split('\n').filter(Boolean);
+  return { outcomes, builds };
+}
+
+const ONE_SAVE_FIVE_RESTORES = ['restored', 'restored', 'restored', 'restored', 'restored', 'saved'];
+
+describe('6 processes run one key through each lock deployment', () => {
+  it.each(deployments)('%s: the build runs exactly once, the other 5 restore', async (name, lockUrl) => {
+    const { outcomes, builds } = await sixJobs(name, lockUrl);
     expect(builds).toHaveLength(1);
-    expect(outcomes.map((o) => o.status).sort()).toEqual([
-      'restored',
-      'restored',
-      'restored',
-      'restored',
-      'restored',
-      'saved',
-    ]);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(ONE_SAVE_FIVE_RESTORES);
     for (const o of outcomes) expect(o.events.filter((e) => e.startsWith('warning'))).toEqual([]);
+  });
+
+  it('Sentinel: the master killed while the build holds the lease and 5 others wait → one build, one save, 5 restores', async () => {
+    let failoverMs = 0;
+    const { outcomes, builds } = await sixJobs(
+      'failover',
+      (key) => sentinel.url(key, USER),
+      async (counter) => {
+        const master = await sentinel.master();
+        // Kill only once the build runs and every other job waits on the lock: all six command
+        // connections of the lock user have run the acquire script (their last command is EVALSHA or
+        // EVAL, or the holder's WAIT for its replica).
+        for (const deadline = Date.now() + 30_000; ; ) {
+          const building = (await readFile(counter, 'utf8')).trim() !== '';
+          const clients = String(await master.command('CLIENT', 'LIST'));
+          const acquiring = clients
+            .split('\n')
+            .filter((l) => / cmd=(evalsha|eval|wait) user=task-cache-lock /.test(l)).length;
+          if (building && acquiring >= 6) break;
+          if (Date.now() > deadline)
+            throw new Error(`jobs never all waited: ${acquiring} acquiring:\n${clients}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        failoverMs = (await sentinel.failover()).ms;
+      },
+      10_000, // the build holds the lock 10 s: long enough for all six to wait, and for the failover
+    );
+    console.log(
+      `failover during the build: ${Math.round(failoverMs)} ms; statuses ${outcomes.map((o) => o.status).join(', ')}`,
+    );
+    expect(builds).toHaveLength(1);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(ONE_SAVE_FIVE_RESTORES);
+    await sentinel.waitForReplication();
   });
 });
 
