@@ -45,6 +45,12 @@ export interface RedisLockOptions extends LockOptions {
    * @default true
    */
   releaseNotices?: boolean;
+  /**
+   * Aborts connecting: `connectLock` rejects with `signal.reason` at once and leaves no connection
+   * behind. It does not affect the lock once returned (each call takes its own signal).
+   * @default undefined
+   */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -323,6 +329,10 @@ async function releaseShared(shared: Shared): Promise<void> {
   ]);
 }
 
+/** The lock's own close signal, and the caller's when given. */
+const withCaller = (own: AbortSignal, caller: AbortSignal | undefined): AbortSignal =>
+  caller ? AbortSignal.any([own, caller]) : own;
+
 /**
  * Connects to the lock Redis named by `url` and returns a {@link Lock}; the URL's key is available as
  * `lock.key`. `url` is a string or a parsed {@link RedisLockUrl} of any deployment:
@@ -348,6 +358,7 @@ export async function connectLock(
   url: string | URL | RedisLockUrl,
   options: RedisLockOptions = {},
 ): Promise<Lock> {
+  options.signal?.throwIfAborted();
   const parsed: LockUrl = typeof url === 'string' || url instanceof URL ? parseLockUrl(url) : url;
   if (parsed?.kind !== 'redis') {
     throw new LockConfigError(
@@ -392,17 +403,22 @@ export async function connectLock(
     shared.identity = identity;
     pool.set(identity, shared);
     try {
-      await connectClient(io, client, settings, shared.closing.signal);
+      await connectClient(io, client, settings, withCaller(shared.closing.signal, options.signal));
     } catch (error) {
       pool.delete(identity);
       shared.identity = undefined;
+      if (options.signal?.aborted) {
+        await closeClient(client, 0);
+        throw options.signal.reason;
+      }
       // Unreachable is not a configuration problem: hand out the lock, its calls report `unavailable`.
       if (error instanceof LockConfigError) throw error;
     }
   } else if (shared.client.status !== 'ready') {
     try {
-      await ensureReady(io, shared.client, settings, shared.closing.signal);
+      await ensureReady(io, shared.client, settings, withCaller(shared.closing.signal, options.signal));
     } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
       if (error instanceof LockConfigError) throw error;
     }
   }

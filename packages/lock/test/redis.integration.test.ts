@@ -2,7 +2,7 @@
 // fault suite shared by every deployment (fault-suite.ts) runs here on a plain standalone server; this
 // file adds what is specific to one server: an injected client, a frozen server, a READONLY replica,
 // misconfiguration.
-import { type RedisFixture, startRedis } from '@task-cache/testkit';
+import { type RedisFixture, startBlackHole, startRedis } from '@task-cache/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AcquireOutcome, type Lease, type Lock, LockConfigError } from '../src/index.js';
@@ -180,6 +180,31 @@ describe('redis lock (real redis-server)', () => {
       locks.push(lock);
       const lease = acquired(await lock.acquireOrWait('allowed:{build-1}'));
       expect(await lease.release('built')).toBe(true);
+    });
+
+    it('issue 16: a black hole (accepts, never answers): connectLock and acquire are bounded by the connect timeout; a signal aborts connectLock at once', async () => {
+      const hole = await startBlackHole();
+      try {
+        const url = `redis://:Hole-Secret-7@${hole.host}:${hole.port}/k`;
+        const controller = new AbortController();
+        const pending = connectLock(url, { connectTimeoutMs: 10_000, signal: controller.signal });
+        await delay(100);
+        let t0 = performance.now();
+        controller.abort(new Error('stop connecting'));
+        await expect(pending).rejects.toThrow('stop connecting');
+        expect(performance.now() - t0).toBeLessThan(200);
+        t0 = performance.now();
+        const lock = await connectLock(url, { connectTimeoutMs: 1_000 });
+        locks.push(lock);
+        expect(performance.now() - t0).toBeLessThan(1_000 + 700);
+        t0 = performance.now();
+        const outcome = await lock.acquireOrWait('k');
+        expect(performance.now() - t0).toBeLessThan(1_000 + 700);
+        expect(outcome.kind).toBe('unavailable');
+        expect(hole.accepted).toBeGreaterThan(0);
+      } finally {
+        await hole.close();
+      }
     });
 
     it('an unreachable Redis is not a configuration error: acquire reports unavailable', async () => {

@@ -273,4 +273,29 @@ describe('engine lock', () => {
     expect(performance.now() - t0).toBeLessThan(1_000);
     await other.close();
   });
+
+  it('issue 16: an abort during a slow attempt (a connect, a frozen server) rejects at once; an attempt that lands later is given back', async () => {
+    const { backend, state } = fakeBackend();
+    let land: (() => void) | undefined;
+    const slow: LockBackend = {
+      ...backend,
+      tryAcquire: (key, token, ttl) =>
+        new Promise((resolve) => {
+          land = () => resolve(backend.tryAcquire(key, token, ttl));
+        }),
+    };
+    const lock = createEngineLock(slow);
+    const controller = new AbortController();
+    const outcome = lock.acquireOrWait('k', { signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 20));
+    const t0 = performance.now();
+    controller.abort(new Error('stop'));
+    await expect(outcome).rejects.toThrow('stop');
+    expect(performance.now() - t0).toBeLessThan(100);
+    land?.(); // the SET NX lands after the abort…
+    await new Promise((r) => setTimeout(r, 20));
+    expect(state.calls.release).toBe(1); // …and is given back
+    expect(state.holder).toBeUndefined();
+    await lock.close();
+  });
 });

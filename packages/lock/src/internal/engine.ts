@@ -246,9 +246,18 @@ export function createEngineLock(
         const t0 = now();
         let result: AttemptResult | undefined;
         try {
-          result = await backend.tryAcquire(key, token, ttlMs);
+          const attempt = backend.tryAcquire(key, token, ttlMs);
+          result = await abortable(attempt, signal, () => {
+            // Aborted while the attempt is in flight (a slow connect, a frozen server): if it still
+            // lands, give the key back at once instead of leaving it held for a TTL.
+            attempt.then(
+              (late) => (late.ok ? backend.release(key, token, 'failed') : undefined),
+              () => undefined,
+            );
+          });
           firstFailureAt = undefined;
         } catch (error) {
+          if (signal?.aborted && error === signal.reason) throw error;
           const err = toLockError(error);
           if (!(err instanceof LockUnavailableError)) throw err;
           // NOTE: the first attempt fails fast (caller proceeds without the lock). A waiter that already
@@ -316,6 +325,36 @@ export function createEngineLock(
       }
     },
   };
+}
+
+/**
+ * `promise`, or a rejection with `signal.reason` as soon as `signal` aborts (then `onAbandon` is called
+ * once, to clean up after the promise that is left running).
+ */
+function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbandon: () => void,
+): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      onAbandon();
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function toLockError(error: unknown): LockError {
