@@ -33,7 +33,11 @@ export {
   describeLockUrl,
   type LocalLockUrl,
   type LockUrl,
+  type LockUrlHost,
   parseLockUrl,
+  type RedisClusterLockUrl,
   type RedisLockUrl,
+  type RedisSentinelLockUrl,
+  type RedisStandaloneLockUrl,
 } from './url.js';
 export { type WithLockResult, withLock } from './with-lock.js';

@@ -1,15 +1,21 @@
 import { readFile } from 'node:fs/promises';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { LockConfigError } from './errors.js';
 import {
   type ConnectionSettings,
   classifyRedisError,
-  clientOptions,
   closeClient,
+  clusterOptions,
   connectClient,
+  createClient,
   ensureReady,
+  type IoredisModule,
+  isCluster,
+  type LockClient,
   robustOptions,
   settingsIdentity,
+  trackSentinelConnections,
+  unrefSockets,
   withCommandTimeout,
 } from './internal/connection.js';
 import { createEngineLock, type LockBackend, positiveInt } from './internal/engine.js';
@@ -22,6 +28,7 @@ import { describeLockUrl, type LockUrl, parseLockUrl, type RedisLockUrl } from '
 // `@task-cache/lock/redis` subpath) without it installed fails with a typed LockConfigError naming the
 // fix, never a raw ERR_MODULE_NOT_FOUND; the main entry never gets here.
 const ioredis = await loadIoredis(() => import('ioredis'));
+const io: IoredisModule = { Redis: ioredis.Redis, Cluster: ioredis.Cluster };
 
 /** Options of {@link connectLock} and {@link createRedisLock}. */
 export interface RedisLockOptions extends LockOptions {
@@ -29,22 +36,35 @@ export interface RedisLockOptions extends LockOptions {
   connectTimeoutMs?: number;
   /** Per-command timeout; no lock call blocks longer on a frozen Redis. @default 2_000 */
   commandTimeoutMs?: number;
-  /** PEM CA bundle for `rediss://` (instead of `?ca=PATH`). @default the system CAs */
+  /** PEM CA bundle for the TLS schemes (instead of `?ca=PATH`). @default the system CAs */
   ca?: string | Buffer;
   /**
-   * Subscribe waiters to release notices (one shared subscriber connection). `false`: waiters poll with
-   * the backoff alone (e.g. when an ACL user has no channel permissions).
+   * Subscribe waiters to release notices (one shared subscriber connection; sharded pub/sub on a
+   * Redis Cluster >= 7). `false`: waiters poll with the backoff alone (e.g. when an ACL user has no
+   * channel permissions).
    * @default true
    */
   releaseNotices?: boolean;
+  /**
+   * Aborts connecting: `connectLock` rejects with `signal.reason` at once and leaves no connection
+   * behind. It does not affect the lock once returned (each call takes its own signal).
+   * @default undefined
+   */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
 /** The fence counter outlives leases by far; the TIME seed covers its expiry. */
 const FENCE_TTL_MS = 24 * 3600_000;
+/**
+ * Sentinel: how long an acquire or a renewal waits for one replica to have it (`WAIT 1 ms`), so that a
+ * failover right after it promotes a replica that knows the lease. Bounded and small: a deployment whose
+ * replica is down pays it once per acquire and renewal, never more.
+ */
+const REPLICA_WAIT_MS = 250;
 
-interface ScriptClient extends Redis {
+interface ScriptClient {
   taskCacheLockAcquire(
     lease: string,
     fence: string,
@@ -53,11 +73,17 @@ interface ScriptClient extends Redis {
     fenceTtl: number,
   ): Promise<[number, string | number]>;
   taskCacheLockRenew(lease: string, token: string, ttl: number): Promise<number>;
-  taskCacheLockRelease(lease: string, token: string, outcome: string, channel: string): Promise<number>;
+  taskCacheLockRelease(
+    lease: string,
+    token: string,
+    outcome: string,
+    channel: string,
+    publish: string,
+  ): Promise<number>;
 }
 
-function defineScripts(client: Redis): ScriptClient {
-  const c = client as ScriptClient;
+function defineScripts<C extends LockClient>(client: C): C & ScriptClient {
+  const c = client as C & ScriptClient;
   if (typeof c.taskCacheLockAcquire !== 'function') {
     client.defineCommand('taskCacheLockAcquire', { numberOfKeys: 2, lua: ACQUIRE });
     client.defineCommand('taskCacheLockRenew', { numberOfKeys: 1, lua: RENEW });
@@ -68,49 +94,92 @@ function defineScripts(client: Redis): ScriptClient {
 
 /** One command connection + one subscriber connection, shared by every lock with the same settings. */
 interface Shared {
-  client: ScriptClient;
+  client: LockClient & ScriptClient;
   owned: boolean;
   settings: ConnectionSettings;
-  subscriber: Redis | undefined;
+  subscriber: LockClient | undefined;
+  /** Cluster: whether the servers have sharded pub/sub (SPUBLISH); asked once, on first need. */
+  sharded: Promise<boolean> | undefined;
   /** Channel → its SUBSCRIBE (shared by all waiters on it); cleared when the subscriber connection ends. */
   active: Map<string, Promise<void>>;
-  listeners: Map<string, Set<(outcome: ReleaseOutcome) => void>>;
+  /** Channel → its waiters' listeners; `undefined` tells them notices may have been missed. */
+  listeners: Map<string, Set<(outcome: ReleaseOutcome | undefined) => void>>;
+  /** Told after every (re)connect of the command connection: held leases are re-validated. */
+  reconnected: Set<() => void>;
+  /** Aborted by the last close: pending connects and waits end at once. */
+  closing: AbortController;
   refs: number;
   identity: string | undefined;
 }
 
 const pool = new Map<string, Shared>();
 
-function attachErrorListener(client: Redis): void {
+function attachErrorListener(client: LockClient): void {
   // NOTE: without an 'error' listener ioredis errors become uncaught exceptions; failures surface through
   // the commands' promises instead.
   client.on('error', () => {});
 }
 
-/**
- * An idle lock connection must not keep the process alive (a CLI that forgets `close()` still exits).
- * In-flight commands are unaffected: ioredis' command timeout timer keeps the loop alive meanwhile.
- */
-function unrefSockets(client: Redis): void {
-  client.on('connect', () => {
-    (client as unknown as { stream?: { unref?: () => void } }).stream?.unref?.();
+function newShared(client: LockClient, owned: boolean, settings: ConnectionSettings, refs: number): Shared {
+  const shared: Shared = {
+    client: defineScripts(client),
+    owned,
+    settings,
+    subscriber: undefined,
+    sharded: undefined,
+    listeners: new Map(),
+    active: new Map(),
+    reconnected: new Set(),
+    closing: new AbortController(),
+    refs,
+    identity: undefined,
+  };
+  // After any reconnect (a restart, a Sentinel failover, a Cluster node coming back) a held lease may be
+  // gone: the engine renews every held lease at once, which reports a lease whose token is gone as lost.
+  const fire = () => {
+    for (const listener of shared.reconnected) listener();
+  };
+  client.on('ready', fire);
+  if (isCluster(client)) client.on('+node', (node: Redis) => node.on('ready', fire));
+  return shared;
+}
+
+/** Cluster >= 7: sharded pub/sub (the notice goes to the channel's shard only). Otherwise classic. */
+function publishCommand(shared: Shared): Promise<'SPUBLISH' | 'PUBLISH'> {
+  const client = shared.client;
+  if (!isCluster(client)) return Promise.resolve('PUBLISH');
+  shared.sharded ??= (client.call('COMMAND', 'INFO', 'SPUBLISH') as Promise<unknown[]>).then(
+    (info) => Array.isArray(info) && Array.isArray(info[0]),
+  );
+  const asked = shared.sharded;
+  asked.catch(() => {
+    if (shared.sharded === asked) shared.sharded = undefined; // ask again next time
   });
+  return asked.then((sharded) => (sharded ? 'SPUBLISH' : 'PUBLISH'));
 }
 
 function backendFor(shared: Shared, releaseNotices: boolean): LockBackend {
   const { settings } = shared;
+  const deployment = settings.url.deployment;
   const call = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
-      if (shared.owned) await ensureReady(shared.client, settings);
+      if (shared.owned) await ensureReady(io, shared.client, settings, shared.closing.signal);
       return await withCommandTimeout(fn, settings);
     } catch (error) {
       throw classifyRedisError(error, settings.where);
     }
   };
+  /** Sentinel: let one replica catch up (bounded, result ignored: a lone master still serves the lock). */
+  const replicate = async () => {
+    if (deployment !== 'sentinel') return;
+    await (shared.client as Redis).call('WAIT', '1', String(REPLICA_WAIT_MS)).catch(() => undefined);
+  };
   return {
     tryAcquire: (key, token, ttlMs) =>
       call(async () => {
         const k = lockKeys(key);
+        // A waiter whose subscription ended (a failover, a restart) gets it back on its next attempt.
+        if (releaseNotices) resubscribeIfLost(shared, k.channel);
         const [ok, value] = await shared.client.taskCacheLockAcquire(
           k.lease,
           k.fence,
@@ -118,44 +187,105 @@ function backendFor(shared: Shared, releaseNotices: boolean): LockBackend {
           ttlMs,
           FENCE_TTL_MS,
         );
-        if (ok === 1) return { ok: true as const, fence: Number(value) };
+        if (ok === 1) {
+          await replicate();
+          return { ok: true as const, fence: Number(value) };
+        }
         const pttl = Number(value);
         return { ok: false as const, pttlMs: Number.isFinite(pttl) && pttl >= 0 ? pttl : undefined };
       }),
     renew: (key, token, ttlMs) =>
-      call(async () => (await shared.client.taskCacheLockRenew(lockKeys(key).lease, token, ttlMs)) === 1),
+      call(async () => {
+        const renewed = (await shared.client.taskCacheLockRenew(lockKeys(key).lease, token, ttlMs)) === 1;
+        if (renewed) await replicate();
+        return renewed;
+      }),
     release: (key, token, outcome) =>
       call(async () => {
         const k = lockKeys(key);
-        return (await shared.client.taskCacheLockRelease(k.lease, token, outcome, k.channel)) === 1;
+        const publish = await publishCommand(shared);
+        return (await shared.client.taskCacheLockRelease(k.lease, token, outcome, k.channel, publish)) === 1;
       }),
     ...(releaseNotices
       ? {
-          subscribe: (key: string, listener: (outcome: ReleaseOutcome) => void) =>
+          subscribe: (key: string, listener: (outcome: ReleaseOutcome | undefined) => void) =>
             subscribe(shared, lockKeys(key).channel, listener),
         }
       : {}),
+    onReconnect: (listener: () => void) => {
+      shared.reconnected.add(listener);
+      return () => shared.reconnected.delete(listener);
+    },
     close: () => releaseShared(shared),
   };
+}
+
+function subscriberOf(shared: Shared, sharded: boolean): LockClient {
+  if (shared.subscriber) return shared.subscriber;
+  const { settings } = shared;
+  const client = shared.client;
+  const sub: LockClient = isCluster(client)
+    ? client.duplicate([], clusterOptions(settings, sharded))
+    : trackSentinelConnections(client.duplicate(robustOptions(settings)));
+  attachErrorListener(sub);
+  unrefSockets(sub);
+  sub.on('end', () => shared.active.clear());
+  const onMessage = (channel: string, message: string) => {
+    if (message !== 'built' && message !== 'failed') return;
+    for (const l of shared.listeners.get(channel) ?? []) l(message);
+  };
+  sub.on('message', onMessage);
+  sub.on('smessage', onMessage);
+  // ioredis resubscribes by itself after a reconnect within its bounded retries; a notice sent in the gap
+  // is lost, so every waiter attempts once more right away.
+  let readyBefore = false;
+  sub.on('ready', () => {
+    if (readyBefore) for (const set of shared.listeners.values()) for (const l of set) l(undefined);
+    readyBefore = true;
+  });
+  shared.subscriber = sub;
+  return sub;
+}
+
+/** Starts (once per channel) the subscription of `channel`; resolves when it is active. */
+function activate(shared: Shared, channel: string): Promise<void> {
+  let active = shared.active.get(channel);
+  if (active) return active;
+  active = publishCommand(shared)
+    .catch(() => 'PUBLISH' as const)
+    .then(async (publish) => {
+      const sub = subscriberOf(shared, publish === 'SPUBLISH');
+      // NOTE: after an on-demand reconnect (status 'end' → connect) ioredis does not resubscribe by itself,
+      // hence the map is cleared on 'end' and the channel is subscribed again.
+      await ensureReady(io, sub, shared.settings, shared.closing.signal);
+      await withCommandTimeout(
+        () => (publish === 'SPUBLISH' ? sub.ssubscribe(channel) : sub.subscribe(channel)),
+        shared.settings,
+      );
+    });
+  shared.active.set(channel, active);
+  active.catch(() => {
+    if (shared.active.get(channel) === active) shared.active.delete(channel);
+  });
+  return active;
+}
+
+/** A channel with waiters but no active subscription (it ended): subscribe again, then tell the waiters. */
+function resubscribeIfLost(shared: Shared, channel: string): void {
+  if (!shared.listeners.has(channel) || shared.active.has(channel) || shared.closing.signal.aborted) return;
+  activate(shared, channel).then(
+    () => {
+      for (const l of shared.listeners.get(channel) ?? []) l(undefined);
+    },
+    () => undefined, // polling goes on; the next attempt tries again
+  );
 }
 
 async function subscribe(
   shared: Shared,
   channel: string,
-  listener: (outcome: ReleaseOutcome) => void,
+  listener: (outcome: ReleaseOutcome | undefined) => void,
 ): Promise<() => void> {
-  if (!shared.subscriber) {
-    const sub = shared.client.duplicate(robustOptions(shared.settings));
-    attachErrorListener(sub);
-    unrefSockets(sub);
-    sub.on('end', () => shared.active.clear());
-    sub.on('message', (ch: string, message: string) => {
-      if (message !== 'built' && message !== 'failed') return;
-      for (const l of shared.listeners.get(ch) ?? []) l(message);
-    });
-    shared.subscriber = sub;
-  }
-  const sub = shared.subscriber;
   let set = shared.listeners.get(channel);
   if (!set) {
     set = new Set();
@@ -167,22 +297,16 @@ async function subscribe(
     if (!current?.delete(listener) || current.size > 0) return;
     shared.listeners.delete(channel);
     shared.active.delete(channel);
-    if (sub.status === 'ready') sub.unsubscribe(channel).catch(() => undefined);
+    const sub = shared.subscriber;
+    if (sub?.status === 'ready') {
+      const off = shared.sharded === undefined ? Promise.resolve(false) : shared.sharded;
+      off
+        .then((sharded) => (sharded ? sub.sunsubscribe(channel) : sub.unsubscribe(channel)))
+        .catch(() => undefined);
+    }
   };
-  let active = shared.active.get(channel);
-  if (!active) {
-    // NOTE: after an on-demand reconnect (status 'end' → connect) ioredis does not resubscribe by itself,
-    // hence the map is cleared on 'end' and the next waiter subscribes again.
-    active = ensureReady(sub, shared.settings).then(async () => {
-      await sub.subscribe(channel);
-    });
-    shared.active.set(channel, active);
-    active.catch(() => {
-      if (shared.active.get(channel) === active) shared.active.delete(channel);
-    });
-  }
   try {
-    await active;
+    await activate(shared, channel);
   } catch (error) {
     unsubscribe();
     throw error;
@@ -194,6 +318,10 @@ async function releaseShared(shared: Shared): Promise<void> {
   shared.refs--;
   if (shared.refs > 0) return;
   if (shared.identity !== undefined) pool.delete(shared.identity);
+  // Ends pending connects and reconnect waits at once: nothing of this lock may keep the process alive.
+  shared.closing.abort(new LockConfigError('option', 'lock is closed'));
+  shared.listeners.clear();
+  shared.reconnected.clear();
   const t = shared.settings.commandTimeoutMs;
   await Promise.all([
     shared.owned ? closeClient(shared.client, t) : Promise.resolve(),
@@ -201,25 +329,41 @@ async function releaseShared(shared: Shared): Promise<void> {
   ]);
 }
 
+/** The lock's own close signal, and the caller's when given. */
+const withCaller = (own: AbortSignal, caller: AbortSignal | undefined): AbortSignal =>
+  caller ? AbortSignal.any([own, caller]) : own;
+
 /**
- * Connects to the lock Redis named by `url` — `redis://[USER][:PASSWORD]@HOST[:PORT]/KEY[?db=N]` or
- * `rediss://…[?ca=PATH]`, as a string or as parsed by {@link parseLockUrl} — and returns a {@link Lock};
- * the URL's path is available as `lock.key`. Locks with equal connection settings in one process share
- * one command and one subscriber connection (the key is not part of them).
+ * Connects to the lock Redis named by `url` and returns a {@link Lock}; the URL's key is available as
+ * `lock.key`. `url` is a string or a parsed {@link RedisLockUrl} of any deployment:
  *
- * Misconfiguration (bad URL or option, NOAUTH, WRONGPASS, NOPERM, `rediss://` to a plaintext port) rejects
- * with a {@link LockConfigError} within the connect timeout, leaving no reconnect loop behind. An
- * unreachable Redis does not reject: the lock is returned and its calls report `unavailable`.
+ * - `redis://[USER][:PASSWORD]@HOST[:PORT]/KEY[?db=N]`, `rediss://…[?ca=PATH]` — one server;
+ * - `redis+sentinel://[USER][:PASSWORD]@HOST[:PORT][,…]/MASTER_NAME[/KEY]` (`rediss+sentinel://`,
+ *   `?sentinel_username=`, `?sentinel_password=`) — the master the sentinels name, followed across
+ *   failovers;
+ * - `redis+cluster://[USER][:PASSWORD]@HOST[:PORT][,…][/KEY]` (`rediss+cluster://`) — a Redis Cluster; all
+ *   keys of one lock share a hash slot, notices use sharded pub/sub where the servers have it.
+ *
+ * Locks with equal connection settings in one process share one command and one subscriber connection
+ * (the key is not part of them). No command is ever queued while disconnected: a lock call fails fast
+ * (`unavailable`), and after every reconnect the held leases are re-validated (a lease whose token is gone
+ * is lost, never silently kept).
+ *
+ * Misconfiguration (bad URL or option, NOAUTH, WRONGPASS, NOPERM, TLS to a plaintext port, an unknown
+ * master name, a node not in cluster mode) rejects with a {@link LockConfigError} within the connect
+ * timeout, leaving no reconnect loop behind. An unreachable Redis does not reject: the lock is returned and
+ * its calls report `unavailable`.
  */
 export async function connectLock(
   url: string | URL | RedisLockUrl,
   options: RedisLockOptions = {},
 ): Promise<Lock> {
+  options.signal?.throwIfAborted();
   const parsed: LockUrl = typeof url === 'string' || url instanceof URL ? parseLockUrl(url) : url;
   if (parsed?.kind !== 'redis') {
     throw new LockConfigError(
       'url',
-      'connectLock needs a redis:// or rediss:// URL (for local: use createFileLock or createLocalLock)',
+      'connectLock needs a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL (for local: use createFileLock or createLocalLock)',
     );
   }
   const connectTimeoutMs = positiveInt(
@@ -241,12 +385,7 @@ export async function connectLock(
     }
   }
   const settings: ConnectionSettings = {
-    host: parsed.host,
-    port: parsed.port,
-    username: parsed.username,
-    password: parsed.password,
-    db: parsed.db,
-    tls: parsed.tls,
+    url: parsed,
     ca,
     connectTimeoutMs,
     commandTimeoutMs,
@@ -257,32 +396,29 @@ export async function connectLock(
   const identity = settingsIdentity(settings);
   let shared = pool.get(identity);
   if (!shared) {
-    const client = defineScripts(new ioredis.Redis(clientOptions(settings)));
+    const client = createClient(io, settings);
     attachErrorListener(client);
     unrefSockets(client);
-    shared = {
-      client,
-      owned: true,
-      settings,
-      subscriber: undefined,
-      listeners: new Map(),
-      active: new Map(),
-      refs: 0,
-      identity,
-    };
+    shared = newShared(client, true, settings, 0);
+    shared.identity = identity;
     pool.set(identity, shared);
     try {
-      await connectClient(client, settings);
+      await connectClient(io, client, settings, withCaller(shared.closing.signal, options.signal));
     } catch (error) {
       pool.delete(identity);
       shared.identity = undefined;
+      if (options.signal?.aborted) {
+        await closeClient(client, 0);
+        throw options.signal.reason;
+      }
       // Unreachable is not a configuration problem: hand out the lock, its calls report `unavailable`.
       if (error instanceof LockConfigError) throw error;
     }
   } else if (shared.client.status !== 'ready') {
     try {
-      await ensureReady(shared.client, settings);
+      await ensureReady(io, shared.client, settings, withCaller(shared.closing.signal, options.signal));
     } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
       if (error instanceof LockConfigError) throw error;
     }
   }
@@ -294,11 +430,13 @@ export async function connectLock(
 }
 
 /**
- * A {@link Lock} on an ioredis client you own (it is never connected, reconnected or closed by the lock;
- * configure its timeouts and give it an `error` listener). The subscriber for release notices is a
- * `duplicate()` of it, owned and closed by the lock.
+ * A {@link Lock} on an ioredis client you own — a `Redis` (standalone or Sentinel) or a `Cluster`. It is
+ * never connected, reconnected or closed by the lock; configure its timeouts, give it an `error` listener,
+ * and turn its offline queue off (`enableOfflineQueue: false`) so that no lock command waits for a
+ * reconnect. The subscriber for release notices is a `duplicate()` (a new `Cluster` for a cluster), owned
+ * and closed by the lock.
  */
-export function createRedisLock(client: Redis, options: RedisLockOptions = {}): Lock {
+export function createRedisLock(client: Redis | Cluster, options: RedisLockOptions = {}): Lock {
   const commandTimeoutMs = positiveInt(
     options.commandTimeoutMs,
     'commandTimeoutMs',
@@ -309,28 +447,48 @@ export function createRedisLock(client: Redis, options: RedisLockOptions = {}): 
     'connectTimeoutMs',
     DEFAULT_CONNECT_TIMEOUT_MS,
   );
-  const o = client.options;
+  let url: RedisLockUrl;
+  if (isCluster(client)) {
+    const startup = (client as unknown as { startupNodes: Array<{ host?: string; port?: number } | number> })
+      .startupNodes;
+    const nodes = startup.map((n) =>
+      typeof n === 'object' && n !== null
+        ? { host: String(n.host ?? 'localhost'), port: Number(n.port ?? 6379) }
+        : { host: 'localhost', port: Number(n) || 6379 },
+    );
+    const o = client.options.redisOptions ?? {};
+    url = {
+      kind: 'redis',
+      deployment: 'cluster',
+      tls: o.tls !== undefined,
+      username: o.username,
+      password: o.password,
+      caPath: undefined,
+      key: undefined,
+      nodes,
+    };
+  } else {
+    const o = client.options;
+    url = {
+      kind: 'redis',
+      deployment: 'standalone',
+      tls: o.tls !== undefined,
+      host: o.host ?? 'localhost',
+      port: o.port ?? 6379,
+      username: o.username,
+      password: o.password,
+      db: o.db ?? 0,
+      caPath: undefined,
+      key: undefined,
+    };
+  }
   const settings: ConnectionSettings = {
-    host: o.host ?? 'localhost',
-    port: o.port ?? 6379,
-    username: o.username,
-    password: o.password,
-    db: o.db ?? 0,
-    tls: o.tls !== undefined,
+    url,
     ca: undefined,
     connectTimeoutMs,
     commandTimeoutMs,
-    where: `redis://${o.host ?? 'localhost'}:${o.port ?? 6379} (injected client)`,
+    where: `${describeLockUrl(url)} (injected client)`,
   };
-  const shared: Shared = {
-    client: defineScripts(client),
-    owned: false,
-    settings,
-    subscriber: undefined,
-    listeners: new Map(),
-    active: new Map(),
-    refs: 1,
-    identity: undefined,
-  };
+  const shared = newShared(client, false, settings, 1);
   return createEngineLock(backendFor(shared, options.releaseNotices !== false), options);
 }

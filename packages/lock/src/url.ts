@@ -5,30 +5,74 @@ export interface LocalLockUrl {
   readonly kind: 'local';
 }
 
-/** `redis://…` / `rediss://…`: the Redis lease lock of `@task-cache/lock/redis`. */
-export interface RedisLockUrl {
+/** A server address of a lock URL's host list. */
+export interface LockUrlHost {
+  /** Host name or IP address (IPv6 without brackets). */
+  readonly host: string;
+  /** TCP port. */
+  readonly port: number;
+}
+
+/** What every Redis lock URL has, whatever the deployment. */
+interface RedisLockUrlBase {
   readonly kind: 'redis';
-  /** `true` for `rediss://`. */
+  /** `true` for the `rediss…` schemes: TLS to every server of the deployment. */
   readonly tls: boolean;
+  /** ACL user name of the data nodes (percent-decoded), if any. */
+  readonly username: string | undefined;
+  /** Password of the data nodes (percent-decoded), if any. Never print it: use {@link describeLockUrl}. */
+  readonly password: string | undefined;
+  /** CA bundle path from `?ca=PATH` (only with the TLS schemes). */
+  readonly caPath: string | undefined;
+  /** Lock key: the percent-decoded key segment of the path; `undefined` when empty. */
+  readonly key: string | undefined;
+}
+
+/** `redis://…` / `rediss://…`: one Redis server (standalone, or a managed service's single endpoint). */
+export interface RedisStandaloneLockUrl extends RedisLockUrlBase {
+  readonly deployment: 'standalone';
   /** Host name or IP address (IPv6 without brackets). */
   readonly host: string;
   /** TCP port. @default 6379 */
   readonly port: number;
-  /** ACL user name (percent-decoded), if any. */
-  readonly username: string | undefined;
-  /** Password (percent-decoded), if any. Never print it: use {@link describeLockUrl}. */
-  readonly password: string | undefined;
   /** Database number from `?db=N`. @default 0 */
   readonly db: number;
-  /** CA bundle path from `?ca=PATH` (only with `rediss://`). */
-  readonly caPath: string | undefined;
-  /** Lock key: the percent-decoded URL path without its leading `/`; `undefined` when empty. */
-  readonly key: string | undefined;
 }
 
 /**
- * A parsed lock URL (see {@link parseLockUrl}), discriminated by `kind`. More kinds will join the union
- * (e.g. Sentinel and Cluster deployments): switch on `kind` and keep a default branch.
+ * `redis+sentinel://…` / `rediss+sentinel://…`: a master found through Redis Sentinel (the sentinels'
+ * addresses in the host list, the master's name as the first path segment).
+ */
+export interface RedisSentinelLockUrl extends RedisLockUrlBase {
+  readonly deployment: 'sentinel';
+  /** The sentinels (port @default 26379). */
+  readonly sentinels: readonly LockUrlHost[];
+  /** The master name the sentinels monitor (`sentinel monitor NAME …`). */
+  readonly masterName: string;
+  /** Database number from `?db=N`. @default 0 */
+  readonly db: number;
+  /** `?sentinel_username=`: the sentinels' own ACL user, if any. */
+  readonly sentinelUsername: string | undefined;
+  /** `?sentinel_password=`: the sentinels' own password, if any. Never print it. */
+  readonly sentinelPassword: string | undefined;
+}
+
+/** `redis+cluster://…` / `rediss+cluster://…`: a Redis Cluster, reached through any of its seed nodes. */
+export interface RedisClusterLockUrl extends RedisLockUrlBase {
+  readonly deployment: 'cluster';
+  /** Seed nodes (port @default 6379); the rest of the cluster is discovered from them. */
+  readonly nodes: readonly LockUrlHost[];
+}
+
+/**
+ * A Redis lock URL, discriminated by `deployment`: a standalone server, a Sentinel-managed master or a
+ * Cluster. Switch on `deployment` and keep a default branch.
+ */
+export type RedisLockUrl = RedisStandaloneLockUrl | RedisSentinelLockUrl | RedisClusterLockUrl;
+
+/**
+ * A parsed lock URL (see {@link parseLockUrl}), discriminated by `kind` (and, for Redis, by
+ * `deployment`). Switch on them and keep a default branch: more forms may join.
  */
 export type LockUrl = LocalLockUrl | RedisLockUrl;
 
@@ -49,25 +93,56 @@ const decode = (part: string, what: string): string => {
   }
 };
 
-/** One parser per scheme; a new deployment form (issue 18) is one more entry and one more union member. */
+/** One parser per scheme; a new deployment form is one more entry and one more union member. */
 const SCHEMES: Record<string, (protocol: string, rest: string) => LockUrl> = {
   local: parseLocal,
   redis: parseRedis,
   rediss: parseRedis,
+  'redis+sentinel': parseRedis,
+  'rediss+sentinel': parseRedis,
+  'redis+cluster': parseRedis,
+  'rediss+cluster': parseRedis,
 };
-const SUPPORTED = 'redis://[USER][:PASSWORD]@HOST[:PORT]/KEY, rediss://…, local: or an empty string';
+const SUPPORTED =
+  'redis://[USER][:PASSWORD]@HOST[:PORT]/KEY, rediss://…, redis+sentinel://[USER][:PASSWORD]@HOST[:PORT][,HOST[:PORT]…]/MASTER_NAME[/KEY], rediss+sentinel://…, redis+cluster://[USER][:PASSWORD]@HOST[:PORT][,HOST[:PORT]…][/KEY], rediss+cluster://…, local: or an empty string';
+
+const FORMS: Record<RedisLockUrl['deployment'], string> = {
+  standalone: '://[USER][:PASSWORD]@HOST[:PORT]/KEY',
+  sentinel: '://[USER][:PASSWORD]@HOST[:PORT][,HOST[:PORT]…]/MASTER_NAME[/KEY]',
+  cluster: '://[USER][:PASSWORD]@HOST[:PORT][,HOST[:PORT]…][/KEY]',
+};
+/** The query parameters each deployment accepts. */
+const PARAMS: Record<RedisLockUrl['deployment'], readonly string[]> = {
+  standalone: ['db', 'ca'],
+  sentinel: ['db', 'ca', 'sentinel_username', 'sentinel_password'],
+  cluster: ['ca'],
+};
+const DEFAULT_PORT: Record<RedisLockUrl['deployment'], number> = {
+  standalone: 6379,
+  sentinel: 26379,
+  cluster: 6379,
+};
 
 /**
  * Parses a lock URL. The one lock-URL grammar of task-cache:
  *
  * - `''` (or only white space), `local:`, `local://` — the lock for one machine (`kind: 'local'`).
  * - `redis://[USER][:PASSWORD]@HOST[:PORT][/KEY][?db=N]` and `rediss://…[?ca=PATH]` — the Redis lease lock
- *   (`kind: 'redis'`). The path is the lock key, not a database number (use `?db=N`). User, password and
- *   key are percent-decoded; `@ / # ? :` in a password must be percent-encoded, and an unencoded one is a
- *   {@link LockConfigError} rather than a silently different host.
+ *   on one server (`kind: 'redis'`, `deployment: 'standalone'`). The path is the lock key, not a database
+ *   number (use `?db=N`).
+ * - `redis+sentinel://[USER][:PASSWORD]@HOST[:PORT][,HOST[:PORT]…]/MASTER_NAME[/KEY]` and
+ *   `rediss+sentinel://…` — a master found through Redis Sentinel (`deployment: 'sentinel'`): the host list
+ *   names the sentinels (port 26379 by default), the first path segment the monitored master, the rest of
+ *   the path the lock key. The user info authenticates to the master; `?sentinel_username=` and
+ *   `?sentinel_password=` to the sentinels themselves. `rediss+sentinel` means TLS to both. `?db=N`, `?ca=`.
+ * - `redis+cluster://[USER][:PASSWORD]@HOST[:PORT][,HOST[:PORT]…][/KEY]` and `rediss+cluster://…` — a
+ *   Redis Cluster (`deployment: 'cluster'`) reached through its seed nodes (port 6379 by default); `?ca=`.
+ *   A cluster has only database 0, so `?db` is refused.
  *
- * Surrounding white space is ignored. Nothing else is thrown (never a `URIError`), and no message ever
- * contains the password.
+ * User, password, master name, key and query values are percent-decoded; `@ / # ? : ,` in a password must
+ * be percent-encoded, and an unencoded one is a {@link LockConfigError} rather than a silently different
+ * host. Surrounding white space is ignored. Nothing else is thrown (never a `URIError`), and no message
+ * ever contains a password.
  *
  * @throws {LockConfigError} reason `'url'`, naming what is wrong.
  */
@@ -90,8 +165,41 @@ function parseLocal(_protocol: string, rest: string): LockUrl {
   return { kind: 'local' };
 }
 
+function parseHost(hostPort: string, protocol: string, form: string, defaultPort: number): LockUrlHost {
+  let host: string;
+  let portText: string | undefined;
+  if (hostPort.startsWith('[')) {
+    const close = hostPort.indexOf(']');
+    if (close === -1) fail('unterminated IPv6 address in the host');
+    host = hostPort.slice(1, close);
+    const after = hostPort.slice(close + 1);
+    if (after !== '' && !after.startsWith(':')) fail('unexpected characters after the IPv6 address');
+    portText = after === '' ? undefined : after.slice(1);
+  } else {
+    const colon = hostPort.indexOf(':');
+    host = colon === -1 ? hostPort : hostPort.slice(0, colon);
+    portText = colon === -1 ? undefined : hostPort.slice(colon + 1);
+  }
+  if (host === '') fail(`the host is missing; expected ${protocol}${form}`);
+  if (!/^[A-Za-z0-9.\-_:%]+$/.test(host)) fail(`the host "${host}" contains invalid characters`);
+  let port = defaultPort;
+  if (portText !== undefined && portText !== '') {
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+      fail(`the port "${portText}" is not a number between 1 and 65535`);
+    }
+    port = Number(portText);
+  }
+  return { host, port };
+}
+
 function parseRedis(protocol: string, afterColon: string): LockUrl {
-  if (!afterColon.startsWith('//')) fail(`expected ${protocol}://[USER][:PASSWORD]@HOST[:PORT]/KEY`);
+  const plus = protocol.indexOf('+');
+  const base = plus === -1 ? protocol : protocol.slice(0, plus);
+  const deployment: RedisLockUrl['deployment'] =
+    plus === -1 ? 'standalone' : (protocol.slice(plus + 1) as 'sentinel' | 'cluster');
+  const tls = base === 'rediss';
+  const form = FORMS[deployment];
+  if (!afterColon.startsWith('//')) fail(`expected ${protocol}${form}`);
   const rest = afterColon.slice(2);
   const authorityEnd = rest.search(/[/?#]/);
   const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
@@ -107,7 +215,7 @@ function parseRedis(protocol: string, afterColon: string): LockUrl {
   }
   let username: string | undefined;
   let password: string | undefined;
-  const hostPort = at === -1 ? authority : authority.slice(at + 1);
+  const hostList = at === -1 ? authority : authority.slice(at + 1);
   if (at !== -1) {
     const userinfo = authority.slice(0, at);
     const colon = userinfo.indexOf(':');
@@ -117,54 +225,82 @@ function parseRedis(protocol: string, afterColon: string): LockUrl {
     if (password === '') password = undefined;
   }
 
-  let host: string;
-  let portText: string | undefined;
-  if (hostPort.startsWith('[')) {
-    const close = hostPort.indexOf(']');
-    if (close === -1) fail('unterminated IPv6 address in the host');
-    host = hostPort.slice(1, close);
-    const after = hostPort.slice(close + 1);
-    if (after !== '' && !after.startsWith(':')) fail('unexpected characters after the IPv6 address');
-    portText = after === '' ? undefined : after.slice(1);
-  } else {
-    const colon = hostPort.indexOf(':');
-    host = colon === -1 ? hostPort : hostPort.slice(0, colon);
-    portText = colon === -1 ? undefined : hostPort.slice(colon + 1);
+  const parts = hostList.split(',');
+  if (deployment === 'standalone' && parts.length > 1) {
+    fail(
+      `${protocol}:// takes one host; for several use ${tls ? 'rediss' : 'redis'}+sentinel:// (sentinels) or ${tls ? 'rediss' : 'redis'}+cluster:// (cluster nodes)`,
+    );
   }
-  if (host === '') fail(`the host is missing; expected ${protocol}://[USER][:PASSWORD]@HOST[:PORT]/KEY`);
-  if (!/^[A-Za-z0-9.\-_:%]+$/.test(host)) fail(`the host "${host}" contains invalid characters`);
-  let port = 6379;
-  if (portText !== undefined && portText !== '') {
-    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-      fail(`the port "${portText}" is not a number between 1 and 65535`);
-    }
-    port = Number(portText);
-  }
+  if (parts.length > 1 && parts.some((p) => p === '')) fail('the host list contains an empty entry');
+  const hosts = parts.map((p) => parseHost(p, protocol, form, DEFAULT_PORT[deployment]));
 
   const hash = tail.indexOf('#');
   const beforeHash = hash === -1 ? tail : tail.slice(0, hash);
   const q = beforeHash.indexOf('?');
-  const path = q === -1 ? beforeHash : beforeHash.slice(0, q);
+  const path = (q === -1 ? beforeHash : beforeHash.slice(0, q)).replace(/^\//, '');
   const query = q === -1 ? '' : beforeHash.slice(q + 1);
-  const rawKey = path.replace(/^\//, '');
+
+  let masterName: string | undefined;
+  let rawKey = path;
+  if (deployment === 'sentinel') {
+    const slash = path.indexOf('/');
+    const rawMaster = slash === -1 ? path : path.slice(0, slash);
+    rawKey = slash === -1 ? '' : path.slice(slash + 1);
+    if (rawMaster === '') {
+      fail(`the master name is missing; expected ${protocol}${form} (the name of "sentinel monitor NAME …")`);
+    }
+    masterName = decode(rawMaster, 'master name');
+  }
   const key = rawKey === '' ? undefined : decode(rawKey, 'path (lock key)');
 
   let db = 0;
   let caPath: string | undefined;
+  let sentinelUsername: string | undefined;
+  let sentinelPassword: string | undefined;
+  const allowed = PARAMS[deployment];
+  const seen = new Set<string>();
   for (const [name, value] of queryParams(query)) {
+    if (!allowed.includes(name)) {
+      if (name === 'db' && deployment === 'cluster')
+        fail('?db is not supported by Redis Cluster (database 0 only)');
+      fail(`unknown query parameter "${name}" (supported by ${protocol}://: ${allowed.join(', ')})`);
+    }
+    if (seen.has(name)) fail(`the query parameter "${name}" is given twice`);
+    seen.add(name);
     if (name === 'db') {
       // NOTE: ioredis would send `SELECT NaN` for a non-numeric db and crash the process; refuse it here.
       if (!/^\d{1,9}$/.test(value)) fail(`?db must be a non-negative integer, got "${value}"`);
       db = Number(value);
     } else if (name === 'ca') {
-      if (protocol !== 'rediss') fail('?ca is only valid with rediss://');
+      if (!tls)
+        fail(`?ca is only valid with ${base}s${deployment === 'standalone' ? '' : `+${deployment}`}://`);
       if (value === '') fail('?ca must be a file path');
       caPath = value;
-    } else {
-      fail(`unknown query parameter "${name}" (supported: db, ca)`);
+    } else if (name === 'sentinel_username') {
+      if (value === '') fail('?sentinel_username must not be empty');
+      sentinelUsername = value;
+    } else if (name === 'sentinel_password') {
+      if (value === '') fail('?sentinel_password must not be empty');
+      sentinelPassword = value;
     }
   }
-  return { kind: 'redis', tls: protocol === 'rediss', host, port, username, password, db, caPath, key };
+  const common = { kind: 'redis' as const, tls, username, password, caPath, key };
+  switch (deployment) {
+    case 'standalone':
+      return { ...common, deployment, host: hosts[0]!.host, port: hosts[0]!.port, db };
+    case 'sentinel':
+      return {
+        ...common,
+        deployment,
+        sentinels: hosts,
+        masterName: masterName!,
+        db,
+        sentinelUsername,
+        sentinelPassword,
+      };
+    case 'cluster':
+      return { ...common, deployment, nodes: hosts };
+  }
 }
 
 /**
@@ -177,21 +313,34 @@ function queryParams(query: string): Array<[string, string]> {
     const eq = pair.indexOf('=');
     const name = eq === -1 ? pair : pair.slice(0, eq);
     const value = eq === -1 ? '' : pair.slice(eq + 1);
+    // NOTE: the value of a parameter whose name looks like a secret is never named in a message.
+    const decodedName = decode(name.replace(/\+/g, ' '), 'query');
     return [
-      decode(name.replace(/\+/g, ' '), 'query'),
-      decode(value.replace(/\+/g, ' '), `?${name.replace(/[^A-Za-z0-9_-]/g, '')} value`),
+      decodedName,
+      decode(value.replace(/\+/g, ' '), `?${decodedName.replace(/[^A-Za-z0-9_-]/g, '')} value`),
     ];
   });
 }
 
+const hostText = (h: LockUrlHost): string => `${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`;
+
 /**
- * A parsed lock URL as shown in messages and events: scheme, user, host and port, with the password as
- * `***` and without key or parameters (`redis://u:***@h:6379`); `local:` for the local lock.
+ * A parsed lock URL as shown in messages and events: scheme, user, hosts and ports (and a Sentinel
+ * master's name), with the password as `***` and without key or parameters (`redis://u:***@h:6379`,
+ * `redis+sentinel://:***@s1:26379,s2:26379/mymaster`); `local:` for the local lock. Built from the parsed
+ * fields, never from the raw URL, so no query secret (`sentinel_password`) can reach it.
  */
 export function describeLockUrl(url: LockUrl): string {
   if (url.kind === 'local') return 'local:';
   const user = url.username === undefined ? '' : encodeURIComponent(url.username);
   const auth = url.password === undefined ? (user ? `${user}@` : '') : `${user}:***@`;
-  const host = url.host.includes(':') ? `[${url.host}]` : url.host;
-  return `${url.tls ? 'rediss' : 'redis'}://${auth}${host}:${url.port}`;
+  const scheme = url.tls ? 'rediss' : 'redis';
+  switch (url.deployment) {
+    case 'sentinel':
+      return `${scheme}+sentinel://${auth}${url.sentinels.map(hostText).join(',')}/${encodeURIComponent(url.masterName)}`;
+    case 'cluster':
+      return `${scheme}+cluster://${auth}${url.nodes.map(hostText).join(',')}`;
+    default:
+      return `${scheme}://${auth}${hostText(url)}`;
+  }
 }

@@ -76,3 +76,51 @@ export function commandCalls(info: string, command: string): number {
   const m = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(info);
   return m ? Number(m[1]) : 0;
 }
+
+/** What the child's `misconfig` mode reports about the error it caught. */
+export interface MisconfigReport {
+  ok: boolean;
+  ms: number;
+  isLockError: boolean;
+  name: string;
+  code: string;
+  reason: string;
+  message: string;
+  stack: string;
+  cause: string;
+  inspected: string;
+}
+
+/**
+ * Runs `connectLock(url)` (+ `acquireOrWait(key)`) in a child process that never closes anything, and
+ * returns its report once it exited on its own. Fails the test when something kept the child alive or
+ * when any of `secrets` (raw or percent-encoded) appears in the message, stack, cause or inspected error.
+ */
+export async function misconfigReport(
+  url: string,
+  secrets: readonly string[],
+  options: { connectTimeoutMs?: number; key?: string } = {},
+): Promise<MisconfigReport> {
+  const connectTimeoutMs = options.connectTimeoutMs ?? 3_000;
+  const child = runChild(
+    ['misconfig', url, String(connectTimeoutMs), ...(options.key ? [options.key] : [])],
+    30_000,
+  );
+  const { code, signal, lines, stderr } = await child.exited;
+  if (signal !== null) throw new Error(`the child had to be killed (${signal}): something kept it alive`);
+  if (code !== 0) throw new Error(`the child exited with ${code}: ${stderr}`);
+  const report = JSON.parse(lines[0]!) as MisconfigReport;
+  for (const secret of secrets) {
+    for (const field of ['message', 'stack', 'cause', 'inspected'] as const) {
+      for (const form of [secret, encodeURIComponent(secret)]) {
+        if (String(report[field]).includes(form)) {
+          throw new Error(`the ${field} of the error contains a secret: ${String(report[field])}`);
+        }
+      }
+    }
+  }
+  if (report.ms > connectTimeoutMs + 1_500) {
+    throw new Error(`the error took ${Math.round(report.ms)} ms (connect timeout ${connectTimeoutMs} ms)`);
+  }
+  return report;
+}

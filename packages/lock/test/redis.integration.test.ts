@@ -1,9 +1,13 @@
-// Acceptance tests of issue 5 against the real redis-server (via @task-cache/testkit): no mocks here.
-import { type RedisFixture, startRedis } from '@task-cache/testkit';
+// Acceptance tests of issue 5 against the real redis-server (via @task-cache/testkit): no mocks here. The
+// fault suite shared by every deployment (fault-suite.ts) runs here on a plain standalone server; this
+// file adds what is specific to one server: an injected client, a frozen server, a READONLY replica,
+// misconfiguration.
+import { type RedisFixture, startBlackHole, startRedis } from '@task-cache/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AcquireOutcome, type Lease, LeaseLostError, type Lock, LockConfigError } from '../src/index.js';
+import { type AcquireOutcome, type Lease, type Lock, LockConfigError } from '../src/index.js';
 import { connectLock, createRedisLock } from '../src/redis.js';
+import { defineFaultSuite } from './fault-suite.js';
 import { commandCalls, delay, runChild } from './helpers.js';
 
 const unhandled: unknown[] = [];
@@ -44,27 +48,6 @@ afterAll(async () => {
 });
 
 describe('redis lock (real redis-server)', () => {
-  it('acquire, hold past the TTL by renewing, release; fence grows; key and channel share a hash tag', async () => {
-    const lock = await open({ ttlMs: 1_000 });
-    expect(lock.key).toBe('lock:test');
-    const lease = acquired(await lock.acquireOrWait('basic'));
-    expect(Number(await redis.command('PTTL', '{basic}'))).toBeGreaterThan(0);
-    await delay(1_500);
-    expect(lease.isValid()).toBe(true);
-    expect(Number(await redis.command('EXISTS', '{basic}'))).toBe(1);
-    expect(await lease.release('built')).toBe(true);
-    expect(await lease.release('built')).toBe(false);
-    expect(Number(await redis.command('EXISTS', '{basic}'))).toBe(0);
-    const again = acquired(await lock.acquireOrWait('basic'));
-    expect(again.fence).toBeGreaterThan(lease.fence);
-    await again.release();
-    // A key with its own hash tag keeps its name (ACL patterns such as ~lock:* keep matching).
-    const tagged = acquired(await lock.acquireOrWait('lock:{abc}'));
-    expect(Number(await redis.command('EXISTS', 'lock:{abc}'))).toBe(1);
-    expect(Number(await redis.command('EXISTS', 'lock:{abc}:fence'))).toBe(1);
-    await tagged.release();
-  });
-
   it('an injected ioredis client: acquire, notice through the duplicated subscriber, the client stays open', async () => {
     const client = new Redis({
       host: redis.host,
@@ -85,83 +68,6 @@ describe('redis lock (real redis-server)', () => {
     } finally {
       client.disconnect();
     }
-  });
-
-  it('contention: 20 holders in separate processes never overlap, fences increase, all finish', async () => {
-    const url = redis.url('lock:contention');
-    // A 10 s TTL: a holder starved of CPU for seconds on this shared machine must not lose its lease.
-    const children = Array.from({ length: 20 }, () => runChild(['hold', url, 'contention', '25', '10000']));
-    const results = await Promise.all(children.map((c) => c.exited));
-    for (const r of results) expect(r.code, r.stderr).toBe(0);
-    const log = results
-      .map(
-        (r) =>
-          JSON.parse(r.lines[0]!) as {
-            kind: string;
-            fence: number;
-            start: number;
-            end: number;
-            valid: boolean;
-          },
-      )
-      .sort((a, b) => a.start - b.start);
-    expect(
-      log.map((l) => l.kind),
-      JSON.stringify(log),
-    ).toEqual(Array(20).fill('acquired'));
-    for (const [i, entry] of log.entries()) {
-      expect(entry.valid, JSON.stringify(entry)).toBe(true);
-      if (i === 0) continue;
-      const prev = log[i - 1]!;
-      expect(entry.start, `holder ${i} started before holder ${i - 1} ended`).toBeGreaterThanOrEqual(
-        prev.end,
-      );
-      expect(entry.fence).toBeGreaterThan(prev.fence);
-    }
-  });
-
-  it('SIGKILL + empty restart during a lease: lease lost without re-creating the key, waiter re-acquires, fences still grow', async () => {
-    const holderLock = await open({ ttlMs: 1_500 });
-    const waiterLock = await open({ ttlMs: 1_500, backoff: { initialMs: 50, maxMs: 200 } });
-    const lease = acquired(await holderLock.acquireOrWait('restart'));
-    const waiter = waiterLock.acquireOrWait('restart', { isDone: () => false });
-    await delay(100);
-    await redis.kill();
-    await redis.restart();
-    const reason = await new Promise<unknown>((resolve) =>
-      lease.signal.addEventListener('abort', () => resolve(lease.signal.reason), { once: true }),
-    );
-    expect(reason).toBeInstanceOf(LeaseLostError);
-    // 'stolen': the first renewal after the restart found the key gone (an expiry would say 'expired').
-    expect((reason as LeaseLostError).reason).toBe('stolen');
-    expect(lease.isValid()).toBe(false);
-    const next = acquired(await waiter);
-    expect(next.fence).toBeGreaterThan(lease.fence);
-    // The old holder never re-creates the key: it holds the waiter's token now.
-    expect(await lease.release('built')).toBe(false);
-    expect(next.isValid()).toBe(true);
-    expect(await next.release()).toBe(true);
-    expect(Number(await redis.command('EXISTS', '{restart}'))).toBe(0);
-  });
-
-  it('holder SIGSTOPped past its TTL: a waiter takes over; after SIGCONT the old lease is invalid and its release deletes nothing', async () => {
-    const child = runChild(['pause', redis.url('lock:x'), 'paused', '1000']);
-    const { fence: oldFence } = JSON.parse(await child.nextLine()) as { fence: number };
-    child.kill('SIGSTOP');
-    try {
-      const lock = await open({ ttlMs: 1_000, backoff: { initialMs: 50, maxMs: 300 } });
-      const lease = acquired(await lock.acquireOrWait('paused', { isDone: () => false }));
-      expect(lease.fence).toBeGreaterThan(oldFence);
-      child.kill('SIGCONT');
-      child.write('release\n');
-      const report = JSON.parse(await child.nextLine()) as { valid: boolean; released: boolean };
-      expect(report).toMatchObject({ valid: false, released: false });
-      expect(lease.isValid()).toBe(true);
-      expect(await lease.release()).toBe(true);
-    } finally {
-      child.kill('SIGCONT');
-    }
-    expect((await child.exited).code).toBe(0);
   });
 
   it('redis frozen (SIGSTOP): calls end within the command timeout; a timed-out acquire leaves no orphan beyond the TTL', async () => {
@@ -195,28 +101,6 @@ describe('redis lock (real redis-server)', () => {
       expect(Number(await redis.command('EXISTS', '{frozen}'))).toBe(0);
     } finally {
       if (!resumed) redis.resume();
-    }
-  });
-
-  it('OOM with noeviction: acquire is unavailable within the command timeout; a holder keeps renewing and can release', async () => {
-    const commandTimeoutMs = 1_000;
-    const lock = await open({ ttlMs: 1_200, commandTimeoutMs });
-    const lease = acquired(await lock.acquireOrWait('oom-held'));
-    await redis.forceOom();
-    try {
-      const t0 = performance.now();
-      const outcome = await lock.acquireOrWait('oom-new');
-      expect(performance.now() - t0).toBeLessThan(commandTimeoutMs + 700);
-      expect(outcome.kind).toBe('unavailable');
-      expect(outcome.kind === 'unavailable' && outcome.error.reason).toBe('oom');
-      expect(outcome.kind === 'unavailable' && outcome.error.message).toContain('OOM');
-      await delay(2_500); // > 2 TTLs: only PEXPIRE renewals keep the lease alive
-      expect(lease.isValid()).toBe(true);
-      expect(Number(await redis.command('PTTL', '{oom-held}'))).toBeGreaterThan(0);
-      expect(await lease.release('built')).toBe(true);
-      expect(Number(await redis.command('EXISTS', '{oom-held}'))).toBe(0);
-    } finally {
-      await redis.clearOom();
     }
   });
 
@@ -298,6 +182,31 @@ describe('redis lock (real redis-server)', () => {
       expect(await lease.release('built')).toBe(true);
     });
 
+    it('issue 16: a black hole (accepts, never answers): connectLock and acquire are bounded by the connect timeout; a signal aborts connectLock at once', async () => {
+      const hole = await startBlackHole();
+      try {
+        const url = `redis://:Hole-Secret-7@${hole.host}:${hole.port}/k`;
+        const controller = new AbortController();
+        const pending = connectLock(url, { connectTimeoutMs: 10_000, signal: controller.signal });
+        await delay(100);
+        let t0 = performance.now();
+        controller.abort(new Error('stop connecting'));
+        await expect(pending).rejects.toThrow('stop connecting');
+        expect(performance.now() - t0).toBeLessThan(200);
+        t0 = performance.now();
+        const lock = await connectLock(url, { connectTimeoutMs: 1_000 });
+        locks.push(lock);
+        expect(performance.now() - t0).toBeLessThan(1_000 + 700);
+        t0 = performance.now();
+        const outcome = await lock.acquireOrWait('k');
+        expect(performance.now() - t0).toBeLessThan(1_000 + 700);
+        expect(outcome.kind).toBe('unavailable');
+        expect(hole.accepted).toBeGreaterThan(0);
+      } finally {
+        await hole.close();
+      }
+    });
+
     it('an unreachable Redis is not a configuration error: acquire reports unavailable', async () => {
       const lock = await connectLock('redis://:pw@127.0.0.1:1/k', { connectTimeoutMs: 1_000 });
       locks.push(lock);
@@ -314,52 +223,17 @@ describe('redis lock (real redis-server)', () => {
       });
     });
   });
-
-  it('herd of 50: after built all see the result within the backoff cap with ≤ 5 SET NX; after failed exactly one acquires', async () => {
-    const maxMs = 2_000;
-    const holderLock = await open({ ttlMs: 10_000 });
-    const waiterLock = await open({ ttlMs: 10_000, backoff: { initialMs: 100, maxMs } });
-    const setCalls = async () => commandCalls(String(await redis.command('INFO', 'commandstats')), 'set');
-
-    // built
-    let done = false;
-    const first = acquired(await holderLock.acquireOrWait('herd'));
-    const settledAt: number[] = [];
-    const waiters = Array.from({ length: 50 }, () =>
-      waiterLock.acquireOrWait('herd', { isDone: () => done }).then((o) => {
-        settledAt.push(performance.now());
-        return o;
-      }),
-    );
-    await delay(2_500); // everyone is deep in its backoff
-    const before = await setCalls();
-    done = true;
-    const releasedAt = performance.now();
-    await first.release('built');
-    const outcomes = await Promise.all(waiters);
-    expect(outcomes.map((o) => o.kind)).toEqual(Array(50).fill('peer-finished'));
-    expect(Math.max(...settledAt) - releasedAt).toBeLessThan(maxMs);
-    await delay(Math.max(0, 1_000 - (performance.now() - releasedAt)));
-    expect((await setCalls()) - before).toBeLessThanOrEqual(5);
-
-    // failed
-    done = false;
-    const second = acquired(await holderLock.acquireOrWait('herd'));
-    const winners: Lease[] = [];
-    const waiters2 = Array.from({ length: 50 }, () =>
-      waiterLock.acquireOrWait('herd', { isDone: () => done }).then((o) => {
-        if (o.kind === 'acquired') winners.push(o.lease);
-        return o;
-      }),
-    );
-    await delay(1_000);
-    await second.release('failed');
-    await delay(1_000);
-    expect(winners).toHaveLength(1); // the other 49 are still waiting
-    done = true;
-    await winners[0]!.release('built');
-    const outcomes2 = await Promise.all(waiters2);
-    expect(outcomes2.filter((o) => o.kind === 'acquired')).toHaveLength(1);
-    expect(outcomes2.filter((o) => o.kind === 'peer-finished')).toHaveLength(49);
-  });
 });
+
+defineFaultSuite('standalone', async () => ({
+  url: (key) => redis.url(key ?? ''),
+  command: (_key, ...args) => redis.command(...args),
+  restartServerOf: async () => {
+    await redis.kill();
+    await redis.restart();
+  },
+  forceOom: () => redis.forceOom(),
+  clearOom: () => redis.clearOom(),
+  commandCalls: async (command) => commandCalls(String(await redis.command('INFO', 'commandstats')), command),
+  stop: async () => {}, // the file's server, stopped in afterAll
+}));

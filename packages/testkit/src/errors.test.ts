@@ -5,16 +5,16 @@ describe('error classes', () => {
   const cause = new Error('root cause');
   it.each([
     {
-      error: new TestkitError('MISSING_TOOLS', 'need redis-server', { cause }),
+      error: new TestkitError('TESTKIT_ERR_MISSING_TOOLS', 'need redis-server', { cause }),
       name: 'TestkitError',
-      code: 'MISSING_TOOLS',
+      code: 'TESTKIT_ERR_MISSING_TOOLS',
       message: 'need redis-server',
       cls: TestkitError,
     },
     {
-      error: new TestkitError('INVALID_OPTION', 'startRedis: options.password must not be empty'),
+      error: new TestkitError('TESTKIT_ERR_INVALID_OPTION', 'startRedis: options.password must not be empty'),
       name: 'TestkitError',
-      code: 'INVALID_OPTION',
+      code: 'TESTKIT_ERR_INVALID_OPTION',
       message: 'startRedis: options.password must not be empty',
       cls: TestkitError,
     },

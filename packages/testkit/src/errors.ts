@@ -1,11 +1,11 @@
 /** Codes of {@link TestkitError}. */
 export type TestkitErrorCode =
   | 'TESTKIT_ERR_SPAWN_FAILED'
-  | 'START_FAILED'
-  | 'TIMEOUT'
-  | 'INVALID_OPTION'
+  | 'TESTKIT_ERR_START_FAILED'
+  | 'TESTKIT_ERR_TIMEOUT'
+  | 'TESTKIT_ERR_INVALID_OPTION'
   | 'TESTKIT_ERR_COMMAND_FAILED'
-  | 'MISSING_TOOLS';
+  | 'TESTKIT_ERR_MISSING_TOOLS';
 
 /** Error raised by the test fixtures themselves (not by the servers they run). */
 export class TestkitError extends Error {

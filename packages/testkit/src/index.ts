@@ -1,3 +1,4 @@
+export { type BlackHoleFixture, startBlackHole } from './black-hole.js';
 export { RedisReplyError, TestkitError, type TestkitErrorCode } from './errors.js';
 export {
   type FaultAction,
@@ -7,7 +8,21 @@ export {
   startProxy,
 } from './fault-proxy.js';
 export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './http.js';
-export { type RedisAclUser, type RedisFixture, type RedisFixtureOptions, startRedis } from './redis.js';
+export {
+  type RedisAclUser,
+  type RedisFixture,
+  type RedisFixtureOptions,
+  redisConfArg,
+  startRedis,
+} from './redis.js';
+export {
+  type RedisClusterFixture,
+  type RedisClusterOptions,
+  type RedisSentinelFixture,
+  type RedisSentinelOptions,
+  startRedisCluster,
+  startRedisSentinel,
+} from './redis-topology.js';
 export {
   type RegistryAction,
   type RegistryFixture,

@@ -169,11 +169,11 @@ describe('startRedis options and lifecycle', () => {
 
   it('rejects bad options with a typed error naming the field', async () => {
     await expect(startRedis({ password: '' })).rejects.toMatchObject({
-      code: 'INVALID_OPTION',
+      code: 'TESTKIT_ERR_INVALID_OPTION',
       message: expect.stringContaining('options.password'),
     });
     await expect(startRedis({ users: [{ name: 'a b', password: 'x', rules: '' }] })).rejects.toMatchObject({
-      code: 'INVALID_OPTION',
+      code: 'TESTKIT_ERR_INVALID_OPTION',
       message: expect.stringContaining('options.users[0].name'),
     });
   });

@@ -12,6 +12,7 @@ import {
   waitUntil,
 } from './internal/process.js';
 import { sendCommand } from './internal/resp.js';
+import { testPki } from './internal/tls.js';
 
 /** An ACL user created in the Redis fixture (`ACL SETUSER name on >password <rules>`). */
 export interface RedisAclUser {
@@ -40,6 +41,24 @@ export interface RedisFixtureOptions {
    * @default no limit
    */
   maxmemory?: string;
+  /**
+   * TLS only (`port 0`, `tls-port`): the server certificate of the testkit's private CA (`127.0.0.1`),
+   * clients are not asked for certificates. {@link RedisFixture.url} then gives `rediss://…?ca=CAFILE`.
+   * @default false
+   */
+  tls?: boolean;
+  /**
+   * Extra `redis.conf` lines, written as given (e.g. `cluster-enabled yes`, `replicaof 127.0.0.1 6380`).
+   * Quote arguments with {@link redisConfArg}.
+   * @default []
+   */
+  config?: readonly string[];
+  /**
+   * Run `redis-sentinel` instead of `redis-server` (the config lines then hold the `sentinel …`
+   * directives); sentinels rewrite their config file, which lives in the fixture's temp dir.
+   * @default false
+   */
+  sentinel?: boolean;
 }
 
 /** A running `redis-server` on 127.0.0.1 (no persistence, temp dir as `dir`). */
@@ -52,9 +71,17 @@ export interface RedisFixture {
   readonly password: string | undefined;
   /** PID of the current redis-server process (changes on restart). */
   readonly pid: number;
+  /** Whether the server speaks TLS only. */
+  readonly tls: boolean;
+  /** The private CA's PEM file that signed the server certificate (TLS only). */
+  readonly caFile: string | undefined;
+  /** The private CA's certificate, PEM (TLS only). */
+  readonly caPem: string | undefined;
+  /** The server's temp dir (its config file, and `nodes.conf` of a cluster node). */
+  readonly dir: string;
   /**
    * `redis://:PASSWORD@127.0.0.1:PORT/path` (password percent-encoded); with `user`,
-   * `redis://NAME:PASSWORD@...`. `path` is e.g. a database number.
+   * `redis://NAME:PASSWORD@...`. With TLS: `rediss://…/path?ca=CAFILE` (percent-encoded).
    */
   url(path?: string, user?: { name: string; password: string }): string;
   /** Runs one command on a fresh connection authenticated as the default user; error replies reject with `RedisReplyError`. */
@@ -87,7 +114,7 @@ export interface RedisFixture {
 }
 
 /** Quotes one redis.conf argument (sdssplitargs syntax): everything non-alphanumeric as `\xHH`. */
-const confArg = (value: string): string =>
+export const redisConfArg = (value: string): string =>
   `"${[...Buffer.from(value, 'utf8')]
     .map((b) =>
       (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
@@ -125,40 +152,63 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
   const password =
     options.password === null ? undefined : (options.password ?? randomBytes(16).toString('hex'));
   if (password === '')
-    throw new TestkitError('INVALID_OPTION', 'startRedis: options.password must not be empty');
+    throw new TestkitError('TESTKIT_ERR_INVALID_OPTION', 'startRedis: options.password must not be empty');
   for (const [i, user] of (options.users ?? []).entries()) {
     if (!user.name || /\s/.test(user.name)) {
       throw new TestkitError(
-        'INVALID_OPTION',
+        'TESTKIT_ERR_INVALID_OPTION',
         `startRedis: options.users[${i}].name must be a non-empty word`,
       );
     }
   }
   const host = '127.0.0.1';
-  const dir = makeTempDir('redis');
-  const confFile = join(dir, 'redis.conf');
+  const tls = options.tls === true;
+  const sentinel = options.sentinel === true;
+  const pki = tls ? await testPki() : undefined;
+  const dir = makeTempDir(sentinel ? 'sentinel' : 'redis');
+  const confFile = join(dir, sentinel ? 'sentinel.conf' : 'redis.conf');
   const maxmemory = options.maxmemory ?? '0';
 
   const lines = [
     'bind 127.0.0.1',
     'protected-mode no',
     'daemonize no',
-    'save ""',
-    'appendonly no',
-    `dir ${confArg(dir)}`,
+    `dir ${redisConfArg(dir)}`,
     'logfile ""',
     'loglevel warning',
-    `maxmemory ${confArg(maxmemory)}`,
-    'maxmemory-policy noeviction',
   ];
-  if (password !== undefined) lines.push(`requirepass ${confArg(password)}`);
+  if (!sentinel) {
+    lines.push(
+      'save ""',
+      'appendonly no',
+      `maxmemory ${redisConfArg(maxmemory)}`,
+      'maxmemory-policy noeviction',
+    );
+  }
+  if (pki) {
+    lines.push(
+      `tls-cert-file ${redisConfArg(pki.serverCertFile)}`,
+      `tls-key-file ${redisConfArg(pki.serverKeyFile)}`,
+      `tls-ca-cert-file ${redisConfArg(pki.caFile)}`,
+      'tls-auth-clients no',
+      'tls-replication yes',
+    );
+  }
+  lines.push(...(options.config ?? []));
+  if (password !== undefined) lines.push(`requirepass ${redisConfArg(password)}`);
   for (const user of options.users ?? []) {
     const rules = user.rules.split(/\s+/).filter(Boolean);
     lines.push(
-      ['user', confArg(user.name), 'on', confArg(`>${user.password}`), ...rules.map(confArg)].join(' '),
+      [
+        'user',
+        redisConfArg(user.name),
+        'on',
+        redisConfArg(`>${user.password}`),
+        ...rules.map(redisConfArg),
+      ].join(' '),
     );
   }
-  writeFileSync(confFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+  const tlsCa = pki?.caPem;
 
   let port = 0;
   let proc: TrackedProcess | undefined;
@@ -168,14 +218,17 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
     // A port found free may be taken before redis binds it; retry with another one.
     for (let attempt = 0; ; attempt++) {
       if (!fixedPort) port = await freePort();
-      const p = await spawnTracked('redis-server', 'redis-server', [confFile, '--port', String(port)], {
-        cwd: dir,
-      });
+      // The port goes into the config file: a sentinel rewrites that file and keeps what it holds.
+      const portLines = tls ? ['port 0', `tls-port ${port}`] : [`port ${port}`];
+      // A restart keeps the file (and what a sentinel wrote into it); the port is the same.
+      if (!fixedPort) writeFileSync(confFile, `${[...lines, ...portLines].join('\n')}\n`, { mode: 0o600 });
+      const name = sentinel ? 'redis-sentinel' : 'redis-server';
+      const p = await spawnTracked(name, name, [confFile], { cwd: dir });
       try {
         await waitUntil(`redis-server on ${host}:${port}`, p, async () => {
           // NOTE: match the PID, not just PONG: when two fixtures race for one port, the loser
           // must not mistake the winner's server for its own.
-          const info = String(await sendCommand({ host, port, password }, ['INFO', 'server']));
+          const info = String(await sendCommand({ host, port, password, tlsCa }, ['INFO', 'server']));
           return new RegExp(`^process_id:${p.pid}\\r?$`, 'm').test(info);
         });
         proc = p;
@@ -207,6 +260,10 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
       return port;
     },
     password,
+    tls,
+    caFile: pki?.caFile,
+    caPem: pki?.caPem,
+    dir,
     get pid() {
       if (!proc) throw new TestkitError('TESTKIT_ERR_COMMAND_FAILED', 'redis-server has no process');
       return proc.pid;
@@ -218,13 +275,14 @@ export async function startRedis(options: RedisFixtureOptions = {}): Promise<Red
           ? `:${encodeURIComponent(password)}@`
           : '';
       const suffix = path === undefined || path === '' ? '' : path.startsWith('/') ? path : `/${path}`;
-      return `redis://${auth}${host}:${port}${suffix}`;
+      if (!pki) return `redis://${auth}${host}:${port}${suffix}`;
+      return `rediss://${auth}${host}:${port}${suffix}?ca=${encodeURIComponent(pki.caFile)}`;
     },
     command(...args) {
-      return sendCommand({ host, port, password }, args);
+      return sendCommand({ host, port, password, tlsCa }, args);
     },
     commandAs(auth, ...args) {
-      return sendCommand({ host, port, username: auth?.name, password: auth?.password }, args);
+      return sendCommand({ host, port, username: auth?.name, password: auth?.password, tlsCa }, args);
     },
     async kill() {
       if (proc) await terminate(proc, 'SIGKILL');

@@ -435,17 +435,17 @@ describe('startRegistry lifecycle', () => {
 
   it('rejects bad options with a typed error naming the field', async () => {
     await expect(startRegistry({ mode: 'basic' as never })).rejects.toMatchObject({
-      code: 'INVALID_OPTION',
+      code: 'TESTKIT_ERR_INVALID_OPTION',
       message: expect.stringContaining('options.mode'),
     });
     await expect(
       startRegistry({ mode: 'htpasswd', users: [{ username: 'a:b', password: 'x' }] }),
     ).rejects.toMatchObject({
-      code: 'INVALID_OPTION',
+      code: 'TESTKIT_ERR_INVALID_OPTION',
       message: expect.stringContaining('options.users[0].username'),
     });
     await expect(startRegistry({ mode: 'token', tokenTtlSeconds: 0 })).rejects.toMatchObject({
-      code: 'INVALID_OPTION',
+      code: 'TESTKIT_ERR_INVALID_OPTION',
       message: expect.stringContaining('options.tokenTtlSeconds'),
     });
   });

@@ -122,24 +122,24 @@ const registryEnv = (): NodeJS.ProcessEnv =>
 function validate(options: RegistryFixtureOptions): void {
   if (!['anonymous', 'htpasswd', 'token'].includes(options?.mode)) {
     throw new TestkitError(
-      'INVALID_OPTION',
+      'TESTKIT_ERR_INVALID_OPTION',
       `startRegistry: options.mode must be 'anonymous', 'htpasswd' or 'token', got ${JSON.stringify(options?.mode)}`,
     );
   }
   if (options.users !== undefined) {
     if (options.users.length === 0 && options.mode !== 'anonymous') {
-      throw new TestkitError('INVALID_OPTION', 'startRegistry: options.users must not be empty');
+      throw new TestkitError('TESTKIT_ERR_INVALID_OPTION', 'startRegistry: options.users must not be empty');
     }
     for (const [i, user] of options.users.entries()) {
       if (!user.username || user.username.includes(':') || /\s/.test(user.username)) {
         throw new TestkitError(
-          'INVALID_OPTION',
+          'TESTKIT_ERR_INVALID_OPTION',
           `startRegistry: options.users[${i}].username must be non-empty, without ':' or spaces`,
         );
       }
       if (!user.password || /[\r\n]/.test(user.password)) {
         throw new TestkitError(
-          'INVALID_OPTION',
+          'TESTKIT_ERR_INVALID_OPTION',
           `startRegistry: options.users[${i}].password must be non-empty and on one line`,
         );
       }
@@ -148,7 +148,7 @@ function validate(options: RegistryFixtureOptions): void {
   const ttl = options.tokenTtlSeconds;
   if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) {
     throw new TestkitError(
-      'INVALID_OPTION',
+      'TESTKIT_ERR_INVALID_OPTION',
       'startRegistry: options.tokenTtlSeconds must be a positive integer',
     );
   }
@@ -200,7 +200,7 @@ async function startTokenServer(configFile: string): Promise<TokenServerProcess>
     void proc.exited.then(({ code, signal }) =>
       reject(
         new TestkitError(
-          'START_FAILED',
+          'TESTKIT_ERR_START_FAILED',
           `token server exited during start-up (code ${code}, signal ${signal}):\n${proc.output()}`,
         ),
       ),
@@ -211,7 +211,7 @@ async function startTokenServer(configFile: string): Promise<TokenServerProcess>
       listening,
       new Promise<never>((_, reject) =>
         setTimeout(
-          () => reject(new TestkitError('TIMEOUT', 'token server did not start within 30 s')),
+          () => reject(new TestkitError('TESTKIT_ERR_TIMEOUT', 'token server did not start within 30 s')),
           30_000,
         ).unref(),
       ),

@@ -21,7 +21,7 @@ describe('global setup tool check', () => {
     ]);
     const error = missingToolsError(['htpasswd', 'docker-registry']);
     expect(error).toBeInstanceOf(TestkitError);
-    expect(error.code).toBe('MISSING_TOOLS');
+    expect(error.code).toBe('TESTKIT_ERR_MISSING_TOOLS');
     expect(error.message).toContain('htpasswd (Debian package apache2-utils)');
     expect(error.message).toContain('sudo apt-get install -y apache2-utils docker-registry');
   });

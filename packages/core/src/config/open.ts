@@ -136,7 +136,9 @@ export interface OpenLockOptions {
 /**
  * Opens the lock a URL names (see {@link parseLockUrl}): the local lock-file lock in
  * `<stateDir>/locks` (`stateDir` defaults to `defaultCacheDir(env)`; ioredis is not loaded), or the
- * Redis lease lock of `@task-cache/lock/redis`, imported only for `redis://` / `rediss://` URLs.
+ * Redis lease lock of `@task-cache/lock/redis`, imported only for a Redis URL — one server
+ * (`redis://`, `rediss://`), Sentinel (`redis+sentinel://`, `rediss+sentinel://`) or Cluster
+ * (`redis+cluster://`, `rediss+cluster://`).
  * @returns the lock and the URL's lock key, if any.
  * @throws {CacheConfigError} `CACHE_ERR_MISSING_DEPENDENCY` for a Redis URL when ioredis is not installed.
  * @throws {LockConfigError} for a malformed URL or a misconfigured Redis (auth, TLS, permissions).

@@ -14,7 +14,8 @@ function fakeBackend() {
     acquireError: undefined as Error | undefined,
     releaseError: undefined as Error | undefined,
     pttl: undefined as number | undefined,
-    listeners: new Set<(o: ReleaseOutcome) => void>(),
+    listeners: new Set<(o: ReleaseOutcome | undefined) => void>(),
+    reconnected: new Set<() => void>(),
   };
   const backend: LockBackend = {
     async tryAcquire(_key, token): Promise<AttemptResult> {
@@ -40,6 +41,10 @@ function fakeBackend() {
     async subscribe(_key, listener) {
       state.listeners.add(listener);
       return () => state.listeners.delete(listener);
+    },
+    onReconnect(listener) {
+      state.reconnected.add(listener);
+      return () => state.reconnected.delete(listener);
     },
     async close() {},
   };
@@ -206,5 +211,91 @@ describe('engine lock', () => {
     expect((outcome.lease.signal.reason as LeaseLostError).reason).toBe('closed');
     expect(state.holder).toBeUndefined();
     await expect(lock.acquireOrWait('k')).rejects.toThrow('lock is closed');
+  });
+
+  it('issue 18: after a reconnect every held lease is re-validated at once; a lease whose token is gone is lost (stolen) before its next scheduled renewal', async () => {
+    const { backend, state } = fakeBackend();
+    const lock = createEngineLock(backend, { ttlMs: 30_000 }); // next scheduled renewal in 10 s
+    const outcome = await lock.acquireOrWait('k');
+    if (outcome.kind !== 'acquired') throw new Error(outcome.kind);
+    const lost = lostReason(outcome.lease.signal);
+    // The server lost the key (a restart, a failover to a replica that never had it).
+    state.holder = undefined;
+    const renewsBefore = state.calls.renew;
+    for (const l of state.reconnected) l();
+    const t0 = performance.now();
+    expect((await lost).reason).toBe('stolen');
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(state.calls.renew).toBe(renewsBefore + 1);
+    await lock.close();
+    expect(state.reconnected.size).toBe(0);
+  });
+
+  it('issue 18: a reconnect keeps a lease the server still has (the renewal succeeds)', async () => {
+    const { backend, state } = fakeBackend();
+    const lock = createEngineLock(backend, { ttlMs: 30_000 });
+    const outcome = await lock.acquireOrWait('k');
+    if (outcome.kind !== 'acquired') throw new Error(outcome.kind);
+    for (const l of state.reconnected) l();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(state.calls.renew).toBe(1);
+    expect(outcome.lease.isValid()).toBe(true);
+    await lock.close();
+  });
+
+  it('issue 18: a notice "maybe missed" (undefined) makes a waiter attempt at once without ending its wait', async () => {
+    const { backend, state } = fakeBackend();
+    const lock = createEngineLock(backend, { backoff: { initialMs: 60_000, maxMs: 60_000 } });
+    const held = await lock.acquireOrWait('k');
+    if (held.kind !== 'acquired') throw new Error(held.kind);
+    const waiter = lock.acquireOrWait('k', { isDone: () => false });
+    await new Promise((r) => setTimeout(r, 50));
+    const attempts = state.calls.acquire;
+    state.holder = undefined; // freed without a notice (the notice was lost with the subscription)
+    for (const l of state.listeners) l(undefined);
+    const outcome = await waiter;
+    expect(outcome.kind).toBe('acquired');
+    expect(state.calls.acquire).toBe(attempts + 1);
+    await lock.close();
+  });
+
+  it('issue 16: close() wakes a waiter sleeping in its backoff at once (it rejects: the lock is closed)', async () => {
+    const { backend } = fakeBackend();
+    const lock = createEngineLock(backend, { backoff: { initialMs: 60_000, maxMs: 60_000 } });
+    const other = createEngineLock(backend);
+    const held = await other.acquireOrWait('k');
+    if (held.kind !== 'acquired') throw new Error(held.kind);
+    const waiter = lock.acquireOrWait('k', { isDone: () => false });
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = performance.now();
+    await lock.close();
+    await expect(waiter).rejects.toBeInstanceOf(LockConfigError);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    await other.close();
+  });
+
+  it('issue 16: an abort during a slow attempt (a connect, a frozen server) rejects at once; an attempt that lands later is given back', async () => {
+    const { backend, state } = fakeBackend();
+    let land: (() => void) | undefined;
+    const slow: LockBackend = {
+      ...backend,
+      tryAcquire: (key, token, ttl) =>
+        new Promise((resolve) => {
+          land = () => resolve(backend.tryAcquire(key, token, ttl));
+        }),
+    };
+    const lock = createEngineLock(slow);
+    const controller = new AbortController();
+    const outcome = lock.acquireOrWait('k', { signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 20));
+    const t0 = performance.now();
+    controller.abort(new Error('stop'));
+    await expect(outcome).rejects.toThrow('stop');
+    expect(performance.now() - t0).toBeLessThan(100);
+    land?.(); // the SET NX lands after the abort…
+    await new Promise((r) => setTimeout(r, 20));
+    expect(state.calls.release).toBe(1); // …and is given back
+    expect(state.holder).toBeUndefined();
+    await lock.close();
   });
 });

@@ -20,8 +20,17 @@ export interface LockBackend {
   renew(key: string, token: string, ttlMs: number): Promise<boolean>;
   /** Compare-and-delete, then notify waiters. `true` if deleted. May throw (the engine swallows it). */
   release(key: string, token: string, outcome: ReleaseOutcome): Promise<boolean>;
-  /** Optional release notices; resolves once subscribed. Failures degrade to polling. */
-  subscribe?(key: string, listener: (outcome: ReleaseOutcome) => void): Promise<() => void>;
+  /**
+   * Optional release notices; resolves once subscribed. Failures degrade to polling. The listener gets
+   * `undefined` when notices may have been missed (the subscription was restored after a reconnect): the
+   * waiter then attempts at once.
+   */
+  subscribe?(key: string, listener: (outcome: ReleaseOutcome | undefined) => void): Promise<() => void>;
+  /**
+   * Optional: `listener` is called after every reconnect of the backend (a server restart, a failover);
+   * the engine then re-validates every held lease at once. Returns the function that removes it.
+   */
+  onReconnect?(listener: () => void): () => void;
   /** Frees backend resources. */
   close(): Promise<void>;
 }
@@ -47,6 +56,8 @@ export function validateKey(key: unknown): asserts key is string {
 
 interface EngineLease extends Lease {
   lose(reason: LeaseLostReason, cause?: unknown): void;
+  /** Renew now (after a reconnect): a lease whose token is gone is lost at once, not at the next renewal. */
+  revalidate(): void;
   /** Lose the lease (reason `closed`) and give the key back so waiters need not wait for the TTL. */
   abandon(): Promise<void>;
 }
@@ -64,7 +75,18 @@ export function createEngineLock(
   // NOTE: Redlock's drift allowance: the local deadline ends a little before the server-side TTL.
   const driftMs = Math.floor(ttlMs * 0.01) + 2;
   const leases = new Set<EngineLease>();
+  /** Wakes the sleeping waiters: on close they must not sleep out their backoff. */
+  const sleepers = new Set<() => void>();
   let closed = false;
+  // NOTE: the hook is installed lazily (first lease), so that option validation with a dummy backend
+  // touches nothing.
+  let stopReconnectHook: (() => void) | undefined;
+  const hookReconnects = () => {
+    if (stopReconnectHook || closed) return;
+    stopReconnectHook = backend.onReconnect?.(() => {
+      for (const lease of [...leases]) lease.revalidate();
+    });
+  };
 
   const makeLease = (key: string, token: string, fence: number, startedAt: number): EngineLease => {
     const controller = new AbortController();
@@ -115,6 +137,11 @@ export function createEngineLock(
       fence,
       signal: controller.signal,
       isValid: () => state === 'held' && now() < deadline,
+      revalidate() {
+        if (state !== 'held' || renewing) return;
+        clearTimeout(renewTimer);
+        void renew();
+      },
       lose(reason, cause) {
         if (state !== 'held') return;
         state = 'lost';
@@ -145,6 +172,7 @@ export function createEngineLock(
       },
     };
     leases.add(lease);
+    hookReconnects();
     armDeadline();
     scheduleRenew();
     return lease;
@@ -175,7 +203,7 @@ export function createEngineLock(
     // guarantee "subscribe first" is after, without its latency.
     backend
       .subscribe?.(key, (outcome) => {
-        if (notice !== 'built') notice = outcome;
+        if (outcome !== undefined && notice !== 'built') notice = outcome;
         poke = true;
         wake?.();
       })
@@ -218,9 +246,18 @@ export function createEngineLock(
         const t0 = now();
         let result: AttemptResult | undefined;
         try {
-          result = await backend.tryAcquire(key, token, ttlMs);
+          const attempt = backend.tryAcquire(key, token, ttlMs);
+          result = await abortable(attempt, signal, () => {
+            // Aborted while the attempt is in flight (a slow connect, a frozen server): if it still
+            // lands, give the key back at once instead of leaving it held for a TTL.
+            attempt.then(
+              (late) => (late.ok ? backend.release(key, token, 'failed') : undefined),
+              () => undefined,
+            );
+          });
           firstFailureAt = undefined;
         } catch (error) {
+          if (signal?.aborted && error === signal.reason) throw error;
           const err = toLockError(error);
           if (!(err instanceof LockUnavailableError)) throw err;
           // NOTE: the first attempt fails fast (caller proceeds without the lock). A waiter that already
@@ -248,10 +285,18 @@ export function createEngineLock(
         if (pttl !== undefined && pttl >= 0) delay = Math.min(delay, pttl + 5);
         delay = Math.min(delay, remaining);
         if (!poke) {
-          await sleep(delay, signal, (w) => {
-            wake = w;
-          });
-          wake = undefined;
+          let myWake: (() => void) | undefined;
+          try {
+            await sleep(delay, signal, (w) => {
+              wake = w;
+              myWake = w;
+              sleepers.add(w);
+            });
+          } finally {
+            if (myWake) sleepers.delete(myWake);
+            wake = undefined;
+          }
+          if (closed) throw new LockConfigError('option', 'lock is closed');
         }
         if (now() >= waitDeadline && !poke) {
           if (opts.isDone && (await opts.isDone(isDoneSignal))) return { kind: 'peer-finished' };
@@ -270,6 +315,8 @@ export function createEngineLock(
     async close() {
       if (closed) return;
       closed = true;
+      stopReconnectHook?.();
+      for (const w of [...sleepers]) w();
       await Promise.all([...leases].map((lease) => lease.abandon()));
       try {
         await backend.close();
@@ -278,6 +325,36 @@ export function createEngineLock(
       }
     },
   };
+}
+
+/**
+ * `promise`, or a rejection with `signal.reason` as soon as `signal` aborts (then `onAbandon` is called
+ * once, to clean up after the promise that is left running).
+ */
+function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbandon: () => void,
+): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      onAbandon();
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function toLockError(error: unknown): LockError {

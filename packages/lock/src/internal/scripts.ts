@@ -26,9 +26,11 @@ return 0
 `;
 
 /**
- * KEYS[1] lease key; ARGV[1] token, ARGV[2] outcome, ARGV[3] channel. Deletes the key if it holds the
- * token; publishes the outcome when deleted, and always for 'built' (the result exists either way).
- * PUBLISH runs under pcall: a user without channel permissions must still be able to release.
+ * KEYS[1] lease key; ARGV[1] token, ARGV[2] outcome, ARGV[3] channel, ARGV[4] 'SPUBLISH' (sharded pub/sub,
+ * Redis Cluster >= 7) or 'PUBLISH'. Deletes the key if it holds the token; publishes the outcome when
+ * deleted, and always for 'built' (the result exists either way). The publish runs under pcall: a user
+ * without channel permissions must still be able to release. The channel shares the lease key's hash tag,
+ * so a sharded publish stays in the script's slot.
  */
 export const RELEASE = `
 local deleted = 0
@@ -36,7 +38,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   deleted = 1
 end
-if deleted == 1 or ARGV[2] == 'built' then redis.pcall('PUBLISH', ARGV[3], ARGV[2]) end
+if deleted == 1 or ARGV[2] == 'built' then redis.pcall(ARGV[4], ARGV[3], ARGV[2]) end
 return deleted
 `;
 

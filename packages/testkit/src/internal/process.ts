@@ -197,7 +197,7 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /**
  * Polls `probe` until it returns true. Fails fast with the process output when `proc` exits,
- * and with `TIMEOUT` after `timeoutMs`.
+ * and with `TESTKIT_ERR_TIMEOUT` after `timeoutMs`.
  */
 export async function waitUntil(
   what: string,
@@ -210,14 +210,14 @@ export async function waitUntil(
     if (proc.hasExited()) {
       const { code, signal } = await proc.exited;
       throw new TestkitError(
-        'START_FAILED',
+        'TESTKIT_ERR_START_FAILED',
         `${what} exited during start-up (code ${code}, signal ${signal}):\n${proc.output()}`,
       );
     }
     if (await probe().catch(() => false)) return;
     if (Date.now() > deadline) {
       throw new TestkitError(
-        'TIMEOUT',
+        'TESTKIT_ERR_TIMEOUT',
         `${what} did not become ready within ${timeoutMs} ms:\n${proc.output()}`,
       );
     }

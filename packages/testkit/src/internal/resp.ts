@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { RedisReplyError, TestkitError } from '../errors.js';
 
 /** Where and as whom {@link sendCommand} connects. */
@@ -9,6 +10,8 @@ export interface RespTarget {
   username?: string | undefined;
   /** Password for AUTH; omitted → no AUTH is sent. */
   password?: string | undefined;
+  /** TLS with this CA (PEM) instead of plain TCP. */
+  tlsCa?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -77,7 +80,7 @@ export async function sendCommand(
   args: ReadonlyArray<string | number>,
 ): Promise<unknown> {
   if (args.length === 0)
-    throw new TestkitError('INVALID_OPTION', 'command: at least the command name is required');
+    throw new TestkitError('TESTKIT_ERR_INVALID_OPTION', 'command: at least the command name is required');
   const requests: Array<ReadonlyArray<string | number>> = [];
   if (target.password !== undefined) {
     requests.push(
@@ -87,7 +90,10 @@ export async function sendCommand(
   requests.push(args);
   target.signal?.throwIfAborted();
   return await new Promise<unknown>((resolve, reject) => {
-    const socket = connect({ host: target.host, port: target.port });
+    const socket =
+      target.tlsCa === undefined
+        ? connect({ host: target.host, port: target.port })
+        : tlsConnect({ host: target.host, port: target.port, ca: target.tlsCa });
     let buf: Buffer = Buffer.alloc(0);
     const replies: unknown[] = [];
     let settled = false;
@@ -101,7 +107,9 @@ export async function sendCommand(
     };
     const onAbort = () => finish(target.signal?.reason);
     target.signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('connect', () => socket.write(Buffer.concat(requests.map(encode))));
+    socket.on(target.tlsCa === undefined ? 'connect' : 'secureConnect', () =>
+      socket.write(Buffer.concat(requests.map(encode))),
+    );
     socket.on('data', (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       try {

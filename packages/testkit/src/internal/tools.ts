@@ -6,6 +6,8 @@ import { TestkitError } from '../errors.js';
 /** Binaries the test suite needs → the Debian package that provides each. */
 export const REQUIRED_TOOLS: Readonly<Record<string, string>> = {
   'redis-server': 'redis-server',
+  'redis-sentinel': 'redis-sentinel',
+  'redis-cli': 'redis-tools',
   'docker-registry': 'docker-registry',
   htpasswd: 'apache2-utils',
   openssl: 'openssl',
@@ -42,7 +44,7 @@ export function packagesFor(tools: readonly string[]): string[] {
 export function missingToolsError(tools: readonly string[], detail?: string): TestkitError {
   const list = tools.map((tool) => `${tool} (Debian package ${REQUIRED_TOOLS[tool] ?? tool})`).join(', ');
   return new TestkitError(
-    'MISSING_TOOLS',
+    'TESTKIT_ERR_MISSING_TOOLS',
     `The task-cache tests run the real servers and need these programs on PATH: ${list}. ` +
       `Install them with: sudo apt-get install -y ${packagesFor(tools).join(' ')}` +
       (detail ? `\n${detail}` : ''),
@@ -64,7 +66,7 @@ function apt(args: string[]): { ok: boolean; output: string } {
 
 /**
  * Ensures every required tool is on PATH: installs the missing ones with apt-get when running
- * as root, otherwise throws {@link TestkitError} `MISSING_TOOLS` naming exactly what to install.
+ * as root, otherwise throws {@link TestkitError} `TESTKIT_ERR_MISSING_TOOLS` naming exactly what to install.
  */
 export function ensureTools(): void {
   const missing = missingTools();
