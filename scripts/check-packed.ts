@@ -144,7 +144,7 @@ console.log(JSON.stringify({ first: first.status, second: second.status, ioredis
   const warnings = without.warnings as Array<{ code: string; causeCode?: string }>;
   check(
     without.third === 'saved' &&
-      warnings.some((w) => w.code === 'LOCK_UNAVAILABLE' && w.causeCode === 'MISSING_DEPENDENCY'),
+      warnings.some((w) => w.code === 'LOCK_UNAVAILABLE' && w.causeCode === 'CACHE_ERR_MISSING_DEPENDENCY'),
     `redis:// lock without ioredis: ${JSON.stringify(without)}`,
   );
   step('default run saved then restored without ioredis; the Redis subpath fails typed');

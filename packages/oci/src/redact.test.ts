@@ -85,6 +85,11 @@ describe('redactUrls (free text)', () => {
 
   it('text without URLs is unchanged', () => {
     expect(redactUrls('nothing to see: a@b, c:d')).toBe('nothing to see: a@b, c:d');
+    // A bare scheme in prose is not a URL: the `@` of a package name later on is not user-info.
+    const prose = 'redis:// and rediss:// locks (@task-cache/lock/redis) need ioredis; see redis://u:pw@h:1';
+    expect(redactUrls(prose)).toBe(
+      'redis:// and rediss:// locks (@task-cache/lock/redis) need ioredis; see redis://***:***@h:1',
+    );
   });
 });
 

@@ -71,6 +71,9 @@ function schemeStart(text: string, afterSlashes: number): number {
 
 /** `rest` is what follows `scheme://`. */
 function redactAuthorityAndQuery(rest: string, textMode: boolean): string {
+  // In free text a bare `scheme://` followed by white space names a scheme ("redis:// and
+  // rediss:// locks (@task-cache/lock/redis) need…"); it has no authority, so nothing to hide.
+  if (textMode && /^(?:\s|$)/.test(rest)) return rest;
   let at = -1;
   for (let i = rest.lastIndexOf('@'); i >= 0; i = i === 0 ? -1 : rest.lastIndexOf('@', i - 1)) {
     if (HOST_AFTER_AT.test(rest.slice(i + 1))) {
