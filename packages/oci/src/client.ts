@@ -10,6 +10,7 @@
  */
 import { type ResolveCredentialsOptions, resolveCredentials } from './credentials.js';
 import { InvalidOptionError } from './errors.js';
+import { createPushRateLimiter } from './internal/push-rate.js';
 import { Semaphore } from './internal/semaphore.js';
 import { createTransport } from './internal/transport/index.js';
 import { type OciReference, parseReference, validateRepository } from './reference.js';
@@ -88,6 +89,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
     credentials: () => resolveCredentials(o.registry, credentialOptions),
   });
   const transfers = new Semaphore(o.maxConcurrentTransfers);
+  const pushRate =
+    o.maxBlobPushesPerMinute === undefined ? undefined : createPushRateLimiter(o.maxBlobPushesPerMinute);
   let closed = false;
 
   const client: OciClient = {
@@ -106,6 +109,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
         origin: o.origin,
         location: `oci://${o.registry}/${name}`,
         chunkSize: o.chunkSize,
+        monolithicUploadMaxBytes: o.monolithicUploadMaxBytes,
+        pushRate,
         maxManifestBytes: o.maxManifestBytes,
         tagPageSize: o.tagPageSize,
       });
