@@ -399,6 +399,31 @@ export function entryConformance(
       });
 
     if (options.tamper)
+      it('a chunk tampered at its own size is caught by the uncompressed digest of the config (the store checks only the size of chunks)', async () => {
+        const fx = await makeStore();
+        if (!fx.tamperBlob) throw new Error('fixture declared tamper: true without tamperBlob');
+        const src = await taskDir('tamper-same-size');
+        await writeTree(src, { 'dist/a.bin': seededBytes(64 * 1024, 9) });
+        const tag = nextTag('tamper-same-size');
+        await saveEntry(fx.store, { dir: src, generates: ALL, tag, task: 't', key: tag });
+        const manifest = JSON.parse(Buffer.from((await fx.store.fetchManifest(tag))!.bytes).toString());
+        const layer = manifest.layers[0];
+        const parts: Uint8Array[] = [];
+        for await (const piece of await fx.store.fetchBlob(layer)) parts.push(piece);
+        const bytes = new Uint8Array(Buffer.concat(parts));
+        // One byte of the payload flipped, far from the frame header: same size, other content.
+        const at = bytes.byteLength - 100;
+        bytes[at] = (bytes[at] as number) ^ 0xff;
+        await fx.tamperBlob(layer.digest, bytes);
+        const dst = await taskDir('tamper-same-size-dst');
+        await writeTree(dst, { 'dist/a.bin': 'old' });
+        const err = await restoreEntry(fx.store, { dir: dst, generates: ALL, tag }).catch((e) => e);
+        expect(err).toBeInstanceOf(EntryError);
+        expect(err.code).toBe('CACHE_ERR_ENTRY_CORRUPT');
+        expect(await readFile(join(dst, 'dist/a.bin'), 'utf8')).toBe('old');
+      });
+
+    if (options.tamper)
       it('an entry with a missing chunk is a miss and outputs stay', async () => {
         const fx = await makeStore();
         if (!fx.removeBlob) throw new Error('fixture declared tamper: true without removeBlob');

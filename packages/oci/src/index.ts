@@ -107,6 +107,7 @@ export type {
   BlobFetcher,
   BlobPusher,
   Descriptor,
+  FetchBlobOptions,
   FetchedManifest,
   ManifestDeleter,
   ManifestFetcher,

@@ -38,14 +38,29 @@ export interface RequestOptions {
  */
 export type BlobBody = Uint8Array | AsyncIterable<Uint8Array> | (() => AsyncIterable<Uint8Array>);
 
+/** Options for {@link BlobFetcher.fetchBlob}. */
+export interface FetchBlobOptions extends RequestOptions {
+  /**
+   * The caller proves the content by other means before using it, so the reader checks only the
+   * size and skips hashing the bytes: one hash per byte instead of two. Example: core's restore,
+   * whose config (itself verified by its digest) lists each chunk's uncompressed sha256, which it
+   * checks after decompressing; a blob that decompresses to those bytes is the right content
+   * whatever its compressed digest. Never set it for bytes used as they are. A store may ignore
+   * it (and verify the digest anyway).
+   * @default false
+   */
+  contentVerified?: boolean;
+}
+
 /** Reads a blob; the bytes always come through the shared verifying reader. */
 export interface BlobFetcher {
   /**
    * Streams the blob's bytes, verified against `descriptor.size` and `descriptor.digest`
    * as they flow (a mismatch throws `DigestMismatchError`/`SizeMismatchError` and the
-   * final piece is never handed on). A missing blob throws `BlobUnknownError` from this call.
+   * final piece is never handed on; with `contentVerified`, the size only). A missing blob
+   * throws `BlobUnknownError` from this call.
    */
-  fetchBlob(descriptor: Descriptor, options?: RequestOptions): Promise<AsyncIterable<Uint8Array>>;
+  fetchBlob(descriptor: Descriptor, options?: FetchBlobOptions): Promise<AsyncIterable<Uint8Array>>;
 }
 
 /** Checks whether a blob exists. */
