@@ -93,8 +93,10 @@ async function rttProxy(
     sockets.add(client).add(up);
     delay(client, up);
     delay(up, client);
-    client.on('close', () => up.destroy());
-    up.on('close', () => client.destroy());
+    // NOTE: closing is delayed like the data (and ends rather than destroys), so the pieces still
+    // on their way are delivered first.
+    client.on('close', () => setTimeout(() => up.end(), rttMs / 2));
+    up.on('close', () => setTimeout(() => client.end(), rttMs / 2));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as import('node:net').AddressInfo;
