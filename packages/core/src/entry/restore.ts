@@ -14,7 +14,15 @@ import { knownDigests } from '../internal/known.js';
 import { mapOrdered } from '../internal/ordered.js';
 import { SCRATCH_PREFIX } from '../internal/outputs.js';
 import { swapIntoPlace } from '../internal/swap.js';
-import { checkGenerates, checkString, checkTag, SHARED_OPTIONS } from '../internal/validate.js';
+import {
+  checkBoolean,
+  checkGenerates,
+  checkProtect,
+  checkString,
+  checkTag,
+  outputSelection,
+  SHARED_OPTIONS,
+} from '../internal/validate.js';
 import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
 import { codecPool, type WorkerCodec } from '../workers/codec-pool.js';
 import { extractInWorker } from '../workers/extract.js';
@@ -51,7 +59,13 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   if (typeof options !== 'object' || options === null)
     throw new InvalidOptionError('options', 'must be an object');
   const dir = checkString('dir', options.dir);
-  const generates = checkGenerates(options.generates);
+  // The output selection: `generates` minus the protected paths (sources, `.git`).
+  const generates = outputSelection(
+    checkGenerates(options.generates, {
+      allowBroad: checkBoolean('allowBroadGenerates', options.allowBroadGenerates, false),
+    }),
+    checkProtect(options.protect),
+  );
   const maxEntrySize = SHARED_OPTIONS.maxEntrySize(
     'maxEntrySize',
     options.maxEntrySize,
@@ -169,13 +183,14 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     });
     signal?.throwIfAborted();
     // NOTE: once the swap starts it runs to the end (or rolls back); it is short (renames only).
-    await swapIntoPlace(dir, staging, entries, generates);
+    const removed = await swapIntoPlace(dir, staging, entries, generates);
     await rememberBase(stateDir, dir, store.location, config.task, tag);
     const result: RestoreEntryResult = {
       digest: entry.digest,
       chunksFetched: progress.chunksDone,
       bytesFetched: progress.bytesDone,
       files: entries.filter((e) => e.type !== 'directory').length,
+      removed,
       durationMs: performance.now() - started,
     };
     return result;

@@ -40,7 +40,9 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * Replaces the outputs of `dir` with the entries in `staging`.
+ * Replaces the outputs of `dir` with the entries in `staging`; resolves the number of files
+ * (and symlinks) matching `generates` that the entry does not hold, which the restore removed.
+ * Paths the selection protects (its `!` globs: sources, `.git`) are never set aside or replaced.
  * @throws {EntryRefusedError} when a destination would be written through a symlink.
  */
 export async function swapIntoPlace(
@@ -48,17 +50,20 @@ export async function swapIntoPlace(
   staging: string,
   entries: readonly ExtractedEntry[],
   generates: readonly string[],
-): Promise<void> {
+): Promise<number> {
   const journal: Step[] = [];
   const aside = await mkdtemp(join(dir, `${SCRATCH_PREFIX}old-`));
   let ok = false;
+  let removed = 0;
   try {
     // 1. Set the current outputs aside (files and symlinks; directories stay in place).
     const current = await listOutputs(dir, generates);
     const newDirs = new Set(entries.filter((e) => e.type === 'directory').map((e) => e.path));
     const asideDirs = new Set<string>();
+    const incoming = new Set(entries.map((e) => e.path));
     for (const o of current) {
       if (o.kind === 'directory') continue;
+      if (!incoming.has(o.path)) removed++;
       const from = join(dir, o.path);
       const to = join(aside, o.path);
       const parent = o.path.split('/').slice(0, -1).join('/');
@@ -160,4 +165,5 @@ export async function swapIntoPlace(
     throw err;
   }
   if (ok) await rm(aside, { recursive: true, force: true });
+  return removed;
 }

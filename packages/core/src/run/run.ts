@@ -5,6 +5,7 @@
 import { CacheConfigError } from '../errors.js';
 import { type CacheContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
+import { checkSourcesAndOutputs } from './outputs.js';
 import { buildStep } from './steps/build.js';
 import { keyStep } from './steps/key.js';
 import { lockStep } from './steps/lock.js';
@@ -40,6 +41,8 @@ export async function runTask<T>(
   // 2. Key.
   const { key, files } = await keyStep(cache, o, stats);
   const call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
+  // Sources matching nothing warn; generates overlapping sources are refused — before the build.
+  await checkSourcesAndOutputs(call, o, files);
   const store = await call.openStore();
 
   const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> =>

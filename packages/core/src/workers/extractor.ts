@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { outputMatcher, symlinkStaysInside } from '../internal/outputs.js';
+import { outputMatcher, protectedMatcher, symlinkStaysInside } from '../internal/outputs.js';
 import { safePath } from '../internal/tar-extract.js';
 import { Handoff } from './extract-handoff.js';
 import { Failure } from './failure.js';
@@ -46,6 +46,7 @@ export class Extractor {
   private readonly types = new Map<string, ExtractedRecord['type']>();
   private readonly made = new Set<string>();
   private readonly allowed: (p: string) => boolean;
+  private readonly isProtected: (p: string) => boolean;
   private readonly header = Buffer.alloc(512);
   private headerFill = 0;
   private body: Body | undefined;
@@ -75,6 +76,7 @@ export class Extractor {
     private readonly startWriter: () => Worker | undefined,
   ) {
     this.allowed = outputMatcher(generates);
+    this.isProtected = protectedMatcher(generates);
   }
 
   write(bytes: Uint8Array): void {
@@ -172,7 +174,11 @@ export class Extractor {
     }
     const mode = h.mode ?? (h.type === 'directory' ? 0o755 : 0o644);
     if (mode & 0o6000) throw refuse(path, 'setuid/setgid bit');
-    if (!this.allowed(path)) throw refuse(path, "outside the task's generates");
+    if (!this.allowed(path)) {
+      if (this.isProtected(path))
+        throw refuse(path, 'a source of the task (or under .git): a restore never writes or replaces it');
+      throw refuse(path, "outside the task's generates");
+    }
     if (this.types.has(path)) throw refuse(path, 'duplicate entry');
     const segs = path.split('/');
     for (let i = 1; i < segs.length; i++) {
