@@ -6,9 +6,15 @@
  */
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Descriptor } from '@task-cache/oci';
-import { EntryCorruptError, EntryTooLargeError, InvalidOptionError, TaskCacheError } from '../errors.js';
+import { join, relative } from 'node:path';
+import { type Descriptor, ManifestInvalidError } from '@task-cache/oci';
+import {
+  EntryCorruptError,
+  EntryRefusedError,
+  EntryTooLargeError,
+  InvalidOptionError,
+  TaskCacheError,
+} from '../errors.js';
 import { defaultStateDir, rememberBase } from '../internal/base.js';
 import { knownDigests } from '../internal/known.js';
 import { mapOrdered } from '../internal/ordered.js';
@@ -199,7 +205,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     if (isMissing(err)) return undefined;
     if (err instanceof TaskCacheError) throw err;
     if (isVerificationFailure(err)) throw corruptBlob(err);
-    throw err;
+    throw restoreFailure(err, dir);
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await rm(staging, { recursive: true, force: true });
@@ -207,6 +213,30 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
 };
 
 type ChunkInfo = EntryConfig['chunks'][number];
+
+/** File-system codes an entry's content can cause while it is moved into place. */
+const ENTRY_FS_CODES = new Set(['ENAMETOOLONG', 'EINVAL', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EILSEQ']);
+
+/**
+ * The typed error of a restore failure that is not one yet (issue 16): a manifest the store
+ * refused as malformed or oversized is a corrupt entry (docs/format.md §8); a file-system error
+ * the entry's paths caused is a refusal of that path. Anything else (ENOSPC, EACCES, a store's
+ * own error) passes through.
+ */
+function restoreFailure(err: unknown, dir: string): unknown {
+  if (err instanceof ManifestInvalidError)
+    return new EntryCorruptError(`entry manifest is invalid: ${err.message}`, { cause: err });
+  const e = err as NodeJS.ErrnoException | null;
+  if (typeof e?.code === 'string' && ENTRY_FS_CODES.has(e.code) && typeof e.syscall === 'string') {
+    const abs = typeof e.path === 'string' ? e.path : '';
+    const path = abs.startsWith(`${dir}/`) ? relative(dir, abs) : abs;
+    return new EntryRefusedError(
+      `entry path ${JSON.stringify(path.slice(0, 200))} refused: the file system refused it [${e.code}]`,
+      { path, cause: err },
+    );
+  }
+  return err;
+}
 
 async function fetchChunk(
   store: EntryReader,

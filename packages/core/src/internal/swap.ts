@@ -4,8 +4,8 @@
  * failure undoes the journal in reverse, so the outputs end exactly as they were. Staging and
  * set-aside directories live inside the task directory: renames stay on one file system.
  */
-import { chmod, lstat, mkdir, mkdtemp, rename, rm, rmdir, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, lstat, mkdir, mkdtemp, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import { EntryOutputsError, EntryRefusedError } from '../errors.js';
 import { listOutputs, SCRATCH_PREFIX } from './outputs.js';
 import type { ExtractedEntry } from './tar-extract.js';
@@ -37,6 +37,53 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Most symlinks followed while resolving one target (Linux's own limit is 40). */
+const MAX_HOPS = 40;
+
+/**
+ * `true` when the symlink at `path` (relative to `dir`) with target `target` resolves inside `dir`
+ * on the real file system: every component is looked up, and symlinks met on the way (of the
+ * entry or already in the task directory) are followed. A dangling remainder is resolved
+ * lexically. An absolute target of an existing symlink counts as inside only under `dir`.
+ */
+export async function resolvesInside(dir: string, path: string, target: string): Promise<boolean> {
+  const realDir = await realpath(dir).catch(() => dir);
+  const stack = path.split('/').slice(0, -1);
+  const queue = target.split('/');
+  let hops = 0;
+  let exists = true;
+  while (queue.length > 0) {
+    const s = queue.shift() as string;
+    if (s === '' || s === '.') continue;
+    if (s === '..') {
+      if (stack.length === 0) return false;
+      stack.pop();
+      continue;
+    }
+    stack.push(s);
+    if (!exists) continue;
+    const abs = join(dir, ...stack);
+    const st = await lstat(abs).catch(() => undefined);
+    if (st === undefined) {
+      exists = false;
+      continue;
+    }
+    if (!st.isSymbolicLink()) continue;
+    if (++hops > MAX_HOPS) return false;
+    const next = await readlink(abs);
+    stack.pop();
+    if (isAbsolute(next)) {
+      const base = [dir, realDir].find((d) => next === d || next.startsWith(`${d}/`));
+      if (base === undefined) return false;
+      stack.length = 0;
+      queue.unshift(...next.slice(base.length).split('/'));
+    } else {
+      queue.unshift(...next.split('/'));
+    }
+  }
+  return true;
 }
 
 /**
@@ -153,7 +200,19 @@ export async function swapIntoPlace(
       await rename(from, to);
       journal.push({ op: 'rename', from, to });
     }
-    // 3. Directory modes and mtimes last (deepest first), so read-only directories can be filled.
+    // 3. Symlinks, now in place, must still resolve inside the task directory through the real
+    // file system: a target lexically inside can pass through a symlink that was already in the
+    // task directory and points out (issue 16: reading the restored link read an outside file).
+    for (const e of entries) {
+      if (e.type !== 'symlink' || e.linkname === undefined) continue;
+      if (!(await resolvesInside(dir, e.path, e.linkname))) {
+        throw new EntryRefusedError(
+          `entry path ${JSON.stringify(e.path)} refused: symlink to ${JSON.stringify(e.linkname)} resolves outside the task directory through the file system`,
+          { path: e.path },
+        );
+      }
+    }
+    // 4. Directory modes and mtimes last (deepest first), so read-only directories can be filled.
     for (const e of [...entries].reverse()) {
       if (e.type !== 'directory') continue;
       await chmod(join(dir, e.path), e.mode);

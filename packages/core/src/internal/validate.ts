@@ -40,7 +40,11 @@ export interface GeneratesRules {
  * restore makes every path matching `generates` equal to the entry, so such a glob lets it
  * delete the project (issue 16).
  */
-export function checkGenerates(v: unknown, rules: GeneratesRules = {}, field = 'generates'): readonly string[] {
+export function checkGenerates(
+  v: unknown,
+  rules: GeneratesRules = {},
+  field = 'generates',
+): readonly string[] {
   if (!Array.isArray(v) || v.length === 0 || v.some((g) => typeof g !== 'string' || g === '')) {
     throw new InvalidOptionError(field, 'must be a non-empty array of glob strings');
   }

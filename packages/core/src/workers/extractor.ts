@@ -56,6 +56,10 @@ export class Extractor {
   private paxGlobal: Record<string, string> | null = null;
   private longPath: string | null = null;
   private longLink: string | null = null;
+  /** The end-of-archive marker was read. */
+  private ended = false;
+  /** The path of the entry being written (for errors). */
+  private current = '';
   /** Bytes of the current piece after the header being decoded. */
   private avail = 0;
   /** Small files seen; the writer is used from the SPAWN_AFTER + 1st on. */
@@ -80,7 +84,21 @@ export class Extractor {
   }
 
   write(bytes: Uint8Array): void {
+    try {
+      this.writeBytes(bytes);
+    } catch (err) {
+      throw typedFsFailure(err, this.current);
+    }
+  }
+
+  private writeBytes(bytes: Uint8Array): void {
     let pos = 0;
+    if (this.ended) {
+      // NOTE: after the end-of-archive marker only zero padding may follow (issue 16: trailing
+      // data was extracted instead of refused).
+      if (bytes.some((b) => b !== 0)) throw corrupt('data after the end-of-archive marker');
+      return;
+    }
     while (pos < bytes.byteLength) {
       if (this.bodyLeft > 0) {
         const n = Math.min(this.bodyLeft, bytes.byteLength - pos);
@@ -104,6 +122,10 @@ export class Extractor {
         this.headerFill = 0;
         this.avail = bytes.byteLength - pos;
         this.onHeader();
+        if (this.ended) {
+          if (bytes.subarray(pos).some((b) => b !== 0)) throw corrupt('data after the end-of-archive marker');
+          return;
+        }
       }
     }
   }
@@ -111,6 +133,8 @@ export class Extractor {
   end(): ExtractedRecord[] {
     if (this.headerFill !== 0 || this.bodyLeft > 0 || this.body !== undefined)
       throw corrupt('Unexpected end of data');
+    if (this.longPath !== null || this.longLink !== null || this.pax !== null)
+      throw corrupt('an extended header without its entry at the end of the archive');
     checkSymlinkChains(this.entries, this.types);
     return this.entries;
   }
@@ -140,8 +164,17 @@ export class Extractor {
     } catch (err) {
       throw corrupt((err as Error).message);
     }
-    if (h === null) return; // a zero block (end-of-archive padding)
+    if (h === null) {
+      // A zero block: the end-of-archive marker. Nothing but zeros may follow.
+      if (this.longPath !== null || this.longLink !== null || this.pax !== null)
+        throw corrupt('an extended header without its entry before the end of the archive');
+      this.ended = true;
+      return;
+    }
     const size = h.size ?? 0;
+    if (!Number.isSafeInteger(size) || size < 0) throw corrupt(`header size ${String(size)} is invalid`);
+    if (h.type === 'pax-global-header')
+      throw corrupt('pax global headers are not allowed (task-cache never writes them)');
     if (
       h.type === 'pax-header' ||
       h.type === 'pax-global-header' ||
@@ -160,14 +193,20 @@ export class Extractor {
     if (this.pax) {
       if (this.pax.path) h.name = this.pax.path;
       if (this.pax.linkpath) h.linkname = this.pax.linkpath;
-      if (this.pax.size) bodySize = Number.parseInt(this.pax.size, 10);
+      if (this.pax.size !== undefined) {
+        if (!/^[0-9]{1,15}$/.test(this.pax.size))
+          throw corrupt(`pax size ${JSON.stringify(this.pax.size.slice(0, 40))} is invalid`);
+        bodySize = Number.parseInt(this.pax.size, 10);
+      }
       this.pax = null;
     }
     this.onEntry(h, bodySize);
   }
 
   private onEntry(h: Header, size: number): void {
+    this.current = h.name;
     const path = safePathOf(h.name);
+    this.current = path;
     if (h.type !== 'file' && h.type !== 'directory' && h.type !== 'symlink') {
       const what = h.type === 'link' ? 'hardlink' : (h.type ?? 'unknown type');
       throw refuse(path, `${what} entries are not allowed`);
@@ -190,6 +229,9 @@ export class Extractor {
     }
     const target = join(this.staging, path);
     const mtime = this.keepMtimes && h.mtime ? h.mtime : undefined;
+    // NOTE: utimes takes seconds as a double; beyond ±2^53 ms (and for NaN) it fails with EINVAL.
+    if (mtime !== undefined && !(Math.abs(mtime.getTime()) <= MAX_MTIME_MS))
+      throw refuse(path, `mtime ${String(h.mtime?.getTime())} ms is out of range`);
     const record = (r: ExtractedRecord) => {
       if (mtime) r.mtimeMs = mtime.getTime();
       this.entries.push(r);
@@ -283,6 +325,37 @@ export class Extractor {
       else this.pax = { ...(this.paxGlobal ?? {}), ...headers.decodePax(b.buf) };
     }
   }
+}
+
+/** Latest mtime kept: year 275 760 (the range of a JavaScript `Date`, and far within utimes'). */
+const MAX_MTIME_MS = 8.64e15;
+
+/** What a file-system error caused by an entry's content means, by code. */
+const FS_REFUSALS: Record<string, string> = {
+  ENAMETOOLONG: 'its name is too long for this file system',
+  EINVAL: 'the file system refused a value of it (name or mtime)',
+  EEXIST: 'it collides with a path the entry already created',
+  ENOTDIR: 'a parent of it is not a directory',
+  EISDIR: 'it collides with a directory the entry already created',
+  ELOOP: 'it goes through a symlink',
+  EILSEQ: 'its name is not valid on this file system',
+};
+
+/**
+ * A file-system error while writing `path` becomes the typed refusal of that entry path when
+ * the entry's content caused it (issue 16: raw ENAMETOOLONG, EINVAL, EEXIST escaped); other
+ * failures (ENOSPC, EACCES, …) stay file-system failures with their code.
+ */
+function typedFsFailure(err: unknown, path: string): unknown {
+  if (err instanceof Failure) return err;
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const why = typeof code === 'string' ? FS_REFUSALS[code] : undefined;
+  if (why === undefined) return err;
+  return new Failure({
+    kind: 'refused',
+    message: `entry path ${JSON.stringify(path.slice(0, 200))} refused: ${why} [${code}]`,
+    path,
+  });
 }
 
 function safePathOf(name: string): string {
