@@ -627,6 +627,8 @@ export function entryConformance(
       expect(err).toBeInstanceOf(Error);
       expect(err.message).toBe('stop here');
       expect(await treeHash(dst)).toBe(before);
+      // The abort removed the staging (issue 16: wire SIGINT/SIGTERM to the signal).
+      expect((await readdir(dst)).filter((n) => n.startsWith('.task-cache-'))).toEqual([]);
     });
 
     it('an aborted save leaves no tag', async () => {

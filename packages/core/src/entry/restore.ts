@@ -18,7 +18,7 @@ import {
 import { defaultStateDir, rememberBase } from '../internal/base.js';
 import { knownDigests } from '../internal/known.js';
 import { mapOrdered } from '../internal/ordered.js';
-import { SCRATCH_PREFIX } from '../internal/outputs.js';
+import { removeStaleStaging, stagingPrefix } from '../internal/scratch.js';
 import { swapIntoPlace } from '../internal/swap.js';
 import {
   checkBoolean,
@@ -123,7 +123,9 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   setMaxListeners(0, inner.signal);
   const onAbort = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-  const staging = await mkdtemp(join(dir, `${SCRATCH_PREFIX}restore-`));
+  // Staging left by a killed restore goes first (never a live one: see internal/scratch.ts).
+  await removeStaleStaging(dir);
+  const staging = await mkdtemp(stagingPrefix(dir));
   try {
     // Every chunk passes through two reused slots of shared memory: its compressed bytes (read
     // in place by a codec worker) and its verified uncompressed bytes (read in place by the

@@ -4,7 +4,18 @@
  * failure undoes the journal in reverse, so the outputs end exactly as they were. Staging and
  * set-aside directories live inside the task directory: renames stay on one file system.
  */
-import { chmod, lstat, mkdir, mkdtemp, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  rmdir,
+  utimes,
+} from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { EntryOutputsError, EntryRefusedError } from '../errors.js';
 import { listOutputs, SCRATCH_PREFIX } from './outputs.js';

@@ -3,6 +3,7 @@
  * step is one module of ./steps; this file is only their order and the decisions between them.
  */
 import { CacheConfigError } from '../errors.js';
+import { removeStaleStaging } from '../internal/scratch.js';
 import { type CacheContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
 import { checkSourcesAndOutputs } from './outputs.js';
@@ -37,6 +38,9 @@ export async function runTask<T>(
 
   // 1. Disabled → just build.
   if (!cache.enabled) return buildOnly('', 'disabled');
+
+  // Staging directories left by a killed restore of this task are removed (best effort).
+  await removeStaleStaging(o.dir);
 
   // 2. Key.
   const { key, files } = await keyStep(cache, o, stats);
