@@ -6,7 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import { type Descriptor, ManifestInvalidError } from '@task-cache/oci';
 import {
   EntryCorruptError,
