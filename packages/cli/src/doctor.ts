@@ -1,0 +1,3 @@
+export async function doctorCommand(_a: readonly string[], _io: unknown): Promise<number> {
+  return 0;
+}
