@@ -3,7 +3,7 @@
  */
 import { createRequire } from 'node:module';
 import { CliError, EXIT } from './errors.js';
-import { type CliIo, runCommand } from './run.js';
+import type { CliIo } from './run.js';
 
 const USAGE = `Usage: task-cache <command> [options]
 
@@ -19,8 +19,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const [command, ...rest] = argv;
   try {
     switch (command) {
-      case 'run':
+      case 'run': {
+        // NOTE: loaded on demand: `--help` and usage errors need not load core.
+        const { runCommand } = await import('./run.js');
         return await runCommand(rest, io);
+      }
       case 'doctor': {
         const { doctorCommand } = await import('./doctor.js');
         return await doctorCommand(rest, io);
