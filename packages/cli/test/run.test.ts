@@ -261,6 +261,32 @@ describe('task-cache run (embedded store)', () => {
     expect(r.stderr).toContain(message);
   });
 
+  it('on a terminal the command is told to colour (FORCE_COLOR=1) and the replay keeps the bytes', async () => {
+    // `script` (util-linux) gives the CLI a pseudo-terminal as stdout and stderr.
+    const cmd = `${process.execPath} ${BIN} run --task tty -- sh -c 'printf "\\033[31mred%s\\033[0m\\n" "$FORCE_COLOR"'`;
+    const viaTty = () =>
+      finished(
+        spawn('script', ['-qec', cmd, '/dev/null'], {
+          cwd: box.project,
+          env: box.env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
+    const miss = await viaTty();
+    expect(miss.code, miss.stderr).toBe(0);
+    expect(miss.stdout).toContain('\x1b[31mred1\x1b[0m');
+    const hit = await viaTty();
+    expect(hit.stdout).toContain('\x1b[31mred1\x1b[0m');
+    expect(hit.stdout).toContain('task: "tty" restored from cache');
+    // Without a terminal, FORCE_COLOR is left alone.
+    const plain = await cli(
+      ['run', '--task', 'notty', '--', 'sh', '-c', 'echo "[$FORCE_COLOR]"'],
+      box.project,
+      box.env,
+    );
+    expect(plain.stdout).toBe('[]\n');
+  });
+
   it('a missing command exits 127', async () => {
     const r = await cli(['run', '--task', 'nf', '--', 'no-such-command-tc'], box.project, box.env);
     expect(r.code).toBe(127);
