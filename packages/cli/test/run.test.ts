@@ -248,6 +248,26 @@ describe('task-cache run (embedded store)', () => {
     expect(strict.stderr).toContain('CACHE_ERR_INVALID_URL');
   });
 
+  it('an unreachable registry: a warning and the command runs (exit 0); with --strict exit 75, no run', async () => {
+    const url = 'oci://127.0.0.1:1/task-cache/build?plain-http=true';
+    const loose = await cli(
+      ['run', '--task', 'down', '--cache', url, '--', 'echo', 'ran'],
+      box.project,
+      box.env,
+    );
+    expect(loose.code).toBe(0);
+    expect(loose.stdout).toBe('ran\n');
+    expect(loose.stderr).toContain('task: "down" cache warning: lookup failed');
+    const strict = await cli(
+      ['run', '--task', 'down', '--strict', '--cache', url, '--', 'echo', 'ran'],
+      box.project,
+      box.env,
+    );
+    expect(strict.code).toBe(75);
+    expect(strict.stdout).toBe('');
+    expect(strict.stderr).toContain('cache trouble in strict mode (LOOKUP_FAILED)');
+  });
+
   it.each([
     [['run', '--', 'true'], 'give the task name'],
     [['run', '--task', 'x'], 'no command'],
