@@ -248,6 +248,18 @@ describe('task-cache run (embedded store)', () => {
     expect(strict.stderr).toContain('CACHE_ERR_INVALID_URL');
   });
 
+  it('generates overlapping sources (a task error core finds): warning and uncached run; --strict 78', async () => {
+    const args = ['run', '--task', 'overlap', '--sources', 'src/**', '--generates', 'src/**', '--'];
+    const loose = await cli([...args, 'echo', 'ran'], box.project, box.env);
+    expect(loose.code, loose.stderr).toBe(0);
+    expect(loose.stdout).toBe('ran\n');
+    expect(loose.stderr).toContain('running without the cache');
+    expect(loose.stderr).not.toContain('saved to cache');
+    const strict = await cli(['run', '--strict', ...args.slice(1), 'echo', 'ran'], box.project, box.env);
+    expect(strict.code).toBe(78);
+    expect(strict.stdout).toBe('');
+  });
+
   it('an unreachable registry: a warning and the command runs (exit 0); with --strict exit 75, no run', async () => {
     const url = 'oci://127.0.0.1:1/task-cache/build?plain-http=true';
     const loose = await cli(
