@@ -108,7 +108,7 @@ function digestsOf(doc: Record<string, unknown>): string[] {
  *   {@link ALLOWLISTED_MEDIA_TYPES} → `400 MANIFEST_INVALID` ("unknown media type"); no
  *   referrers API (`404`).
  * - `quay`: the same allowlist; a mount (`?mount=`) without `from` → `400 UNSUPPORTED`.
- * - `ghcr`: a `PATCH` body over 4 MiB → `413`; more than `layerPushesPerWindow` completed blob
+ * - `ghcr`: a `PATCH` body over 4 MiB → `416 REQUESTED_RANGE_NOT_SATISFIABLE` (GHCR's answer); more than `layerPushesPerWindow` completed blob
  *   uploads per window → `429 TOOMANYREQUESTS` with `Retry-After`.
  * - `ecr`: a manifest with more than 500 layers → `400 MANIFEST_INVALID`; a `PATCH` after a part
  *   smaller than 5 MiB in the same session → `400 BLOB_UPLOAD_INVALID` (only the last part may be
@@ -212,10 +212,15 @@ export async function startQuirkProxy(options: QuirkProxyOptions): Promise<Quirk
       const size = req.body?.byteLength ?? 0;
       const state = sessions.get(id) ?? { offset: 0 };
       if (profile === 'ghcr' && size > maxPatch) {
+        // GHCR's own answer, as its users report it (a 416, not a 413).
         return refuse(
           req,
           'patch-too-large',
-          registryError(413, 'SIZE_INVALID', `chunk of ${size} bytes, at most ${maxPatch}`),
+          registryError(
+            416,
+            'REQUESTED_RANGE_NOT_SATISFIABLE',
+            `the request body is too large and exceeds the maximum permissible limit of ${(maxPatch / 1048576).toFixed(2)}MiB`,
+          ),
         );
       }
       if (profile === 'ecr' && state.lastPart !== undefined && state.lastPart < minPatch) {
