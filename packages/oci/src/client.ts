@@ -16,6 +16,7 @@ import { type OciReference, parseReference, validateRepository } from './referen
 import { createBlobReader } from './registry/blobs.js';
 import type { RepositoryContext } from './registry/context.js';
 import { createManifests } from './registry/manifests.js';
+import { type ProbeOptions, probeCapabilities } from './registry/probe.js';
 import { type OciClientOptions, resolveClientOptions } from './registry/options.js';
 import { listTags } from './registry/tags.js';
 import { createBlobWriter } from './registry/uploads.js';
@@ -151,6 +152,7 @@ function createRepository(client: OciClient, ctx: RepositoryContext): OciReposit
     ...createBlobWriter(ctx, blobs),
     ...createManifests(ctx),
     listTags: (options?: RequestOptions) => listTags(ctx, options),
+    probeCapabilities: (options?: ProbeOptions) => probeCapabilities(ctx, options),
     close: async () => {},
   };
 }

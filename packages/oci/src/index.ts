@@ -112,6 +112,7 @@ export type {
   ManifestFetcher,
   ManifestPusher,
   OciStore,
+  RegistryCapabilities,
   PushBlobOptions,
   PushManifestOptions,
   RequestOptions,

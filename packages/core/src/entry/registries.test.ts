@@ -80,7 +80,9 @@ async function manifestOf(store: OciBackend, tag: string): Promise<Record<string
 }
 
 for (const profile of QUIRK_PROFILES) {
-  entryConformance(`quirk profile ${profile}`, async () => ({ store: via(proxies.get(profile)!) }));
+  entryConformance(`quirk profile ${profile}`, async () => ({ store: via(proxies.get(profile)!) }), {
+    small: true,
+  });
 }
 
 describe('the compatible form', () => {
@@ -114,6 +116,17 @@ describe('the compatible form', () => {
       expect(again.form).toBe('compat');
       expect(fallbacks).toHaveLength(1);
       expect(proxy.refusals).toHaveLength(1);
+      // The capabilities were probed once (reads only), remembered with the form the registry took.
+      const [file] = await readdir(join(stateDir, 'registries'));
+      const state = JSON.parse(await readFile(join(stateDir, 'registries', file!), 'utf8'));
+      expect(state.registry).toBe(proxy.host);
+      expect(state.capabilities.values).toEqual({
+        referrers: false,
+        rangeRequests: true,
+        standardForm: false,
+      });
+      expect(Date.parse(state.capabilities.until)).toBeGreaterThan(Date.now());
+      expect(proxy.requests.filter((r) => r.url.includes('/referrers/'))).toHaveLength(1);
       // A reader does not need to know the form.
       const entry = await lookupEntry(store, { tag: 'e1' });
       expect(entry?.configDescriptor.mediaType).toBe(COMPAT_CONFIG_MEDIA_TYPE);

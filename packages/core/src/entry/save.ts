@@ -6,13 +6,15 @@
  * the blob pusher (./save-push.ts), the commit (./save-commit.ts).
  */
 import { stat } from 'node:fs/promises';
-import { ManifestBlobUnknownError, ManifestInvalidError, OciError } from '@task-cache/oci';
+import { type Descriptor, ManifestBlobUnknownError, ManifestInvalidError, OciError } from '@task-cache/oci';
 import { InvalidOptionError } from '../errors.js';
 import { type BaseEntry, loadBase, pointerTag, recallBase, rememberBase } from '../internal/base.js';
 import { chunkParams } from '../internal/chunk.js';
 import { knownDigests } from '../internal/known.js';
 import {
+  CAPABILITIES_TTL_MS,
   FORM_REFUSAL_TTL_MS,
+  type RegistryState,
   recallRegistry,
   registryOf,
   rememberRegistry,
@@ -27,7 +29,12 @@ import type { EntryWriter, SaveEntry, SaveEntryOptions, SaveEntryResult } from '
 /** Attempts of the whole push when the store answers `MANIFEST_BLOB_UNKNOWN`. */
 const MAX_ATTEMPTS = 3;
 
-type Attempt = Omit<SaveEntryResult, 'durationMs'> & { mediaType: string; size: number };
+type Attempt = Omit<SaveEntryResult, 'durationMs'> & {
+  mediaType: string;
+  size: number;
+  /** A blob of the entry, for a capability probe's `Range` request. */
+  probeBlob?: Descriptor;
+};
 
 /**
  * `true` when a registry refused a manifest for its media types: `400 MANIFEST_INVALID` (GitLab:
@@ -66,11 +73,12 @@ export const saveEntry: SaveEntry = async (store, options) => {
         );
   // The form: `compat` when asked for, or when this registry refused the standard form before
   // (remembered in the state dir); `auto` falls back to `compat` at the first refusal.
-  const remembered = o.format === 'auto' ? await recallRegistry(o.stateDir, store.location) : undefined;
-  const form: FormChoice = {
-    form: o.format === 'compat' || remembered?.refused !== undefined ? 'compat' : 'standard',
-    fallback: o.format === 'auto' && remembered?.refused === undefined,
-  };
+  const remembered = await recallRegistry(o.stateDir, store.location);
+  const refused = remembered?.refused !== undefined;
+  const form: FormChoice =
+    o.format === 'auto'
+      ? { form: refused ? 'compat' : 'standard', fallback: !refused }
+      : { form: o.format, fallback: false };
   let result: Attempt;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -120,9 +128,49 @@ export const saveEntry: SaveEntry = async (store, options) => {
       // A throwing listener must not fail a committed save.
     }
   }
-  const { mediaType: _m, size: _s, ...pub } = result;
+  await probeOnce(store, o, remembered, result, form, signal);
+  const { mediaType: _m, size: _s, probeBlob: _p, ...pub } = result;
   return { ...pub, durationMs: performance.now() - started };
 };
+
+/**
+ * After a committed save, on the first use of a registry (or once its record expired, or after a
+ * refusal): asks a registry store what it supports with reads only, and remembers the answers
+ * with the form it took, for 24 hours. Best effort: never fails the save (an abort still rejects).
+ */
+async function probeOnce(
+  store: EntryWriter,
+  o: SaveSettings,
+  remembered: RegistryState | undefined,
+  result: Attempt,
+  form: FormChoice,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (o.stateDir === false || store.probeCapabilities === undefined) return;
+  if (remembered?.capabilities !== undefined && form.refusedBy === undefined) return;
+  let values: Record<string, boolean | number> = {};
+  try {
+    values = {
+      ...(await store.probeCapabilities({
+        ...(result.probeBlob ? { blob: result.probeBlob } : {}),
+        ...(signal ? { signal } : {}),
+      })),
+    };
+  } catch {
+    signal?.throwIfAborted();
+  }
+  // What the save itself showed: the form the registry took.
+  if (form.refusedBy !== undefined) values.standardForm = false;
+  else if (form.form === 'standard') values.standardForm = true;
+  const at = new Date();
+  await rememberRegistry(o.stateDir, store.location, {
+    capabilities: {
+      values,
+      at: at.toISOString(),
+      until: new Date(at.getTime() + CAPABILITIES_TTL_MS).toISOString(),
+    },
+  });
+}
 
 /** The form of this save; `refusedBy` is set when the registry refused the standard form. */
 interface FormChoice {
@@ -155,7 +203,9 @@ async function saveOnce(
     choice.refusedBy = err.registryCode ?? err.code;
   }
   const { top, manifestBytes } = committed;
+  const probeBlob = pushed.layers[0];
   return {
+    ...(probeBlob ? { probeBlob } : {}),
     form: choice.form,
     digest: top.digest,
     mediaType: top.mediaType,

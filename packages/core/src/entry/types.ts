@@ -24,14 +24,14 @@ export type EntryReader = ManifestFetcher & BlobFetcher & { readonly location?: 
 /**
  * What saving an entry needs: reading (the base entry whose chunks are reused), existence
  * checks, pushing blobs and manifests, tagging. `limits`, when the store declares them, are
- * honoured by the cached run.
+ * honoured by the cached run; `probeCapabilities`, when present, is asked once a day per registry.
  */
 export type EntryWriter = EntryReader &
   BlobChecker &
   BlobPusher &
   ManifestPusher &
   Tagger &
-  Pick<OciStore, 'location'>;
+  Pick<OciStore, 'location' | 'probeCapabilities'>;
 
 /** What {@link HasEntry} needs: manifests, and an existence check of the config. */
 export type EntryChecker = ManifestFetcher & BlobChecker;

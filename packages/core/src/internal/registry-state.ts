@@ -13,6 +13,9 @@ import type { EntryForm } from '../entry/format.js';
 /** How long a refusal of the standard form is remembered: 7 days. */
 export const FORM_REFUSAL_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
+/** How long probed capabilities are trusted before a save asks again: 24 hours. */
+export const CAPABILITIES_TTL_MS = 24 * 60 * 60 * 1000;
+
 /** What is remembered about one registry. */
 export interface RegistryState {
   /** The registry (`HOST[:PORT]` of an `oci://` location, else the location itself). */
