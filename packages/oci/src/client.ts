@@ -16,8 +16,8 @@ import { type OciReference, parseReference, validateRepository } from './referen
 import { createBlobReader } from './registry/blobs.js';
 import type { RepositoryContext } from './registry/context.js';
 import { createManifests } from './registry/manifests.js';
-import { type ProbeOptions, probeCapabilities } from './registry/probe.js';
 import { type OciClientOptions, resolveClientOptions } from './registry/options.js';
+import { type ProbeOptions, probeCapabilities } from './registry/probe.js';
 import { listTags } from './registry/tags.js';
 import { createBlobWriter } from './registry/uploads.js';
 import type { Descriptor, OciStore, RequestOptions } from './types.js';
