@@ -9,7 +9,7 @@ import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:
 import { join } from 'node:path';
 import type { OciStore } from '@task-cache/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OCI_INDEX_MEDIA_TYPE } from '../src/entry/format.js';
+import { type EntryForm, OCI_INDEX_MEDIA_TYPE } from '../src/entry/format.js';
 import { countingStore, EntryError, hasEntry, restoreEntry, saveEntry } from '../src/index.js';
 import { removeDir, seededBytes, tempDir, treeHash, writeTree } from './helpers.js';
 import {
@@ -46,6 +46,12 @@ export interface ConformanceOptions {
    * @default false
    */
   small?: boolean;
+  /**
+   * The form hand-built (hostile) entries are pushed in: `compat` for stores that refuse the
+   * standard form's media types (the gitlab and quay quirk profiles).
+   * @default 'standard'
+   */
+  form?: EntryForm;
 }
 
 const ALL = ['dist/**'];
@@ -318,7 +324,7 @@ export function entryConformance(
           await writeTree(task, { 'dist/existing.js': 'previous build', 'src/main.ts': 'source' });
           const before = await treeHash(task);
           const tag = nextTag('hostile');
-          await pushHostile(store, tag, entries, tamper);
+          await pushHostile(store, tag, entries, tamper, options.form);
           const err = await restoreEntry(store, { dir: task, generates: ALL, tag }).catch((e) => e);
           if (process.env.TC_DEBUG) console.log(label, '→', err?.code, err?.message);
           expect(err).toBeInstanceOf(EntryError);

@@ -87,6 +87,7 @@ for (const profile of QUIRK_PROFILES) {
   entryConformance(`quirk profile ${profile}`, async () => ({ store: via(proxies.get(profile)!) }), {
     small: !big,
     big,
+    ...(profile === 'gitlab' || profile === 'quay' ? { form: 'compat' as const } : {}),
   });
 }
 
