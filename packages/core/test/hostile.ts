@@ -25,6 +25,8 @@ export interface Tamper {
   declaredSize?: number;
   /** Declare this uncompressed digest instead of the real one. */
   declaredDigest?: string;
+  /** The config's `archive.mtimes` (`kept`: the restore applies the archive's mtimes). @default 'zero' */
+  mtimes?: 'zero' | 'kept';
 }
 
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -55,8 +57,22 @@ export async function pushHostile(
   tamper: Tamper = {},
   form: EntryForm = 'standard',
 ): Promise<void> {
+  await pushArchive(store, tag, await archive(entries), entries.length, tamper, form);
+}
+
+/**
+ * Pushes an entry whose (single) chunk is the archive `raw` as it is — e.g. one written by
+ * `hostileTar` of `@task-cache/testkit` — with an otherwise consistent config, tagged `tag`, in `form`.
+ */
+export async function pushArchive(
+  store: OciStore,
+  tag: string,
+  raw: Buffer,
+  files = 1,
+  tamper: Tamper = {},
+  form: EntryForm = 'standard',
+): Promise<void> {
   const compat = form === 'compat';
-  const raw = await archive(entries);
   const compressed = await getZstdCodec('auto').compress(raw, 3);
   const layer: Descriptor = {
     mediaType: CHUNK_MEDIA_TYPE,
@@ -71,9 +87,9 @@ export async function pushHostile(
     key: tag,
     created: new Date().toISOString(),
     producer: { name: 'hand', version: '0' },
-    files: entries.length,
+    files,
     size,
-    archive: { format: 'tar', mtimes: 'zero' },
+    archive: { format: 'tar', mtimes: tamper.mtimes ?? 'zero' },
     chunking: {
       algorithm: 'fastcdc2020',
       avgSize: 1048576,
