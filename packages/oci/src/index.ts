@@ -114,6 +114,7 @@ export type {
   OciStore,
   PushBlobOptions,
   PushManifestOptions,
+  RegistryCapabilities,
   RequestOptions,
   StoreLimits,
   Tagger,
