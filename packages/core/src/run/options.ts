@@ -20,6 +20,7 @@ import {
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { validateKey } from '../key/urlsafe.js';
+import { type LocalBounds, resolveBounds } from '../tier/bounds.js';
 import type { BuildFunction, CacheLock, CacheOptions, CachePolicy, RunOptions } from './types.js';
 
 /** A policy with every default filled in. */
@@ -86,6 +87,8 @@ export interface CacheSettings {
   lock: LockSetting;
   /** The policy fields set on `createCache()`. */
   policy: CachePolicy;
+  /** Bounds of the local store (`maxSize`, `maxAge`, `pruneIntervalMs`, or their env). */
+  bounds: LocalBounds;
 }
 
 const STORE_METHODS = [
@@ -152,6 +155,7 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     stateDir: o.stateDir === undefined ? undefined : checkString('stateDir', o.stateDir),
     store: storeSetting(o.store),
     lock: lockSetting(o.lock),
+    bounds: resolveBounds(o, o.env ?? process.env),
   };
 }
 

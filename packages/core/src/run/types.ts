@@ -86,6 +86,26 @@ export interface CacheOptions extends CachePolicy {
    * @default defaultCacheDir(env) — the cache dir, so `bases/` and `locks/` are under it
    */
   stateDir?: string;
+  /**
+   * Bound of the local store (the embedded default or an `oci-layout:` URL), in bytes: after a
+   * save, a background prune removes the least-recently-used entries (a restore counts as a
+   * use) until the blobs of the kept ones fit, then the blobs nothing references. The most
+   * recently used entry is always kept. `Infinity` lifts it. Other stores are not pruned.
+   * @default the `TASK_CACHE_MAX_SIZE` environment variable (e.g. `5GB`, `512MiB`, `off`), else 5 GiB
+   */
+  maxSize?: number;
+  /**
+   * Entries of the local store unused for longer than this (ms) are pruned, and so are the
+   * remembered bases of the state dir. `Infinity` lifts it.
+   * @default the `TASK_CACHE_MAX_AGE` environment variable (e.g. `14d`, `12h`, `off`), else 14 days
+   */
+  maxAge?: number;
+  /**
+   * The background prune after a save runs at most once per this interval (ms) for all the
+   * processes sharing the state dir (a stamp file, `prune-stamp`). `0`: after every save.
+   * @default 600000 (10 minutes)
+   */
+  pruneIntervalMs?: number;
   /** Receives every event (see {@link formatEvent}). */
   onEvent?: CacheEventListener;
 }
