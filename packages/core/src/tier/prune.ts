@@ -154,6 +154,11 @@ export async function claimPruneInterval(stateDir: string, intervalMs: number): 
   }
 }
 
+const isLockTimeout = (error: unknown): boolean => {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'LOCK_ERR_TIMEOUT' || code === 'OCI_ERR_LOCK_TIMEOUT';
+};
+
 /** The background pruner of one cache instance. */
 export interface Pruner {
   /** After a save: prunes in the background when due (never rejects, never awaited by the run). */
@@ -179,7 +184,14 @@ export function createPruner(
       if (!enabled || !bounded || running || !isPrunable(store)) return;
       const job = (async () => {
         if (!(await claimPruneInterval(stateDir, bounds.pruneIntervalMs))) return;
-        await pruneLocal(store, stateDir, bounds);
+        try {
+          await pruneLocal(store, stateDir, bounds);
+        } catch (error) {
+          // NOTE: the layout's lock stayed busy (other processes writing or pruning it): not
+          // trouble. Give the interval back so that the next save tries again.
+          if (!isLockTimeout(error)) throw error;
+          await unlink(join(stateDir, STAMP)).catch(() => {});
+        }
       })()
         .catch(onTrouble)
         .finally(() => {

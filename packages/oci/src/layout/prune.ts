@@ -241,8 +241,28 @@ export async function pruneLayout(
     keptBytes: 0,
     keptTags: 0,
   };
-  if ((await readIndex(ctx)) === undefined && !(await ctx.files.checkLayoutFile())) return result;
+  const before = await readIndex(ctx);
+  if (before === undefined && !(await ctx.files.checkLayoutFile())) return result;
+  // NOTE: the manifests are read before the lock is taken (they are immutable: a graph read now
+  // holds later), so the lock is held for the decisions and the deletions only.
+  const graphs = new Map<string, Map<string, number>>();
+  const graph = async (d: Descriptor) => {
+    let g = graphs.get(d.digest);
+    if (!g) graphs.set(d.digest, (g = await graphOf(blobs, d, signal)));
+    return g;
+  };
+  for (const d of before?.manifests ?? []) await graph(d);
   const lock = await lockIndex(ctx, signal);
+  // The lock-file locker breaks a lock older than `staleLockMs`: keep ours fresh (as a lease's
+  // heartbeat does) should a prune of a large layout on a loaded machine take longer.
+  const heartbeat = setInterval(
+    () => {
+      const now = new Date();
+      utimes(ctx.files.lockFile, now, now).catch(() => {});
+    },
+    Math.max(50, ctx.staleLockMs / 3),
+  );
+  heartbeat.unref();
   try {
     const index: ImageIndex | undefined = await readIndex(ctx);
     const manifests = index?.manifests ?? [];
@@ -260,7 +280,7 @@ export async function pruneLayout(
         digest,
         tags,
         lastUse: await lastUseOf(ctx, tags, digest),
-        blobs: await graphOf(blobs, descriptor, signal),
+        blobs: await graph(descriptor),
       });
     }
     // Least recently used first.
@@ -324,6 +344,7 @@ export async function pruneLayout(
     await sweep(ctx, live, victimBlobs, minAgeMs, signal, result);
     await sweepAccessRecords(ctx, new Set(entries.flatMap((e) => e.tags)), minAgeMs);
   } finally {
+    clearInterval(heartbeat);
     await lock.release();
   }
   return result;
