@@ -247,8 +247,10 @@ export async function pruneLayout(
   // holds later), so the lock is held for the decisions and the deletions only.
   const graphs = new Map<string, Map<string, number>>();
   const graph = async (d: Descriptor) => {
-    let g = graphs.get(d.digest);
-    if (!g) graphs.set(d.digest, (g = await graphOf(blobs, d, signal)));
+    const known = graphs.get(d.digest);
+    if (known) return known;
+    const g = await graphOf(blobs, d, signal);
+    graphs.set(d.digest, g);
     return g;
   };
   for (const d of before?.manifests ?? []) await graph(d);
