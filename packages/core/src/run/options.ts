@@ -199,5 +199,10 @@ export function checkRunOptions(options: RunOptions, build: BuildFunction<unknow
   const { lockKey } = options;
   if (lockKey !== undefined && (typeof lockKey !== 'string' || lockKey === ''))
     throw new InvalidOptionError('lockKey', 'must be a non-empty string');
+  if (options.fallback !== undefined && options.fallback !== 'latest')
+    throw new InvalidOptionError(
+      'fallback',
+      `must be 'latest' or absent, got ${JSON.stringify(options.fallback)}`,
+    );
   return policy;
 }

@@ -13,6 +13,7 @@ import { lookupStep } from './steps/lookup.js';
 import { holdLease } from './steps/release.js';
 import { type RestoreSource, restoreStep } from './steps/restore.js';
 import { saveStep } from './steps/save.js';
+import { warmStep } from './steps/warm.js';
 import type { BuildFunction, NotSavedReason, RunOptions, RunResult } from './types.js';
 
 /** Runs one task through the cache of `cache` (see `Cache.run`). */
@@ -81,6 +82,9 @@ export async function runTask<T>(
         }
       }
 
+      // Warm start: the task's newest entry into the outputs; the run stays a miss.
+      const restoredFrom = o.fallback === 'latest' ? await warmStep(call, store, o) : undefined;
+
       // 5. Build. A failure rejects with the build's own error; the lock is released `failed`.
       let value: T;
       try {
@@ -107,7 +111,12 @@ export async function runTask<T>(
             : 'the lock lease was lost during the build',
           held.lease?.signal.reason,
         );
-      const base = { key, value, ...(held.lost() ? { leaseLost: true } : {}) };
+      const base = {
+        key,
+        value,
+        ...(held.lost() ? { leaseLost: true } : {}),
+        ...(restoredFrom === undefined ? {} : { restoredFrom }),
+      };
       return 'saved' in saved
         ? finish({ status: 'saved', ...base })
         : finish({ status: 'built', reason: saved.reason, ...base });

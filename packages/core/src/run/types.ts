@@ -145,6 +145,15 @@ export interface RunOptions extends Omit<ChecksumInputs, 'dir' | 'sources' | 'si
   key?: string;
   /** Lock key. @default the lock URL's path, else `lock:<key>` */
   lockKey?: string;
+  /**
+   * Warm start: `'latest'` restores, on a miss and before the build, the task's newest entry (the
+   * pointer tag `<urlsafe(task)>.latest`) into the outputs, so an incremental build (TypeScript's
+   * `tsbuildinfo`, a bundler's cache) starts from the last good state. The run is still a miss: it
+   * builds, saves (pushing only the changed chunks) and reports `status: 'saved'` with
+   * `restoredFrom`. Not done for read-only runs.
+   * @default undefined (a miss builds from the outputs as they are)
+   */
+  fallback?: 'latest';
   /** Per-run policy overrides. */
   policy?: CachePolicy;
   signal?: AbortSignal;
@@ -194,5 +203,7 @@ export interface RunResult<T = unknown> {
   value?: T;
   /** `true` when the build ran while the lock was lost or unusable. */
   leaseLost?: boolean;
+  /** Warm start (`fallback: 'latest'`): the key of the entry restored before the build. */
+  restoredFrom?: string;
   stats: RunStats;
 }
