@@ -3,9 +3,11 @@
  * step is one module of ./steps; this file is only their order and the decisions between them.
  */
 import { CacheConfigError } from '../errors.js';
+import { removeStaleStaging } from '../internal/scratch.js';
 import { markInUse } from '../tier/prune.js';
 import { type CacheContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
+import { checkSourcesAndOutputs } from './outputs.js';
 import { buildStep } from './steps/build.js';
 import { keyStep } from './steps/key.js';
 import { lockStep } from './steps/lock.js';
@@ -39,9 +41,14 @@ export async function runTask<T>(
   // 1. Disabled → just build.
   if (!cache.enabled) return buildOnly('', 'disabled');
 
+  // Staging directories left by a killed restore of this task are removed (best effort).
+  await removeStaleStaging(o.dir);
+
   // 2. Key.
   const { key, files } = await keyStep(cache, o, stats);
   const call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
+  // Sources matching nothing warn; generates overlapping sources are refused — before the build.
+  await checkSourcesAndOutputs(call, o, files);
   const store = await call.openStore();
   // NOTE: the key's entry is marked in use (local stores) before the lookup and until the run
   // ends: a concurrent prune of any process keeps it while it is restored or saved.
