@@ -127,3 +127,11 @@ export type {
 export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
 export { defaultCacheDir } from './store/default-dir.js';
 export { createMemoryStore, type MemoryStore, type MemoryStoreOptions } from './store/memory.js';
+export {
+  DEFAULT_MAX_AGE_MS,
+  DEFAULT_MAX_SIZE,
+  DEFAULT_PRUNE_INTERVAL_MS,
+  parseDuration,
+  parseSize,
+} from './tier/bounds.js';
+export type { PruneOptions, PruneResult } from './tier/prune.js';

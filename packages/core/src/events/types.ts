@@ -24,7 +24,9 @@ export type CacheWarningCode =
   | 'LOCK_TIMED_OUT'
   | 'LEASE_LOST'
   | 'CIRCUIT_OPEN'
-  | 'STORE_OUT_OF_MEMORY';
+  | 'STORE_OUT_OF_MEMORY'
+  /** The background prune of the local store failed (after the run's result; `task` is empty). */
+  | 'PRUNE_FAILED';
 
 /** The cache is asked for `key` in `store`. */
 export interface CacheLookupEvent extends CacheEventBase {

@@ -88,5 +88,7 @@ export async function saveStep(
     durationMs: saved.durationMs,
     ...(leaseLost() ? { leaseLost: true } : {}),
   });
+  // Bounds the local store in the background (at most once per interval); never awaited.
+  cache.pruner.schedule(store);
   return { saved };
 }
