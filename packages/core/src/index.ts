@@ -34,10 +34,13 @@ export {
 export { parseStoreUrl, redactUrl, type StoreUrl } from './config/urls.js';
 export {
   CHUNK_MEDIA_TYPE,
+  COMPAT_CONFIG_MEDIA_TYPE,
+  ENTRY_ANNOTATION,
   ENTRY_ARTIFACT_TYPE,
   ENTRY_CONFIG_MEDIA_TYPE,
   ENTRY_FORMAT_VERSION,
   type EntryConfig,
+  type EntryForm,
 } from './entry/format.js';
 export { hasEntry, lookupEntry } from './entry/resolve.js';
 export { restoreEntry } from './entry/restore.js';
@@ -46,6 +49,7 @@ export type {
   EntryChecker,
   EntryReader,
   EntryWriter,
+  FormFallback,
   HasEntry,
   LookupEntry,
   LookupEntryOptions,
@@ -80,6 +84,7 @@ export type {
   CacheEvent,
   CacheEventBase,
   CacheEventListener,
+  CacheFormatFallbackEvent,
   CacheHitEvent,
   CacheLookupEvent,
   CacheMissEvent,

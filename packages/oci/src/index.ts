@@ -117,6 +117,7 @@ export type {
   OciStore,
   PushBlobOptions,
   PushManifestOptions,
+  RegistryCapabilities,
   RequestOptions,
   StoreLimits,
   Tagger,

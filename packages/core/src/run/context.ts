@@ -33,6 +33,8 @@ export interface CacheContext {
   readonly basesDir: string;
   /** The tag of the store URL: the key of every run when set. */
   readonly urlTag: string | undefined;
+  /** The entry form a store URL's `?format=` asks for (`undefined`: `auto`). */
+  readonly urlFormat: 'auto' | 'standard' | 'compat' | undefined;
   /** The lock key of the lock URL, if any. */
   readonly lockKey: string | undefined;
   /** Redacted lock location, for events. */
@@ -116,6 +118,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     stateDir,
     basesDir: join(stateDir, 'bases'),
     urlTag: 'url' in store && 'tag' in store.url ? store.url.tag : undefined,
+    urlFormat: 'url' in store && store.url.kind === 'oci' ? store.url.format : undefined,
     lockKey: lockUrl?.kind === 'redis' ? lockUrl.key : undefined,
     lockLocation: lockUrl?.kind === 'redis' ? describeLockUrl(lockUrl) : 'local',
     noLock: 'none' in lock,

@@ -59,6 +59,8 @@ export async function saveStep(
         concurrency: policy.concurrency,
         ...(Number.isFinite(maxEntrySize) ? { maxEntrySize } : {}),
         stateDir: cache.basesDir,
+        ...(cache.urlFormat ? { format: cache.urlFormat } : {}),
+        onFallback: (info) => cache.emit({ type: 'format-fallback', task, key, ...info }),
         onProgress: call.progress,
         ...(signal ? { signal } : {}),
       });
