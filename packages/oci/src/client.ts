@@ -8,7 +8,7 @@
  * `src/registry/` (options, blobs, uploads, manifests, tags) and the HTTP engine in
  * `src/internal/transport/` (auth, retry and redirect layers).
  */
-import { type ResolveCredentialsOptions, resolveCredentials } from './credentials.js';
+import { credentialSources, type ResolveCredentialsOptions, resolveCredentials } from './credentials.js';
 import { InvalidOptionError } from './errors.js';
 import { Semaphore } from './internal/semaphore.js';
 import { createTransport } from './internal/transport/index.js';
@@ -86,6 +86,7 @@ export function createOciClient(options: OciClientOptions): OciClient {
   const transport = createTransport({
     ...o,
     credentials: () => resolveCredentials(o.registry, credentialOptions),
+    credentialSources: credentialSources(credentialOptions),
   });
   const transfers = new Semaphore(o.maxConcurrentTransfers);
   let closed = false;
@@ -108,6 +109,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
         chunkSize: o.chunkSize,
         maxManifestBytes: o.maxManifestBytes,
         tagPageSize: o.tagPageSize,
+        maxErrorBodyBytes: o.maxErrorBodyBytes,
+        maxTagPages: o.maxTagPages,
       });
     },
     async close() {

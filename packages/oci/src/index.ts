@@ -11,6 +11,7 @@ export {
 export {
   type Credentials,
   credentialsFromConfig,
+  credentialSources,
   defaultAuthFiles,
   type ResolveCredentialsOptions,
   resolveCredentials,
