@@ -36,6 +36,7 @@ export { restoreEntry } from './entry/restore.js';
 export { saveEntry } from './entry/save.js';
 export type {
   EntryChecker,
+  EntryLimits,
   EntryReader,
   EntryWriter,
   HasEntry,
@@ -56,6 +57,7 @@ export {
   type CacheConfigErrorCode,
   CacheRunError,
   type CacheRunErrorCode,
+  CacheTimeoutError,
   EntryCorruptError,
   EntryError,
   type EntryErrorCode,
@@ -98,9 +100,11 @@ export type {
   AcquireOrWaitOptions,
   BuildFunction,
   CacheLease,
+  CacheLimits,
   CacheLock,
   CacheOptions,
   CachePolicy,
+  CacheTimeouts,
   KeyOptions,
   LeaseOutcome,
   LockAcquireResult,

@@ -110,7 +110,7 @@ describe('resolveCredentials', () => {
   });
 
   // Regression (issue 16): docs/troubleshooting.md listed REGISTRY_AUTH_FILE, which was never read.
-  it("reads $REGISTRY_AUTH_FILE first, then podman's ${XDG_CONFIG_HOME}/containers/auth.json", async () => {
+  it("reads $REGISTRY_AUTH_FILE first, then podman's $XDG_CONFIG_HOME/containers/auth.json", async () => {
     const podman = join(dir, 'cfg');
     await import('node:fs/promises').then((fs) => fs.mkdir(join(podman, 'containers'), { recursive: true }));
     await writeFile(

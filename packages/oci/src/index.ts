@@ -10,8 +10,8 @@ export {
 } from './client.js';
 export {
   type Credentials,
-  credentialsFromConfig,
   credentialSources,
+  credentialsFromConfig,
   defaultAuthFiles,
   type ResolveCredentialsOptions,
   resolveCredentials,

@@ -7,6 +7,12 @@ export {
   type SeenRequest,
   startProxy,
 } from './fault-proxy.js';
+export {
+  type HostileMode,
+  type HostileRegistry,
+  type HostileRegistryOptions,
+  startHostileRegistry,
+} from './hostile-registry.js';
 export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './http.js';
 export {
   type RedisAclUser,
