@@ -11,8 +11,7 @@
  * - `echo-auth`: asks for Basic credentials, then answers every request with an error whose
  *   message, detail and `Warning` header echo the `Authorization` it was sent (raw, decoded,
  *   percent-encoded);
- * - `huge-token`: a Bearer challenge whose token realm answers 200 with an endless JSON body
- *   (1.5 GB announced);
+ * - `huge-token`: a Bearer challenge whose token realm answers 200 with a 1.5 GB JSON body;
  * - `huge-index`: a tag that resolves to an index of 1,500 children of 4 MiB each;
  * - `huge-config`: a tag that resolves to a manifest whose config is 50 MB.
  *
@@ -53,7 +52,7 @@ export interface HostileRegistryOptions {
    */
   configSize?: number;
   /**
-   * `huge-token`: the `Content-Length` announced (the body never ends before the client gives up).
+   * `huge-token`: size of the token answer (sent chunked, without `Content-Length`).
    * @default 1500000000
    */
   tokenSize?: number;
@@ -236,7 +235,8 @@ export async function startHostileRegistry(options: HostileRegistryOptions): Pro
       }
       case 'huge-token': {
         if (path === '/token') {
-          res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(tokenSize) });
+          // No Content-Length: the client must cap what it reads as it streams, not trust a header.
+          res.writeHead(200, { 'content-type': 'application/json' });
           res.write('{"token":"');
           flood(res, Buffer.alloc(64 * 1024, 'a'), 0, tokenSize - 12);
           return;

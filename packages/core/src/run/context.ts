@@ -281,7 +281,12 @@ export function createCallContext(
         }
         const failure: unknown = timedOut ? budget?.signal.reason : error;
         if (countsAgainstStore(failure)) breaker.failure();
-        if (timedOut || isUnreachable(failure)) storeDown = true;
+        if (timedOut || isUnreachable(failure)) {
+          // NOTE (issue 16): a store that did not answer costs its wait once per process, not
+          // once per run until the threshold: the next runs skip it at once.
+          storeDown = true;
+          breaker.trip();
+        }
         ctx.warn(
           storeTrouble(failure, code),
           `${what} failed (${store.location}): ${describe(failure).message}`,
