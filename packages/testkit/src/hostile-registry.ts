@@ -75,6 +75,10 @@ export interface HostileRegistry {
 const JSON_ERRORS = 'application/json';
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+// NOTE: the documents look like task-cache entries (artifactType, config media type), so a
+// reader gets past the format checks to the part the attack is about.
+const ARTIFACT = 'application/vnd.task-cache.entry.v1';
+const CONFIG = 'application/vnd.task-cache.entry.config.v1+json';
 const digestOf = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 /** A digest for the i-th made-up blob (never fetched successfully: its bytes do not match). */
 const fakeDigest = (i: number) => digestOf(`hostile-${i}`);
@@ -261,13 +265,23 @@ export async function startHostileRegistry(options: HostileRegistryOptions): Pro
             digest: fakeDigest(i),
             size: childSize,
           }));
-          return json(res, 200, { schemaVersion: 2, mediaType: INDEX, manifests }, { 'content-type': INDEX });
+          return json(
+            res,
+            200,
+            { schemaVersion: 2, mediaType: INDEX, artifactType: ARTIFACT, manifests },
+            { 'content-type': INDEX },
+          );
         }
         if (req.method === 'HEAD') {
           res.writeHead(200, { 'content-type': MANIFEST, 'content-length': String(childSize) }).end();
           return;
         }
-        return padded(res, MANIFEST, { schemaVersion: 2, mediaType: MANIFEST }, childSize);
+        return padded(
+          res,
+          MANIFEST,
+          { schemaVersion: 2, mediaType: MANIFEST, artifactType: ARTIFACT },
+          childSize,
+        );
       }
       case 'huge-config': {
         const m = /^\/v2\/(.+)\/(manifests|blobs)\/(.+)$/.exec(path);
@@ -276,8 +290,9 @@ export async function startHostileRegistry(options: HostileRegistryOptions): Pro
           const body = {
             schemaVersion: 2,
             mediaType: MANIFEST,
+            artifactType: ARTIFACT,
             config: {
-              mediaType: 'application/vnd.task-cache.config.v1+json',
+              mediaType: CONFIG,
               digest: fakeDigest(0),
               size: configSize,
             },

@@ -246,6 +246,8 @@ export function createCallContext(
     },
     circuitOpen(store, what) {
       if (!breaker.isOpen()) return false;
+      // This call already reported why (it opened the breaker): skip without a second warning.
+      if (storeDown) return true;
       ctx.warn(
         'CIRCUIT_OPEN',
         `${what} skipped: ${store.location} failed repeatedly, skipping it for a while`,
