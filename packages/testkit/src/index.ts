@@ -13,6 +13,20 @@ export {
   type HostileRegistryOptions,
   startHostileRegistry,
 } from './hostile-registry.js';
+export {
+  hostileTar,
+  type TarEndRecord,
+  type TarEntryRecord,
+  type TarGnuLongRecord,
+  type TarNumber,
+  type TarPaxRecord,
+  type TarRawRecord,
+  type TarRecord,
+  tarDir,
+  tarEnd,
+  tarFile,
+  tarSymlink,
+} from './hostile-tar.js';
 export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './http.js';
 export {
   type RedisAclUser,
