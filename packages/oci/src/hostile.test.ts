@@ -103,6 +103,31 @@ describe('bounded size', () => {
   });
 });
 
+describe('messages name the fix', () => {
+  // Regression (issue 16): raw OpenSSL text ("ssl3_get_record:wrong version number"), no hint.
+  it('HTTPS to a plain-HTTP port says to add ?plain-http=true, at once (not retried)', async () => {
+    const { client, repo } = await repoOn('slow-body', { plainHttp: false, retries: 3 });
+    const { error, ms } = await timed(() => repo.fetchManifest('latest'));
+    expect(error).toBeInstanceOf(OciError);
+    expect((error as OciError).code).toBe('OCI_ERR_NETWORK');
+    expect((error as Error).message).toMatch(/plain HTTP on this port: add \?plain-http=true/);
+    expect(ms).toBeLessThan(5_000);
+    await client.close();
+  });
+
+  // Regression (issue 16): "authentication failed (check the credentials)" with none configured.
+  it('a 401 without credentials says none were found for the host, and where we looked', async () => {
+    const { client, repo } = await repoOn('echo-auth', { authFiles: ['/nonexistent/auth.json'] });
+    const { error } = await timed(() => repo.fetchManifest('latest'));
+    expect(error).toBeInstanceOf(OciError);
+    expect((error as OciError).code).toBe('OCI_ERR_UNAUTHORIZED');
+    expect((error as Error).message).toContain(
+      `no credentials were found for ${registry?.host} (looked in TASK_CACHE_OCI_USER/TASK_CACHE_OCI_PASSWORD, /nonexistent/auth.json)`,
+    );
+    await client.close();
+  });
+});
+
 describe('no secret in any output', () => {
   // A password with every character that URL parsing, percent-encoding and base64 treat specially.
   const username = 'robot$ci+1';
