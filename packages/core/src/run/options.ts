@@ -22,6 +22,7 @@ import {
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { validateKey } from '../key/urlsafe.js';
+import { type LocalBounds, resolveBounds } from '../tier/bounds.js';
 import type {
   BuildFunction,
   CacheLimits,
@@ -156,6 +157,8 @@ export interface CacheSettings {
   policy: CachePolicy;
   timeouts: ResolvedTimeouts;
   limits: ResolvedCacheLimits;
+  /** Bounds of the local store (`maxSize`, `maxAge`, `pruneIntervalMs`, or their env). */
+  bounds: LocalBounds;
 }
 
 const STORE_METHODS = [
@@ -224,6 +227,7 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     lock: lockSetting(o.lock),
     timeouts: checkTimeouts(o.timeouts),
     limits: checkCacheLimits(o.limits),
+    bounds: resolveBounds(o, o.env ?? process.env),
   };
 }
 
@@ -270,5 +274,10 @@ export function checkRunOptions(options: RunOptions, build: BuildFunction<unknow
   const { lockKey } = options;
   if (lockKey !== undefined && (typeof lockKey !== 'string' || lockKey === ''))
     throw new InvalidOptionError('lockKey', 'must be a non-empty string');
+  if (options.fallback !== undefined && options.fallback !== 'latest')
+    throw new InvalidOptionError(
+      'fallback',
+      `must be 'latest' or absent, got ${JSON.stringify(options.fallback)}`,
+    );
   return policy;
 }
