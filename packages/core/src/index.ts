@@ -47,6 +47,7 @@ export { restoreEntry } from './entry/restore.js';
 export { saveEntry } from './entry/save.js';
 export type {
   EntryChecker,
+  EntryLimits,
   EntryReader,
   EntryWriter,
   FormFallback,
@@ -68,6 +69,7 @@ export {
   type CacheConfigErrorCode,
   CacheRunError,
   type CacheRunErrorCode,
+  CacheTimeoutError,
   EntryCorruptError,
   EntryError,
   type EntryErrorCode,
@@ -111,9 +113,11 @@ export type {
   AcquireOrWaitOptions,
   BuildFunction,
   CacheLease,
+  CacheLimits,
   CacheLock,
   CacheOptions,
   CachePolicy,
+  CacheTimeouts,
   KeyOptions,
   LeaseOutcome,
   LockAcquireResult,
