@@ -76,6 +76,7 @@ export type {
   CacheLookupEvent,
   CacheMissEvent,
   CacheProgressEvent,
+  CacheReadOnlyEvent,
   CacheRestoredEvent,
   CacheSavedEvent,
   CacheWarningCode,
@@ -86,10 +87,20 @@ export type {
   LockWaitingEvent,
 } from './events/types.js';
 export {
+  describeChange,
+  describeExplanation,
+  diffInputs,
+  type Explanation,
+  type InputChange,
+  type PreviousEntry,
+} from './explain/diff.js';
+export { parseRecordedInputs, type RecordedInputs } from './explain/inputs.js';
+export {
   type ChecksumDetails,
   type ChecksumInputs,
   checksum,
   checksumDetailed,
+  type KeyInputs,
   type SourceDigest,
 } from './key/checksum.js';
 export { defaultKey, MAX_TAG_LENGTH, TAG_PATTERN, urlsafe, validateKey } from './key/urlsafe.js';
@@ -104,6 +115,7 @@ export type {
   KeyOptions,
   LeaseOutcome,
   LockAcquireResult,
+  MissReason,
   NotSavedReason,
   PolicyContext,
   RunOptions,
@@ -114,3 +126,14 @@ export type {
 export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
 export { defaultCacheDir } from './store/default-dir.js';
 export { createMemoryStore, type MemoryStore, type MemoryStoreOptions } from './store/memory.js';
+export {
+  createSigner,
+  keyId,
+  loadSigningKey,
+  loadTrustedKeys,
+  SIGNATURE_ANNOTATION,
+  SIGNER_ANNOTATION,
+} from './trust/keys.js';
+export { payloadBytes, SIGNATURE_PAYLOAD_VERSION, type SigningPayload } from './trust/payload.js';
+export { detectUntrustedContext } from './trust/untrusted-context.js';
+export { type TrustVerdict, verifyEntry } from './trust/verify.js';

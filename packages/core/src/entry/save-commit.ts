@@ -46,6 +46,8 @@ export async function commitEntry(
     compression: { algorithm: 'zstd', level: o.level },
     chunks: pushed.chunks,
     sources: o.sources,
+    ...(o.inputs ? { inputs: o.inputs } : {}),
+    ...(o.buildDurationMs !== undefined ? { buildDurationMs: o.buildDurationMs } : {}),
   };
   const configBytes = json(config);
   const configDesc: Descriptor = {
@@ -55,7 +57,18 @@ export async function commitEntry(
   };
   await pusher.ensure(configDesc, configBytes, signal);
 
-  const annotations = { 'org.opencontainers.image.created': config.created, 'dev.task-cache.task': o.task };
+  const annotations: Record<string, string> = {
+    'org.opencontainers.image.created': config.created,
+    'dev.task-cache.task': o.task,
+    // The signature covers the config digest, every layer digest, the key and the task
+    // (docs/format.md "Signatures"); it is on the tagged manifest or index.
+    ...o.sign?.({
+      key: o.key,
+      task: o.task,
+      config: configDesc.digest,
+      layers: pushed.layers.map((l) => l.digest),
+    }),
+  };
   const manifestOf = (group: Descriptor[]) => ({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST_MEDIA_TYPE,

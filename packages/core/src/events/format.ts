@@ -1,3 +1,4 @@
+import { describeExplanation } from '../explain/diff.js';
 import type { CacheEvent } from './types.js';
 
 const UNITS = ['kB', 'MB', 'GB'] as const;
@@ -24,7 +25,7 @@ export function formatBytes(bytes: number): string {
 
 /**
  * The line a build tool prints for an event, in the operator guide's words, or `undefined` for
- * events that have no line (lookup, hit, miss, progress, lock-acquired):
+ * events that have no line (lookup, hit, a miss without an explanation, progress, lock-acquired):
  *
  * - saved: `task: "build" saved to cache (pushed 42/42 chunks, 13.5 MB)` (size = compressed bytes uploaded)
  * - restored: `task: "build" restored from cache`
@@ -32,6 +33,8 @@ export function formatBytes(bytes: number): string {
  * - lock-peer-finished: `task: "build" built by another job, restoring`
  * - lock-unavailable: `task: "build" cache lock unavailable, building without it (<message>)`
  * - warning: `task: "build" cache warning: <message>`
+ * - miss with an explanation (`policy.explain`): `task: "build" cache miss: src/app.ts changed, NODE_ENV changed (2 more)`
+ * - read-only: `task: "build" cache is read-only: <reason>`
  */
 export function formatEvent(event: CacheEvent): string | undefined {
   const task = JSON.stringify(event.task);
@@ -48,6 +51,12 @@ export function formatEvent(event: CacheEvent): string | undefined {
       return `task: ${task} cache lock unavailable, building without it (${event.message})`;
     case 'warning':
       return `task: ${task} cache warning: ${event.message}`;
+    case 'miss':
+      return event.explanation
+        ? `task: ${task} cache miss: ${describeExplanation(event.explanation)}`
+        : undefined;
+    case 'read-only':
+      return `task: ${task} cache is read-only: ${event.reason}`;
     default:
       return undefined;
   }

@@ -4,6 +4,8 @@
  */
 import type { RestoreEntryResult, SaveEntryResult } from '../entry/types.js';
 import { TaskCacheError } from '../errors.js';
+import type { Explanation } from '../explain/diff.js';
+import { explainKey } from '../explain/explain.js';
 import { type ChecksumInputs, checksum } from '../key/checksum.js';
 import { urlsafe } from '../key/urlsafe.js';
 import {
@@ -41,6 +43,14 @@ export interface Cache {
   restore(options: StepOptions): Promise<RestoreEntryResult | undefined>;
   /** Saves the task's outputs; `undefined` when not saved (read-only, outputs missing, trouble). */
   save(options: StepOptions): Promise<SaveEntryResult | undefined>;
+  /**
+   * Why the task's key misses (or would): its inputs against the task's newest previous entry
+   * (the one this workspace last saved or restored, else the task's pointer tag) — files added,
+   * removed and changed, env names whose value changed, tools, commands, platform, extra — or
+   * that there is no previous entry, or that it expired. With trusted keys, an unverified previous
+   * entry is ignored. Store trouble → a warning and "no previous entry".
+   */
+  explain(options: KeyOptions): Promise<Explanation>;
   /** Closes the store and the lock this cache opened (not the ones passed in as objects). */
   close(): Promise<void>;
 }
@@ -54,7 +64,7 @@ async function stepCall(
 ): Promise<KeyResult & { call: CallContext }> {
   const override = checkTaskOptions(o, where, needGenerates);
   const stats = newStats();
-  const { key, files } = await keyStep(cache, o, stats);
+  const { key, files, inputs } = await keyStep(cache, o, stats);
   const call = createCallContext(cache, {
     task: o.task,
     key,
@@ -62,7 +72,7 @@ async function stepCall(
     stats,
     ...(o.signal ? { signal: o.signal } : {}),
   });
-  return { key, ...(files ? { files } : {}), call };
+  return { key, ...(files ? { files } : {}), ...(inputs ? { inputs } : {}), call };
 }
 
 /**
@@ -101,14 +111,29 @@ export function createCache(options: CacheOptions = {}): Cache {
     },
 
     async save(o) {
-      const { files, call } = await stepCall(cache, o, 'save', true);
+      const { files, inputs, call } = await stepCall(cache, o, 'save', true);
       const store = await call.openStore();
       if (!store || !cache.enabled) return undefined;
-      const r = await saveStep(call, store, o, files, () => false);
+      const r = await saveStep(call, store, o, files, () => false, inputs);
       return 'saved' in r ? r.saved : undefined;
     },
 
     run: (o, build) => runTask(cache, o, build),
+
+    async explain(o) {
+      const { key, inputs, call } = await stepCall(cache, o, 'explain', false);
+      const store = await call.openStore();
+      if (!store) return { task: o.task, key, previous: { status: 'none' }, changes: [] };
+      return explainKey(store, {
+        task: o.task,
+        key,
+        dir: o.dir,
+        inputs,
+        basesDir: cache.basesDir,
+        trustedKeys: cache.trustedKeys,
+        signal: o.signal,
+      });
+    },
 
     close: () => cache.close(),
   };

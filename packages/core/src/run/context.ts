@@ -7,6 +7,7 @@
  * A call (`run()`, `lookup()`, …) adds a {@link CallContext}: the task, its key and policy, its
  * stats, its signal, and the warning/strict handling that turns cache trouble into events.
  */
+import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { describeLockUrl } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
@@ -14,12 +15,16 @@ import { openLock, openStore } from '../config/open.js';
 import type { TransferProgress } from '../entry/types.js';
 import { CacheConfigError, CacheRunError } from '../errors.js';
 import type { CacheEvent, CacheWarningCode } from '../events/types.js';
+import type { Explanation } from '../explain/diff.js';
 import { defaultCacheDir } from '../store/default-dir.js';
+import { createSigner } from '../trust/keys.js';
+import type { SigningPayload } from '../trust/payload.js';
+import { detectUntrustedContext } from '../trust/untrusted-context.js';
 import { type Breaker, createBreaker } from './breaker.js';
 import { type EntryOps, entryOps } from './entries.js';
 import { type CacheSettings, type ResolvedPolicy, resolvePolicy } from './options.js';
 import { countsAgainstStore, describe, isAbort, storeTrouble } from './trouble.js';
-import type { CacheLock, CachePolicy, RunStats } from './types.js';
+import type { CacheLock, CachePolicy, MissReason, RunStats } from './types.js';
 
 /** The state of one cache instance (see the module comment). */
 export interface CacheContext {
@@ -39,6 +44,12 @@ export interface CacheContext {
   readonly noLock: boolean;
   /** The entry data plane. */
   readonly entries: EntryOps;
+  /** Why this environment runs untrusted code (`readOnly: 'auto'` → read-only), if it does. */
+  readonly untrustedContext: string | undefined;
+  /** Signs saved entries (annotations of the manifest), when a signing key is configured. */
+  readonly sign: ((payload: SigningPayload) => Record<string, string>) | undefined;
+  /** Keys a restored entry must be signed with; empty: entries are not checked. */
+  readonly trustedKeys: readonly KeyObject[];
   /** The store, opened on first use (a failed open is retried by the next call). */
   store(signal?: AbortSignal): Promise<OciStore>;
   /** The lock, opened on first use (a failed open is retried by the next call). */
@@ -82,6 +93,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const breakerState = createBreaker();
   const openedStore = once<OciStore>();
   const openedLock = once<CacheLock>();
+  const untrustedContext = detectUntrustedContext(env);
   let closed = false;
 
   return {
@@ -94,6 +106,9 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     lockLocation: lockUrl?.kind === 'redis' ? describeLockUrl(lockUrl) : 'local',
     noLock: 'none' in lock,
     entries: entryOps,
+    untrustedContext,
+    sign: settings.signingKey ? createSigner(settings.signingKey) : undefined,
+    trustedKeys: settings.trustedKeys,
     store(signal) {
       if ('object' in store) return Promise.resolve(store.object);
       const url = store.url;
@@ -108,7 +123,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       return openedLock.get(() => openLock(url, { env, stateDir }).then((r) => r.lock));
     },
     breaker: (policy) => breakerState.view(policy.circuitBreakerThreshold, policy.circuitBreakerCooldownMs),
-    policy: (override) => resolvePolicy(settings.policy, override),
+    policy: (override) => resolvePolicy(settings.policy, override, untrustedContext),
     emit(event) {
       if (!onEvent) return;
       try {
@@ -161,6 +176,8 @@ export interface CallContext {
   readonly policy: ResolvedPolicy;
   readonly stats: RunStats;
   readonly signal: AbortSignal | undefined;
+  /** Why the call missed, and its explanation, as the steps found out (filled in as it runs). */
+  readonly outcome: CallOutcome;
   /** A `warning` event (strict mode: throws {@link CacheRunError} instead of returning). */
   warn(code: CacheWarningCode, message: string, cause?: unknown): void;
   /**
@@ -181,6 +198,14 @@ export interface CallContext {
   openStore(): Promise<OciStore | undefined>;
 }
 
+/** What the steps of a call found out about its miss or hit. */
+export interface CallOutcome {
+  missReason?: MissReason;
+  explanation?: Explanation;
+  /** On a restore: the entry's recorded build duration minus the restore's time. */
+  timeSavedMs?: number;
+}
+
 /** The context of one call. */
 export function createCallContext(
   cache: CacheContext,
@@ -195,6 +220,7 @@ export function createCallContext(
     policy,
     stats,
     signal,
+    outcome: {},
     warn(code, message, cause) {
       stats.warnings += 1;
       const causeCode = (cause as { code?: unknown } | undefined)?.code;

@@ -5,6 +5,7 @@
  * (../internal/validate.ts `SHARED_OPTIONS`), so nothing that would fail later is accepted:
  * every mistake is an {@link InvalidOptionError} naming the field, never a warning at run time.
  */
+import type { KeyObject } from 'node:crypto';
 import type { OciStore } from '@task-cache/oci';
 import { type LockUrl, parseLockOption } from '../config/lock-url.js';
 import { parseStoreUrl, redactUrl, type StoreUrl } from '../config/urls.js';
@@ -20,11 +21,19 @@ import {
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { validateKey } from '../key/urlsafe.js';
+import { loadSigningKey, loadTrustedKeys } from '../trust/keys.js';
 import type { BuildFunction, CacheLock, CacheOptions, CachePolicy, RunOptions } from './types.js';
 
-/** A policy with every default filled in. */
-export type ResolvedPolicy = Required<Omit<CachePolicy, 'shouldRestore' | 'shouldSave'>> &
-  Pick<CachePolicy, 'shouldRestore' | 'shouldSave'>;
+/**
+ * A policy with every default filled in; `readOnly: 'auto'` is decided (a boolean), with the
+ * reason when the environment made the run read-only.
+ */
+export type ResolvedPolicy = Required<Omit<CachePolicy, 'shouldRestore' | 'shouldSave' | 'readOnly'>> &
+  Pick<CachePolicy, 'shouldRestore' | 'shouldSave'> & {
+    readOnly: boolean;
+    /** Why `readOnly: 'auto'` made this run read-only (a fork's pull request), if it did. */
+    readOnlyReason?: string;
+  };
 
 type PolicyRules = {
   [K in keyof CachePolicy]-?: (field: string, value: unknown) => CachePolicy[K];
@@ -33,7 +42,13 @@ type PolicyRules = {
 // NOTE: defaults live in the rules (applied by `resolvePolicy`), so `parsePolicy` keeps only
 // the fields the caller set: a run's policy overrides exactly what it names.
 const POLICY: PolicyRules = {
-  readOnly: (f, v) => checkBoolean(f, v, false),
+  readOnly: (f, v) => {
+    if (v === undefined || v === 'auto') return 'auto';
+    if (typeof v !== 'boolean')
+      throw new InvalidOptionError(f, `must be a boolean or 'auto', got ${JSON.stringify(v)}`);
+    return v;
+  },
+  explain: (f, v) => checkBoolean(f, v, false),
   force: (f, v) => checkBoolean(f, v, false),
   maxEntrySize: (f, v) => SHARED_OPTIONS.maxEntrySize(f, v, Number.POSITIVE_INFINITY),
   lockWaitTimeoutMs: (f, v) => checkSize(f, v, 600_000),
@@ -47,10 +62,10 @@ const POLICY: PolicyRules = {
 };
 const POLICY_FIELDS = Object.keys(POLICY) as (keyof CachePolicy)[];
 
-/** Every policy field at its default. */
-export const POLICY_DEFAULTS: ResolvedPolicy = Object.fromEntries(
+/** Every policy field at its default (`readOnly` still `'auto'`). */
+export const POLICY_DEFAULTS = Object.fromEntries(
   POLICY_FIELDS.map((k) => [k, (POLICY[k] as (f: string, v: unknown) => unknown)(k, undefined)]),
-) as ResolvedPolicy;
+) as Omit<ResolvedPolicy, 'readOnly'> & { readOnly: boolean | 'auto' };
 
 /**
  * The policy fields `source` sets, validated (`prefix` names where they were passed, e.g.
@@ -65,9 +80,19 @@ export function parsePolicy(source: CachePolicy, prefix = ''): CachePolicy {
   return out as CachePolicy;
 }
 
-/** The defaults, overridden by the cache's policy, overridden by a call's (all validated). */
-export function resolvePolicy(base: CachePolicy, override?: CachePolicy): ResolvedPolicy {
-  return { ...POLICY_DEFAULTS, ...base, ...override } as ResolvedPolicy;
+/**
+ * The defaults, overridden by the cache's policy, overridden by a call's (all validated).
+ * `readOnly: 'auto'` becomes `true` when `untrusted` (the reason the environment runs untrusted
+ * code, see `detectUntrustedContext`) is set, else `false`.
+ */
+export function resolvePolicy(base: CachePolicy, override?: CachePolicy, untrusted?: string): ResolvedPolicy {
+  const merged = { ...POLICY_DEFAULTS, ...base, ...override };
+  if (merged.readOnly !== 'auto') return merged as ResolvedPolicy;
+  return {
+    ...merged,
+    readOnly: untrusted !== undefined,
+    ...(untrusted !== undefined ? { readOnlyReason: untrusted } : {}),
+  } as ResolvedPolicy;
 }
 
 /** Where the cache's entries live: a parsed URL (opened on first use) or the caller's store. */
@@ -86,6 +111,10 @@ export interface CacheSettings {
   lock: LockSetting;
   /** The policy fields set on `createCache()`. */
   policy: CachePolicy;
+  /** The signing key (option, else `TASK_CACHE_SIGNING_KEY`), if any. */
+  signingKey: KeyObject | undefined;
+  /** The trusted keys (option, else `TASK_CACHE_TRUSTED_KEYS`); empty: every entry is restored. */
+  trustedKeys: KeyObject[];
 }
 
 const STORE_METHODS = [
@@ -152,7 +181,30 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     stateDir: o.stateDir === undefined ? undefined : checkString('stateDir', o.stateDir),
     store: storeSetting(o.store),
     lock: lockSetting(o.lock),
+    ...keySettings(o, o.env ?? process.env),
   };
+}
+
+/** The signing and trusted keys: the options, else the environment (empty values ignored). */
+function keySettings(
+  o: CacheOptions,
+  env: Record<string, string | undefined>,
+): Pick<CacheSettings, 'signingKey' | 'trustedKeys'> {
+  const envSigning = env.TASK_CACHE_SIGNING_KEY?.trim() ? env.TASK_CACHE_SIGNING_KEY : undefined;
+  const envTrusted = env.TASK_CACHE_TRUSTED_KEYS?.trim() ? env.TASK_CACHE_TRUSTED_KEYS : undefined;
+  const signingKey =
+    o.signingKey !== undefined
+      ? loadSigningKey('signingKey', o.signingKey)
+      : envSigning !== undefined
+        ? loadSigningKey('TASK_CACHE_SIGNING_KEY', envSigning)
+        : undefined;
+  const trustedKeys =
+    o.trustedKeys !== undefined
+      ? loadTrustedKeys('trustedKeys', o.trustedKeys)
+      : envTrusted !== undefined
+        ? loadTrustedKeys('TASK_CACHE_TRUSTED_KEYS', envTrusted)
+        : [];
+  return { signingKey, trustedKeys };
 }
 
 /** What the task options of every call need (`key()` and `lookup()` need no `generates`). */

@@ -2,8 +2,10 @@
  * `cache.run()`: key → lookup → restore on a hit; on a miss lock → build → save → release. Each
  * step is one module of ./steps; this file is only their order and the decisions between them.
  */
+import type { OciStore } from '@task-cache/oci';
 import { CacheConfigError } from '../errors.js';
-import { type CacheContext, createCallContext, newStats } from './context.js';
+import { explainKey } from '../explain/explain.js';
+import { type CacheContext, type CallContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
 import { buildStep } from './steps/build.js';
 import { keyStep } from './steps/key.js';
@@ -27,9 +29,15 @@ export async function runTask<T>(
   const stats = newStats();
   const signal = o.signal ?? new AbortController().signal;
   signal.throwIfAborted();
+  let call: CallContext | undefined;
   const finish = (r: Omit<RunResult<T>, 'stats'>): RunResult<T> => {
     stats.totalMs = performance.now() - started;
-    return { ...r, stats };
+    const { missReason, explanation, timeSavedMs } = call?.outcome ?? {};
+    const extra =
+      r.status === 'restored'
+        ? { ...(timeSavedMs !== undefined ? { timeSavedMs } : {}) }
+        : { ...(missReason ? { missReason } : {}), ...(explanation ? { explanation } : {}) };
+    return { ...r, ...extra, stats };
   };
   const buildOnly = async (key: string, reason: NotSavedReason): Promise<RunResult<T>> =>
     finish({ status: 'built', key, reason, value: await buildStep(build, { signal, key }, stats) });
@@ -38,15 +46,31 @@ export async function runTask<T>(
   if (!cache.enabled) return buildOnly('', 'disabled');
 
   // 2. Key.
-  const { key, files } = await keyStep(cache, o, stats);
-  const call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
+  const { key, files, inputs } = await keyStep(cache, o, stats);
+  call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
   const store = await call.openStore();
+  if (policy.readOnlyReason !== undefined)
+    cache.emit({ type: 'read-only', task: o.task, key, reason: policy.readOnlyReason });
+  const explain = (s: OciStore) => () =>
+    explainKey(s, {
+      task: o.task,
+      key,
+      dir: o.dir,
+      inputs,
+      basesDir: cache.basesDir,
+      trustedKeys: cache.trustedKeys,
+      signal: o.signal,
+    });
 
   const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> =>
     store && (await restoreStep(call, store, o, source)) ? finish({ status: 'restored', key }) : undefined;
   const lookupAndRestore = async (): Promise<RunResult<T> | undefined> => {
-    if (!store || policy.force) return undefined;
-    const entry = await lookupStep(call, store);
+    if (!store) return undefined;
+    if (policy.force) {
+      call.outcome.missReason = 'forced';
+      return undefined;
+    }
+    const entry = await lookupStep(call, store, explain(store));
     return entry ? restoreFrom({ entry }) : undefined;
   };
 
@@ -91,7 +115,7 @@ export async function runTask<T>(
     // 6. Save (outputs missing → nothing saved, with a warning). A lost lease does not stop the
     // save: entries are content-addressed and the tag is pushed last, so a concurrent builder's
     // identical entry is harmless.
-    const saved = await saveStep(call, store, o, files, held.lost);
+    const saved = await saveStep(call, store, o, files, held.lost, inputs);
 
     // 7. Release.
     await held.release('saved' in saved ? 'built' : 'failed');

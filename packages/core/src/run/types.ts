@@ -1,6 +1,8 @@
+import type { KeyObject } from 'node:crypto';
 import type { AcquireOptions, AcquireOutcome, Lease, LockAcquirer, ReleaseOutcome } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import type { CacheEventListener } from '../events/types.js';
+import type { Explanation } from '../explain/diff.js';
 import type { ChecksumInputs } from '../key/checksum.js';
 
 // NOTE: the lock types belong to @task-cache/lock; core uses them as they are. The aliases below keep
@@ -30,8 +32,20 @@ export interface PolicyContext {
  * store. Functions win over the matching plain field.
  */
 export interface CachePolicy {
-  /** Restore but never push (untrusted pull-request builds). Read-only runs take no lock. @default false */
-  readOnly?: boolean;
+  /**
+   * Restore but never push (untrusted pull-request builds). Read-only runs take no lock. `'auto'`
+   * makes runs read-only where untrusted code runs — a pull or merge request from a fork on
+   * GitHub Actions, GitLab CI, Buildkite, CircleCI or Azure Pipelines (see docs/security.md) —
+   * with a `read-only` event saying why; `false` turns that off explicitly.
+   * @default 'auto'
+   */
+  readOnly?: boolean | 'auto';
+  /**
+   * Explain every miss: compare the inputs with the task's newest previous entry and put the
+   * diff in `result.explanation` and the `miss` event (one manifest and one config GET more per
+   * miss). `cache.explain()` works either way. @default false
+   */
+  explain?: boolean;
   /** Skip lookup, rebuild and overwrite the tag. @default false */
   force?: boolean;
   /** Refuse to save entries larger than this many uncompressed bytes (skipped with a warning). @default Infinity */
@@ -88,6 +102,19 @@ export interface CacheOptions extends CachePolicy {
   stateDir?: string;
   /** Receives every event (see {@link formatEvent}). */
   onEvent?: CacheEventListener;
+  /**
+   * Ed25519 private key signing every saved entry (docs/security.md): a `KeyObject`, PEM text or
+   * the path of a PEM file. @default env `TASK_CACHE_SIGNING_KEY`, else entries are unsigned
+   */
+  signingKey?: string | KeyObject;
+  /**
+   * Ed25519 public keys whose signatures a restore requires: a `KeyObject`, PEM text (several
+   * keys may be concatenated), a path of a PEM file, or a list of those (several keys: rotation).
+   * When set, an unsigned, badly signed or re-tagged entry is a miss (`untrusted`) with a
+   * warning, never restored.
+   * @default env `TASK_CACHE_TRUSTED_KEYS` (PEM text, or paths separated by commas or newlines), else none: entries are not checked
+   */
+  trustedKeys?: string | KeyObject | ReadonlyArray<string | KeyObject>;
 }
 
 /** Options that identify a task's key (see `Cache.key`). */
@@ -153,7 +180,8 @@ export interface RunStats {
 
 /**
  * Why a run built without saving: `disabled`, `read-only`, `policy` (shouldSave said no),
- * `outputs-missing`, `entry-too-large`, `save-failed`, `circuit-open`.
+ * `outputs-missing`, `entry-too-large`, `save-failed`, `circuit-open`, `key-collision` (the key
+ * holds another task's entry: it is left alone).
  */
 export type NotSavedReason =
   | 'disabled'
@@ -162,7 +190,23 @@ export type NotSavedReason =
   | 'outputs-missing'
   | 'entry-too-large'
   | 'save-failed'
-  | 'circuit-open';
+  | 'circuit-open'
+  | 'key-collision';
+
+/**
+ * Why a run did not restore: `not-found` (no entry under the key), `key-collision` (the entry
+ * under the key belongs to another task whose name maps to the same key), `untrusted` (trusted
+ * keys are configured and the entry is unsigned, badly signed or signed for another key),
+ * `forced` (`policy.force`), `not-restored` (found, but `shouldRestore` said no or the restore
+ * failed: see the warnings), `unavailable` (the store could not be read: see the warnings).
+ */
+export type MissReason =
+  | 'not-found'
+  | 'key-collision'
+  | 'untrusted'
+  | 'forced'
+  | 'not-restored'
+  | 'unavailable';
 
 /** What `run()` did. */
 export interface RunResult<T = unknown> {
@@ -174,5 +218,14 @@ export interface RunResult<T = unknown> {
   value?: T;
   /** `true` when the build ran while the lock was lost or unusable. */
   leaseLost?: boolean;
+  /** Why nothing was restored (absent on `restored`). */
+  missReason?: MissReason;
+  /** Why the key missed, against the task's previous entry (with `policy.explain`). */
+  explanation?: Explanation;
+  /**
+   * On `restored`: the time the hit saved, the build duration the entry records minus this
+   * restore's time, in milliseconds (absent when the entry records no duration).
+   */
+  timeSavedMs?: number;
   stats: RunStats;
 }

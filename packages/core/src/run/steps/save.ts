@@ -5,7 +5,7 @@
  */
 import type { OciStore } from '@task-cache/oci';
 import type { SaveEntryResult } from '../../entry/types.js';
-import type { SourceDigest } from '../../key/checksum.js';
+import type { KeyInputs, SourceDigest } from '../../key/checksum.js';
 import type { CallContext } from '../context.js';
 import { missingOutputs } from '../outputs.js';
 import { isEntryTooLarge } from '../trouble.js';
@@ -21,9 +21,12 @@ export async function saveStep(
   o: { dir: string; generates: readonly string[] },
   files: SourceDigest[] | undefined,
   leaseLost: () => boolean,
+  inputs?: KeyInputs,
 ): Promise<SaveOutcome> {
   const { cache, task, key, policy, stats, signal } = call;
   if (policy.readOnly) return { reason: 'read-only' };
+  // The key holds another task's entry: replacing it would only make that task miss in turn.
+  if (call.outcome.missReason === 'key-collision') return { reason: 'key-collision' };
   const missing = await missingOutputs(o.dir, o.generates);
   if (missing.length > 0) {
     call.warn(
@@ -48,6 +51,9 @@ export async function saveStep(
         task,
         key,
         ...(files ? { sources: files.map((f) => ({ path: f.path, digest: f.digest })) } : {}),
+        ...(inputs ? { inputs: { task, ...inputs } } : {}),
+        ...(stats.buildMs > 0 ? { buildDurationMs: stats.buildMs } : {}),
+        ...(cache.sign ? { sign: cache.sign } : {}),
         compressionLevel: policy.compressionLevel,
         concurrency: policy.concurrency,
         ...(Number.isFinite(maxEntrySize) ? { maxEntrySize } : {}),
