@@ -46,7 +46,7 @@ export interface CachePolicy {
    * miss). `cache.explain()` works either way. @default false
    */
   explain?: boolean;
-  /** Skip lookup, rebuild and overwrite the tag. @default false */
+  /** Skip lookup, rebuild and overwrite the tag (saves otherwise never replace an existing entry). @default false */
   force?: boolean;
   /** Refuse to save entries larger than this many uncompressed bytes (skipped with a warning). @default Infinity */
   maxEntrySize?: number;
@@ -181,7 +181,8 @@ export interface RunStats {
 /**
  * Why a run built without saving: `disabled`, `read-only`, `policy` (shouldSave said no),
  * `outputs-missing`, `entry-too-large`, `save-failed`, `circuit-open`, `key-collision` (the key
- * holds another task's entry: it is left alone).
+ * holds another task's entry: it is left alone), `exists` (another writer saved the key meanwhile:
+ * no overwrite without `force`).
  */
 export type NotSavedReason =
   | 'disabled'
@@ -191,7 +192,8 @@ export type NotSavedReason =
   | 'entry-too-large'
   | 'save-failed'
   | 'circuit-open'
-  | 'key-collision';
+  | 'key-collision'
+  | 'exists';
 
 /**
  * Why a run did not restore: `not-found` (no entry under the key), `key-collision` (the entry

@@ -242,7 +242,8 @@ describe('signed entries', () => {
     const victimDir = await project({ 'src/app.ts': 'next\n' });
     const victim = await cacheOf(repo, { trustedKeys: [k.pub] });
     const refused = await victim.run(spec(victimDir), builder(victimDir, 'victim'));
-    expect(refused).toMatchObject({ status: 'saved', missReason: 'untrusted' });
+    // Refused, built, and — holding no signing key — the poisoned tag is not overwritten either.
+    expect(refused).toMatchObject({ status: 'built', reason: 'exists', missReason: 'untrusted' });
     expect(await out(victimDir)).toBe('victim:next\n');
     const warning = victim.events.find((e) => e.type === 'warning');
     expect(warning).toMatchObject({ code: 'UNTRUSTED_ENTRY' });
@@ -323,6 +324,41 @@ describe('signed entries', () => {
     const d2 = await project({ 'src/app.ts': 'y\n' });
     expect((await reader.run(spec(d2), builder(d2, 'reader'))).status).toBe('restored');
     expect(await out(d2)).toBe('signed:y\n');
+  });
+});
+
+describe('no overwrite', () => {
+  it('a second writer of the same key does not replace the entry; force does; a signer replaces an untrusted one', async () => {
+    const repo = 'trust/overwrite';
+    const dir = await project({ 'src/app.ts': 'same\n' });
+    const first = await cacheOf(repo);
+    const saved = await first.run(spec(dir), builder(dir, 'first'));
+    expect(saved.status).toBe('saved');
+    const digest = async () =>
+      (await curl('-sI', '-H', `Accept: ${MANIFEST}`, manifestUrl(repo, saved.key))).match(
+        /docker-content-digest: (\S+)/i,
+      )?.[1];
+    const before = await digest();
+
+    await builder(dir, 'second')();
+    const second = await cacheOf(repo);
+    expect(await second.save(spec(dir))).toBeUndefined();
+    expect(await digest()).toBe(before);
+
+    const forced = await cacheOf(repo, { force: true });
+    expect(await forced.save(spec(dir))).toBeDefined();
+    expect(await digest()).not.toBe(before);
+
+    // An unsigned entry under a key: a trusting reader that signs replaces it with a signed one.
+    const k = keyPair();
+    const d2 = await project({ 'src/app.ts': 'same\n' });
+    const signer = await cacheOf(repo, { signingKey: k.priv, trustedKeys: [k.pub] });
+    const r = await signer.run(spec(d2), builder(d2, 'signed'));
+    expect(r).toMatchObject({ status: 'saved', missReason: 'untrusted' });
+    const d3 = await project({ 'src/app.ts': 'same\n' });
+    const reader = await cacheOf(repo, { trustedKeys: [k.pub] });
+    expect((await reader.run(spec(d3), builder(d3, 'reader'))).status).toBe('restored');
+    expect(await out(d3)).toBe('signed:same\n');
   });
 });
 

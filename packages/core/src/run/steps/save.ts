@@ -14,6 +14,25 @@ import type { NotSavedReason } from '../types.js';
 /** The saved entry, or why nothing was saved. */
 export type SaveOutcome = { saved: SaveEntryResult } | { reason: NotSavedReason };
 
+/**
+ * `true` when the key already holds an entry this save must not replace: no overwrite unless
+ * `force`, or the entry this call found was refused as untrusted (and this save signs), or could
+ * not be restored (a damaged entry is replaced). Check, then write: registry-side tag immutability
+ * is what makes it airtight (docs/security.md). A failing check lets the save try.
+ */
+async function taken(call: CallContext, store: OciStore): Promise<boolean> {
+  const { cache, key, policy, signal, outcome } = call;
+  if (policy.force || outcome.missReason === 'not-restored') return false;
+  if (outcome.missReason === 'untrusted' && cache.sign) return false;
+  try {
+    return await cache.entries.hasEntry(store, key, signal ? { signal } : {});
+  } catch (error) {
+    signal?.throwIfAborted();
+    void error;
+    return false;
+  }
+}
+
 /** Saves the task's outputs under the call's key. */
 export async function saveStep(
   call: CallContext,
@@ -38,6 +57,7 @@ export async function saveStep(
   if (policy.shouldSave && !(await policy.shouldSave({ task, key, store: store.location })))
     return { reason: 'policy' };
   if (call.circuitOpen(store, 'save')) return { reason: 'circuit-open' };
+  if (await taken(call, store)) return { reason: 'exists' };
   const storeCap = store.limits?.maxEntrySize;
   const maxEntrySize = storeCap === undefined ? policy.maxEntrySize : Math.min(storeCap, policy.maxEntrySize);
   const t = performance.now();
