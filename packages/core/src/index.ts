@@ -123,6 +123,7 @@ export type {
   RunStats,
   StepOptions,
 } from './run/types.js';
+export type { RunRecord, RunSummary, TaskStoreCounters } from './stats/log.js';
 export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
 export { defaultCacheDir } from './store/default-dir.js';
 export { createMemoryStore, type MemoryStore, type MemoryStoreOptions } from './store/memory.js';

@@ -3,11 +3,13 @@
  * (./context.ts) and exposes the run (./run.ts) and its steps (./steps) as the {@link Cache}.
  */
 import type { RestoreEntryResult, SaveEntryResult } from '../entry/types.js';
-import { TaskCacheError } from '../errors.js';
+import { InvalidOptionError, TaskCacheError } from '../errors.js';
 import type { Explanation } from '../explain/diff.js';
 import { explainKey } from '../explain/explain.js';
+import { checkString } from '../internal/validate.js';
 import { type ChecksumInputs, checksum } from '../key/checksum.js';
 import { urlsafe } from '../key/urlsafe.js';
+import { type RunSummary, readCounters, summarize, type TaskStoreCounters } from '../stats/log.js';
 import {
   type CacheContext,
   type CallContext,
@@ -51,6 +53,17 @@ export interface Cache {
    * entry is ignored. Store trouble → a warning and "no previous entry".
    */
   explain(options: KeyOptions): Promise<Explanation>;
+  /**
+   * Cumulative counters per task and store of every run logged in this cache's state dir — by
+   * any process sharing it: hits, misses, time saved, build time, bytes pushed and pulled, chunks
+   * deduplicated.
+   */
+  stats(): Promise<TaskStoreCounters[]>;
+  /**
+   * Every `run()` of this cache instance — task, key, status, reasons, explanation, timings and
+   * bytes — with totals; written as JSON to `options.file` when given (a CI artifact).
+   */
+  summary(options?: { file?: string }): Promise<RunSummary>;
   /** Closes the store and the lock this cache opened (not the ones passed in as objects). */
   close(): Promise<void>;
 }
@@ -133,6 +146,18 @@ export function createCache(options: CacheOptions = {}): Cache {
         trustedKeys: cache.trustedKeys,
         signal: o.signal,
       });
+    },
+
+    async stats() {
+      await cache.runLog.flushed();
+      return readCounters(cache.stateDir);
+    },
+
+    summary(options = {}) {
+      if (typeof options !== 'object' || options === null)
+        throw new InvalidOptionError('options', 'summary: options must be an object');
+      const file = options.file === undefined ? undefined : checkString('file', options.file);
+      return summarize(cache.runLog.runs, file);
     },
 
     close: () => cache.close(),

@@ -16,6 +16,7 @@ import type { TransferProgress } from '../entry/types.js';
 import { CacheConfigError, CacheRunError } from '../errors.js';
 import type { CacheEvent, CacheWarningCode } from '../events/types.js';
 import type { Explanation } from '../explain/diff.js';
+import { createRunLog, type RunLog } from '../stats/log.js';
 import { defaultCacheDir } from '../store/default-dir.js';
 import { createSigner } from '../trust/keys.js';
 import type { SigningPayload } from '../trust/payload.js';
@@ -50,6 +51,8 @@ export interface CacheContext {
   readonly sign: ((payload: SigningPayload) => Record<string, string>) | undefined;
   /** Keys a restored entry must be signed with; empty: entries are not checked. */
   readonly trustedKeys: readonly KeyObject[];
+  /** This instance's runs, also appended to `<stateDir>/stats/runs.jsonl`. */
+  readonly runLog: RunLog;
   /** The store, opened on first use (a failed open is retried by the next call). */
   store(signal?: AbortSignal): Promise<OciStore>;
   /** The lock, opened on first use (a failed open is retried by the next call). */
@@ -95,6 +98,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const openedLock = once<CacheLock>();
   const untrustedContext = detectUntrustedContext(env);
   let closed = false;
+  const runLog = createRunLog(stateDir);
 
   return {
     env,
@@ -109,6 +113,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     untrustedContext,
     sign: settings.signingKey ? createSigner(settings.signingKey) : undefined,
     trustedKeys: settings.trustedKeys,
+    runLog,
     store(signal) {
       if ('object' in store) return Promise.resolve(store.object);
       const url = store.url;
@@ -138,7 +143,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     async close() {
       if (closed) return;
       closed = true;
-      const tasks: Promise<unknown>[] = [];
+      const tasks: Promise<unknown>[] = [runLog.flushed()];
       const s = openedStore.current();
       const l = openedLock.current();
       if (s) tasks.push(s.then((x) => x.close?.()).catch(() => {}));

@@ -30,6 +30,7 @@ export async function runTask<T>(
   const signal = o.signal ?? new AbortController().signal;
   signal.throwIfAborted();
   let call: CallContext | undefined;
+  let storeLocation = '';
   const finish = (r: Omit<RunResult<T>, 'stats'>): RunResult<T> => {
     stats.totalMs = performance.now() - started;
     const { missReason, explanation, timeSavedMs } = call?.outcome ?? {};
@@ -37,7 +38,12 @@ export async function runTask<T>(
       r.status === 'restored'
         ? { ...(timeSavedMs !== undefined ? { timeSavedMs } : {}) }
         : { ...(missReason ? { missReason } : {}), ...(explanation ? { explanation } : {}) };
-    return { ...r, ...extra, stats };
+    const result: RunResult<T> = { ...r, ...extra, stats };
+    if (r.reason !== 'disabled') {
+      const { value: _value, leaseLost: _lost, ...rest } = result;
+      cache.runLog.record({ time: new Date().toISOString(), task: o.task, store: storeLocation, ...rest });
+    }
+    return result;
   };
   const buildOnly = async (key: string, reason: NotSavedReason): Promise<RunResult<T>> =>
     finish({ status: 'built', key, reason, value: await buildStep(build, { signal, key }, stats) });
@@ -49,6 +55,7 @@ export async function runTask<T>(
   const { key, files, inputs } = await keyStep(cache, o, stats);
   call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
   const store = await call.openStore();
+  storeLocation = store?.location ?? '';
   if (policy.readOnlyReason !== undefined)
     cache.emit({ type: 'read-only', task: o.task, key, reason: policy.readOnlyReason });
   const explain = (s: OciStore) => () =>

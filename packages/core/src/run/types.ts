@@ -95,7 +95,7 @@ export interface CacheOptions extends CachePolicy {
   env?: Record<string, string | undefined>;
   /**
    * Directory of the files the cache writes besides the store's entries: the remembered base
-   * entries (`bases/`) and the local lock files (`locks/`). The embedded default store is the
+   * entries (`bases/`), the local lock files (`locks/`) and the run log (`stats/runs.jsonl`). The embedded default store is the
    * cache dir itself (see `defaultCacheDir`).
    * @default defaultCacheDir(env) — the cache dir, so `bases/` and `locks/` are under it
    */
