@@ -55,6 +55,10 @@ export interface CacheContext {
   readonly runLog: RunLog;
   /** The store, opened on first use (a failed open is retried by the next call). */
   store(signal?: AbortSignal): Promise<OciStore>;
+  /** How many `readScopes` there are. */
+  readonly readScopeCount: number;
+  /** Read scope `i`, opened on first use (a failed open is retried by the next call). */
+  readScope(i: number, signal?: AbortSignal): Promise<OciStore>;
   /** The lock, opened on first use (a failed open is retried by the next call). */
   lock(): Promise<CacheLock>;
   /** This instance's circuit breaker, with `policy`'s thresholds. */
@@ -96,6 +100,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const breakerState = createBreaker();
   const openedStore = once<OciStore>();
   const openedLock = once<CacheLock>();
+  const openedScopes = settings.readScopes.map(() => once<OciStore>());
   const untrustedContext = detectUntrustedContext(env);
   let closed = false;
   const runLog = createRunLog(stateDir);
@@ -120,6 +125,16 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       return openedStore.get(() =>
         openStore(url, { env, ...(signal ? { signal } : {}) }).then((r) => r.store),
       );
+    },
+    readScopeCount: settings.readScopes.length,
+    readScope(i, signal) {
+      const setting = settings.readScopes[i];
+      const opened = openedScopes[i];
+      if (setting === undefined || opened === undefined)
+        return Promise.reject(new RangeError(`no read scope ${i}`));
+      if ('object' in setting) return Promise.resolve(setting.object);
+      const url = setting.url;
+      return opened.get(() => openStore(url, { env, ...(signal ? { signal } : {}) }).then((r) => r.store));
     },
     lock() {
       if ('object' in lock) return Promise.resolve(lock.object);
@@ -148,6 +163,10 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       const l = openedLock.current();
       if (s) tasks.push(s.then((x) => x.close?.()).catch(() => {}));
       if (l) tasks.push(l.then((x) => x.close?.()).catch(() => {}));
+      for (const o of openedScopes) {
+        const c = o.current();
+        if (c) tasks.push(c.then((x) => x.close?.()).catch(() => {}));
+      }
       await Promise.all(tasks);
     },
   };

@@ -111,6 +111,8 @@ export interface CacheSettings {
   lock: LockSetting;
   /** The policy fields set on `createCache()`. */
   policy: CachePolicy;
+  /** Stores read, in order, after `store` misses (never written). */
+  readScopes: StoreSetting[];
   /** The signing key (option, else `TASK_CACHE_SIGNING_KEY`), if any. */
   signingKey: KeyObject | undefined;
   /** The trusted keys (option, else `TASK_CACHE_TRUSTED_KEYS`); empty: every entry is restored. */
@@ -181,8 +183,32 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     stateDir: o.stateDir === undefined ? undefined : checkString('stateDir', o.stateDir),
     store: storeSetting(o.store),
     lock: lockSetting(o.lock),
+    readScopes: readScopeSettings(o.readScopes),
     ...keySettings(o, o.env ?? process.env),
   };
+}
+
+function readScopeSettings(scopes: unknown): StoreSetting[] {
+  if (scopes === undefined) return [];
+  if (!Array.isArray(scopes))
+    throw new InvalidOptionError('readScopes', 'must be an array of store URLs or OciStores');
+  return scopes.map((s, i) => {
+    if (s === '' || s === undefined)
+      throw new InvalidOptionError(`readScopes[${i}]`, 'must be a store URL or an OciStore, not empty');
+    try {
+      return storeSetting(s);
+    } catch (error) {
+      if (error instanceof InvalidOptionError)
+        throw new InvalidOptionError(
+          `readScopes[${i}]`,
+          error.message.replace(/^invalid option "store": /, ''),
+          {
+            cause: error,
+          },
+        );
+      throw error;
+    }
+  });
 }
 
 /** The signing and trusted keys: the options, else the environment (empty values ignored). */

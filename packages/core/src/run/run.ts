@@ -14,6 +14,7 @@ import { lookupStep } from './steps/lookup.js';
 import { holdLease } from './steps/release.js';
 import { type RestoreSource, restoreStep } from './steps/restore.js';
 import { saveStep } from './steps/save.js';
+import { describe } from './trouble.js';
 import type { BuildFunction, NotSavedReason, RunOptions, RunResult } from './types.js';
 
 /** Runs one task through the cache of `cache` (see `Cache.run`). */
@@ -69,8 +70,31 @@ export async function runTask<T>(
       signal: o.signal,
     });
 
-  const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> =>
-    store && (await restoreStep(call, store, o, source)) ? finish({ status: 'restored', key }) : undefined;
+  const restoreFrom = async (
+    source: RestoreSource,
+    from: OciStore | undefined = store,
+  ): Promise<RunResult<T> | undefined> =>
+    from && (await restoreStep(call, from, o, source))
+      ? finish({ status: 'restored', key, ...(cache.readScopeCount > 0 ? { scope: from.location } : {}) })
+      : undefined;
+  // Scoped reads: after the own store misses, each read scope in order (never written).
+  const lookupScopes = async (): Promise<RunResult<T> | undefined> => {
+    for (let i = 0; i < cache.readScopeCount; i++) {
+      if (call.outcome.missReason === 'key-collision') return undefined;
+      let scope: OciStore;
+      try {
+        scope = await cache.readScope(i, o.signal);
+      } catch (error) {
+        signal.throwIfAborted();
+        call.warn('LOOKUP_FAILED', `cannot open read scope ${i}: ${describe(error).message}`, error);
+        continue;
+      }
+      const entry = await lookupStep(call, scope);
+      const restored = entry ? await restoreFrom({ entry }, scope) : undefined;
+      if (restored) return restored;
+    }
+    return undefined;
+  };
   const lookupAndRestore = async (): Promise<RunResult<T> | undefined> => {
     if (!store) return undefined;
     if (policy.force) {
@@ -78,7 +102,7 @@ export async function runTask<T>(
       return undefined;
     }
     const entry = await lookupStep(call, store, explain(store));
-    return entry ? restoreFrom({ entry }) : undefined;
+    return (entry ? await restoreFrom({ entry }) : undefined) ?? (await lookupScopes());
   };
 
   // 3. Lookup; hit → restore the entry the lookup resolved. No lock is taken.

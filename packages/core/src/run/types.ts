@@ -103,6 +103,13 @@ export interface CacheOptions extends CachePolicy {
   /** Receives every event (see {@link formatEvent}). */
   onEvent?: CacheEventListener;
   /**
+   * Scoped writes with fallback reads: stores (URLs or `OciStore`s) a run reads, in this order,
+   * when `store` — the run's own scope, the only one written — misses. E.g. `store` a repository
+   * per pull request, `readScopes` the base branch's then main's. A hit says which scope it came
+   * from (`result.scope`). @default [] (only `store`)
+   */
+  readScopes?: ReadonlyArray<string | OciStore>;
+  /**
    * Ed25519 private key signing every saved entry (docs/security.md): a `KeyObject`, PEM text or
    * the path of a PEM file. @default env `TASK_CACHE_SIGNING_KEY`, else entries are unsigned
    */
@@ -229,5 +236,7 @@ export interface RunResult<T = unknown> {
    * restore's time, in milliseconds (absent when the entry records no duration).
    */
   timeSavedMs?: number;
+  /** On `restored`: the redacted location of the store the entry came from (`store` or one of `readScopes`). */
+  scope?: string;
   stats: RunStats;
 }

@@ -23,13 +23,18 @@ export function keyId(key: KeyObject): string {
     .digest('hex')}`;
 }
 
-/** PEM text as given, or the contents of the file it names. */
-function pemText(field: string, value: string): string {
+/**
+ * PEM text as given, or the contents of the file it names. `secret`: the value may be a private
+ * key pasted without its PEM armour, so the message does not repeat it (nor the cause, whose
+ * message would name it).
+ */
+function pemText(field: string, value: string, secret: boolean): string {
   if (value.includes('-----BEGIN')) return value;
   try {
     return readFileSync(value.trim(), 'utf8');
   } catch (cause) {
-    // NOTE: the value is a path here (PEM text was handled above): naming it leaks no secret.
+    if (secret)
+      throw new InvalidOptionError(field, 'is neither PEM text nor the path of a readable PEM file');
     throw new InvalidOptionError(field, `cannot read the key file ${JSON.stringify(value.trim())}`, {
       cause,
     });
@@ -56,7 +61,7 @@ export function loadSigningKey(field: string, value: unknown): KeyObject {
     throw new InvalidOptionError(field, 'must be PEM text, a path to a PEM file, or a KeyObject');
   let key: KeyObject;
   try {
-    key = createPrivateKey(pemText(field, value));
+    key = createPrivateKey(pemText(field, value, true));
   } catch (cause) {
     if (cause instanceof InvalidOptionError) throw cause;
     throw new InvalidOptionError(field, 'is not a PEM private key', { cause: undefined });
@@ -87,7 +92,7 @@ export function loadTrustedKeys(field: string, value: unknown): KeyObject[] {
           .split(/[,\n]/)
           .map((s) => s.trim())
           .filter((s) => s !== '')
-          .map((path) => pemText(field, path));
+          .map((path) => pemText(field, path, false));
     for (const text of texts) {
       const blocks = text.match(PEM_RE) ?? [];
       if (blocks.length === 0) throw new InvalidOptionError(field, 'holds no PEM key');

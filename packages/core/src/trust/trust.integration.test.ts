@@ -362,6 +362,35 @@ describe('no overwrite', () => {
   });
 });
 
+describe('scoped writes, fallback reads', () => {
+  it('a run writes only its own scope and reads the scopes in order; a hit says which', async () => {
+    const dir = await project({ 'src/app.ts': 'shared\n' });
+    // main and the base branch both hold the key, with different outputs.
+    await (await cacheOf('scopes/main')).run(spec(dir), builder(dir, 'main'));
+    await (await cacheOf('scopes/base')).run(spec(dir), builder(dir, 'base'));
+    const scopes = [reg.ociUrl('scopes/base'), reg.ociUrl('scopes/main')];
+
+    const pr = await cacheOf('scopes/pr-1', { readScopes: scopes });
+    const d1 = await project({ 'src/app.ts': 'shared\n' });
+    const hit = await pr.run(spec(d1), builder(d1, 'pr'));
+    expect(hit).toMatchObject({ status: 'restored', scope: expect.stringContaining('scopes/base') });
+    expect(await out(d1)).toBe('base:shared\n');
+    const reversed = await cacheOf('scopes/pr-1', { readScopes: [...scopes].reverse() });
+    const d2 = await project({ 'src/app.ts': 'shared\n' });
+    expect((await reversed.run(spec(d2), builder(d2, 'pr'))).scope).toContain('scopes/main');
+    expect(await out(d2)).toBe('main:shared\n');
+    expect(await tags('scopes/pr-1')).toEqual([]);
+
+    // A miss everywhere builds and saves into the own scope only.
+    const d3 = await project({ 'src/app.ts': 'new in the PR\n' });
+    const saved = await pr.run(spec(d3), builder(d3, 'pr'));
+    expect(saved.status).toBe('saved');
+    expect(await tags('scopes/pr-1')).toContain(saved.key);
+    expect(await tags('scopes/main')).not.toContain(saved.key);
+    expect(await tags('scopes/base')).not.toContain(saved.key);
+  });
+});
+
 describe("readOnly: 'auto'", () => {
   it('a fork pull request on GitHub Actions pushes nothing and says why; readOnly: false overrides', async () => {
     const repo = 'trust/fork';
