@@ -106,7 +106,8 @@ export interface CacheOptions extends CachePolicy {
    * Scoped writes with fallback reads: stores (URLs or `OciStore`s) a run reads, in this order,
    * when `store` — the run's own scope, the only one written — misses. E.g. `store` a repository
    * per pull request, `readScopes` the base branch's then main's. A hit says which scope it came
-   * from (`result.scope`). @default [] (only `store`)
+   * from (`result.scope`). Only `run()` reads them; the steps `lookup()`/`restore()` read `store`.
+   * @default [] (only `store`)
    */
   readScopes?: ReadonlyArray<string | OciStore>;
   /**
