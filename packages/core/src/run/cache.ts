@@ -18,6 +18,7 @@ import {
   newStats,
 } from './context.js';
 import { checkTaskOptions, parseCacheOptions } from './options.js';
+import { checkSourcesAndOutputs } from './outputs.js';
 import { runTask } from './run.js';
 import { type KeyResult, keyStep } from './steps/key.js';
 import { lookupStep } from './steps/lookup.js';
@@ -85,6 +86,7 @@ async function stepCall(
     stats,
     ...(o.signal ? { signal: o.signal } : {}),
   });
+  if (needGenerates) await checkSourcesAndOutputs(call, o as StepOptions, files);
   return { key, ...(files ? { files } : {}), ...(inputs ? { inputs } : {}), call };
 }
 

@@ -5,8 +5,10 @@
 import type { OciStore } from '@task-cache/oci';
 import { CacheConfigError } from '../errors.js';
 import { explainKey } from '../explain/explain.js';
+import { removeStaleStaging } from '../internal/scratch.js';
 import { type CacheContext, type CallContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
+import { checkSourcesAndOutputs } from './outputs.js';
 import { buildStep } from './steps/build.js';
 import { keyStep } from './steps/key.js';
 import { lockStep } from './steps/lock.js';
@@ -52,9 +54,14 @@ export async function runTask<T>(
   // 1. Disabled → just build.
   if (!cache.enabled) return buildOnly('', 'disabled');
 
+  // Staging directories left by a killed restore of this task are removed (best effort).
+  await removeStaleStaging(o.dir);
+
   // 2. Key.
   const { key, files, inputs } = await keyStep(cache, o, stats);
   call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
+  // Sources matching nothing warn; generates overlapping sources are refused — before the build.
+  await checkSourcesAndOutputs(call, o, files);
   const store = await call.openStore();
   storeLocation = store?.location ?? '';
   if (policy.readOnlyReason !== undefined)

@@ -37,7 +37,12 @@ async function taken(call: CallContext, store: OciStore): Promise<boolean> {
 export async function saveStep(
   call: CallContext,
   store: OciStore,
-  o: { dir: string; generates: readonly string[] },
+  o: {
+    dir: string;
+    generates: readonly string[];
+    sources: readonly string[];
+    allowBroadGenerates?: boolean;
+  },
   files: SourceDigest[] | undefined,
   leaseLost: () => boolean,
   inputs?: KeyInputs,
@@ -67,6 +72,8 @@ export async function saveStep(
       return await cache.entries.saveEntry(store, {
         dir: o.dir,
         generates: o.generates,
+        protect: o.sources,
+        ...(o.allowBroadGenerates ? { allowBroadGenerates: true } : {}),
         tag: key,
         task,
         key,
