@@ -17,6 +17,7 @@ import { createBlobReader } from './registry/blobs.js';
 import type { RepositoryContext } from './registry/context.js';
 import { createManifests } from './registry/manifests.js';
 import { type OciClientOptions, resolveClientOptions } from './registry/options.js';
+import { type ProbeOptions, probeCapabilities } from './registry/probe.js';
 import { listTags } from './registry/tags.js';
 import { createBlobWriter } from './registry/uploads.js';
 import type { Descriptor, OciStore, RequestOptions } from './types.js';
@@ -151,6 +152,7 @@ function createRepository(client: OciClient, ctx: RepositoryContext): OciReposit
     ...createBlobWriter(ctx, blobs),
     ...createManifests(ctx),
     listTags: (options?: RequestOptions) => listTags(ctx, options),
+    probeCapabilities: (options?: ProbeOptions) => probeCapabilities(ctx, options),
     close: async () => {},
   };
 }

@@ -157,6 +157,17 @@ export interface StoreLimits {
  * digest vs tag references, tag order, limits, verification, aborts) is pinned by the store
  * contract suite (`storeContract` in `@task-cache/testkit`).
  */
+/**
+ * What a registry showed it supports, from its answers to reads (see `probeCapabilities`). A
+ * capability the registry's answers said nothing about is absent.
+ */
+export interface RegistryCapabilities {
+  /** `GET` of a blob honours `Range` (answers `206`). */
+  rangeRequests?: boolean;
+  /** The OCI 1.1 referrers API answers (`GET /v2/<name>/referrers/<digest>`). */
+  referrers?: boolean;
+}
+
 export interface OciStore
   extends BlobFetcher,
     BlobChecker,
@@ -170,6 +181,14 @@ export interface OciStore
   readonly limits?: StoreLimits;
   listTags?: TagLister['listTags'];
   deleteManifest?: ManifestDeleter['deleteManifest'];
+  /**
+   * Registry stores only: asks the registry what it supports, with reads only (a `Range` of
+   * `options.blob`, the referrers API). Absent on stores that are not registries.
+   */
+  probeCapabilities?(options?: {
+    blob?: Pick<Descriptor, 'digest' | 'size'>;
+    signal?: AbortSignal;
+  }): Promise<RegistryCapabilities>;
   /** Releases sockets, file handles and timers. */
   close?(): Promise<void>;
 }

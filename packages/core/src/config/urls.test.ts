@@ -20,6 +20,16 @@ describe('parseStoreUrl', () => {
     });
     expect(parseStoreUrl('oci://h/a/b:t?ca=/etc/ca.pem')).toMatchObject({ tag: 't', ca: '/etc/ca.pem' });
   });
+  it('parses ?format= (the entry form) and refuses unknown forms', () => {
+    expect(parseStoreUrl('oci://h/a/b?format=compat')).toMatchObject({ format: 'compat' });
+    expect(parseStoreUrl('oci://h/a/b:t?plain-http=true&format=standard')).toMatchObject({
+      format: 'standard',
+    });
+    expect(parseStoreUrl('oci://h/a/b')).not.toHaveProperty('format');
+    expect(() => parseStoreUrl('oci://h/a/b?format=docker')).toThrow(
+      /format must be auto, standard or compat/,
+    );
+  });
   it('parses oci-layout with and without a tag, memory, redis and empty', () => {
     expect(parseStoreUrl('oci-layout:/var/cache/tc')).toEqual({ kind: 'oci-layout', path: '/var/cache/tc' });
     expect(parseStoreUrl('oci-layout:./cache:v1')).toEqual({

@@ -20,6 +20,8 @@ export type StoreUrl =
       ca?: string;
       /** `?plain-http=true`: talk HTTP instead of HTTPS. */
       plainHttp: boolean;
+      /** `?format=`: the entry form to write (`SaveEntryOptions.format`); absent means `auto`. */
+      format?: 'auto' | 'standard' | 'compat';
     }
   | { kind: 'oci-layout'; path: string; tag?: string }
   | {
@@ -54,8 +56,9 @@ function checkTag(url: string, tag: string | undefined): string | undefined {
 /**
  * Parses a store URL:
  *
- * - `oci://HOST[:PORT]/PROJECT/REPO[:TAG][?ca=PATH&plain-http=true]` — an OCI registry (HTTPS,
- *   or HTTP with `plain-http=true`; `ca=` a CA file). Credentials never go in the URL: they come
+ * - `oci://HOST[:PORT]/PROJECT/REPO[:TAG][?ca=PATH&plain-http=true&format=compat]` — an OCI
+ *   registry (HTTPS, or HTTP with `plain-http=true`; `ca=` a CA file; `format=` the entry form to
+ *   write: `auto` by default, `compat` for registries that allowlist media types). Credentials never go in the URL: they come
  *   from `TASK_CACHE_OCI_USER`/`TASK_CACHE_OCI_PASSWORD` or docker/podman `config.json`.
  * - `oci-layout:PATH[:TAG]` — a local OCI image-layout directory; the tag after the last `:`.
  * - `redis://…` / `rediss://…` — small entries in Redis (`@task-cache/core/redis`), `?ttl=SECONDS`.
@@ -91,9 +94,12 @@ export function parseStoreUrl(url: string): StoreUrl {
         `repository "${repository}" is not a valid OCI repository name (lowercase [a-z0-9], separators . _ __ - and /)`,
       );
     for (const name of query.keys()) {
-      if (name !== 'ca' && name !== 'plain-http')
-        fail(text, `unknown parameter "${name}" (known: ca, plain-http)`);
+      if (name !== 'ca' && name !== 'plain-http' && name !== 'format')
+        fail(text, `unknown parameter "${name}" (known: ca, plain-http, format)`);
     }
+    const format = query.get('format');
+    if (format !== null && format !== 'auto' && format !== 'standard' && format !== 'compat')
+      fail(text, 'format must be auto, standard or compat');
     const plain = query.get('plain-http');
     if (plain !== null && plain !== 'true' && plain !== 'false')
       fail(text, 'plain-http must be true or false');
@@ -103,6 +109,7 @@ export function parseStoreUrl(url: string): StoreUrl {
     const t = checkTag(text, tag);
     if (t !== undefined) out.tag = t;
     if (ca !== null) out.ca = ca;
+    if (format !== null) out.format = format as 'auto' | 'standard' | 'compat';
     return out;
   }
   if (text.startsWith('oci-layout:')) {

@@ -29,7 +29,9 @@ export type CacheWarningCode =
   | 'CIRCUIT_OPEN'
   | 'STORE_OUT_OF_MEMORY'
   | 'KEY_COLLISION'
-  | 'UNTRUSTED_ENTRY';
+  | 'UNTRUSTED_ENTRY'
+  /** The background prune of the local store failed (after the run's result; `task` is empty). */
+  | 'PRUNE_FAILED';
 
 /** The cache is asked for `key` in `store`. */
 export interface CacheLookupEvent extends CacheEventBase {
@@ -128,6 +130,21 @@ export interface CacheRestoredEvent extends CacheEventBase {
   /** The build duration the entry records minus `durationMs` (absent when not recorded). */
   timeSavedMs?: number;
 }
+/**
+ * Information, not a warning: the registry refused the standard entry form (it allowlists media
+ * types), the entry was saved in the compatible form in the same run, and later saves to this
+ * registry use the compatible form at once (docs/registries.md).
+ */
+export interface CacheFormatFallbackEvent extends CacheEventBase {
+  type: 'format-fallback';
+  key: string;
+  /** The registry (`HOST[:PORT]`). */
+  registry: string;
+  from: 'standard';
+  to: 'compat';
+  /** The registry's error code of the refusal (e.g. `MANIFEST_INVALID`). */
+  code: string;
+}
 /** The cache could not do its part; the build runs or its result stands. */
 export interface CacheWarningEvent extends CacheEventBase {
   type: 'warning';
@@ -151,6 +168,7 @@ export type CacheEvent =
   | CacheProgressEvent
   | CacheSavedEvent
   | CacheRestoredEvent
+  | CacheFormatFallbackEvent
   | CacheWarningEvent;
 
 /** Receives events; must not throw (a throwing listener is ignored). */

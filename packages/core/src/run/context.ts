@@ -18,6 +18,8 @@ import type { CacheEvent, CacheWarningCode } from '../events/types.js';
 import type { Explanation } from '../explain/diff.js';
 import { createRunLog, type RunLog } from '../stats/log.js';
 import { defaultCacheDir } from '../store/default-dir.js';
+import type { LocalBounds } from '../tier/bounds.js';
+import { createPruner, type Pruner } from '../tier/prune.js';
 import { createSigner } from '../trust/keys.js';
 import type { SigningPayload } from '../trust/payload.js';
 import { detectUntrustedContext } from '../trust/untrusted-context.js';
@@ -37,6 +39,8 @@ export interface CacheContext {
   readonly basesDir: string;
   /** The tag of the store URL: the key of every run when set. */
   readonly urlTag: string | undefined;
+  /** The entry form a store URL's `?format=` asks for (`undefined`: `auto`). */
+  readonly urlFormat: 'auto' | 'standard' | 'compat' | undefined;
   /** The lock key of the lock URL, if any. */
   readonly lockKey: string | undefined;
   /** Redacted lock location, for events. */
@@ -53,6 +57,10 @@ export interface CacheContext {
   readonly trustedKeys: readonly KeyObject[];
   /** This instance's runs, also appended to `<stateDir>/stats/runs.jsonl`. */
   readonly runLog: RunLog;
+  /** Bounds of the local store. */
+  readonly bounds: LocalBounds;
+  /** The background prune after a save (only for a local store core opened from a URL). */
+  readonly pruner: Pruner;
   /** The store, opened on first use (a failed open is retried by the next call). */
   store(signal?: AbortSignal): Promise<OciStore>;
   /** How many `readScopes` there are. */
@@ -104,6 +112,26 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const untrustedContext = detectUntrustedContext(env);
   let closed = false;
   const runLog = createRunLog(stateDir);
+  const localUrl = 'url' in store && (store.url.kind === 'default' || store.url.kind === 'oci-layout');
+  const emit = (event: CacheEvent) => {
+    if (!onEvent) return;
+    try {
+      onEvent(event);
+    } catch {
+      // A throwing listener must not break the build.
+    }
+  };
+  const pruner = createPruner(localUrl, stateDir, settings.bounds, (error) =>
+    emit({
+      type: 'warning',
+      task: '',
+      code: 'PRUNE_FAILED',
+      message: `background prune failed: ${describe(error).message}`,
+      ...(typeof (error as { code?: unknown })?.code === 'string'
+        ? { causeCode: (error as { code: string }).code }
+        : {}),
+    }),
+  );
 
   return {
     env,
@@ -111,6 +139,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     stateDir,
     basesDir: join(stateDir, 'bases'),
     urlTag: 'url' in store && 'tag' in store.url ? store.url.tag : undefined,
+    urlFormat: 'url' in store && store.url.kind === 'oci' ? store.url.format : undefined,
     lockKey: lockUrl?.kind === 'redis' ? lockUrl.key : undefined,
     lockLocation: lockUrl?.kind === 'redis' ? describeLockUrl(lockUrl) : 'local',
     noLock: 'none' in lock,
@@ -119,6 +148,8 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     sign: settings.signingKey ? createSigner(settings.signingKey) : undefined,
     trustedKeys: settings.trustedKeys,
     runLog,
+    bounds: settings.bounds,
+    pruner,
     store(signal) {
       if ('object' in store) return Promise.resolve(store.object);
       const url = store.url;
@@ -144,20 +175,15 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     },
     breaker: (policy) => breakerState.view(policy.circuitBreakerThreshold, policy.circuitBreakerCooldownMs),
     policy: (override) => resolvePolicy(settings.policy, override, untrustedContext),
-    emit(event) {
-      if (!onEvent) return;
-      try {
-        onEvent(event);
-      } catch {
-        // A throwing listener must not break the build.
-      }
-    },
+    emit,
     get closed() {
       return closed;
     },
     async close() {
       if (closed) return;
       closed = true;
+      // A background prune finishes first: it uses the store.
+      await pruner.idle();
       const tasks: Promise<unknown>[] = [runLog.flushed()];
       const s = openedStore.current();
       const l = openedLock.current();

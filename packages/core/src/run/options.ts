@@ -22,6 +22,7 @@ import {
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { validateKey } from '../key/urlsafe.js';
+import { type LocalBounds, resolveBounds } from '../tier/bounds.js';
 import { loadSigningKey, loadTrustedKeys } from '../trust/keys.js';
 import type { BuildFunction, CacheLock, CacheOptions, CachePolicy, RunOptions } from './types.js';
 
@@ -118,6 +119,8 @@ export interface CacheSettings {
   signingKey: KeyObject | undefined;
   /** The trusted keys (option, else `TASK_CACHE_TRUSTED_KEYS`); empty: every entry is restored. */
   trustedKeys: KeyObject[];
+  /** Bounds of the local store (`maxSize`, `maxAge`, `pruneIntervalMs`, or their env). */
+  bounds: LocalBounds;
 }
 
 const STORE_METHODS = [
@@ -186,6 +189,7 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     lock: lockSetting(o.lock),
     readScopes: readScopeSettings(o.readScopes),
     ...keySettings(o, o.env ?? process.env),
+    bounds: resolveBounds(o, o.env ?? process.env),
   };
 }
 
@@ -277,5 +281,10 @@ export function checkRunOptions(options: RunOptions, build: BuildFunction<unknow
   const { lockKey } = options;
   if (lockKey !== undefined && (typeof lockKey !== 'string' || lockKey === ''))
     throw new InvalidOptionError('lockKey', 'must be a non-empty string');
+  if (options.fallback !== undefined && options.fallback !== 'latest')
+    throw new InvalidOptionError(
+      'fallback',
+      `must be 'latest' or absent, got ${JSON.stringify(options.fallback)}`,
+    );
   return policy;
 }
