@@ -89,7 +89,7 @@ interface Settings {
   quietHit: boolean;
   json: boolean;
   strict: boolean;
-  readOnly: boolean;
+  readOnly: boolean | 'auto';
   force: boolean;
   progress: boolean;
 }
@@ -140,7 +140,8 @@ async function settings(flags: RunFlags, io: CliIo): Promise<Settings> {
     quietHit: flag(flags.quietHit, 'quiet-hit'),
     json,
     strict: flag(flags.strict, 'strict'),
-    readOnly: flag(flags.readOnly, 'read-only'),
+    // Unset: core's readOnly 'auto' (fork pull/merge requests are read-only, docs/security.md).
+    readOnly: flags.readOnly ?? envFlag(ENV_TWINS['read-only'], e[ENV_TWINS['read-only']]) ?? 'auto',
     force: flag(flags.force, 'force'),
     progress: !json && !flag(flags.noProgress, 'no-progress') && io.stderr.isTTY === true,
   };

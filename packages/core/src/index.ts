@@ -91,6 +91,7 @@ export type {
   CacheLookupEvent,
   CacheMissEvent,
   CacheProgressEvent,
+  CacheReadOnlyEvent,
   CacheRestoredEvent,
   CacheSavedEvent,
   CacheWarningCode,
@@ -101,10 +102,20 @@ export type {
   LockWaitingEvent,
 } from './events/types.js';
 export {
+  describeChange,
+  describeExplanation,
+  diffInputs,
+  type Explanation,
+  type InputChange,
+  type PreviousEntry,
+} from './explain/diff.js';
+export { parseRecordedInputs, type RecordedInputs } from './explain/inputs.js';
+export {
   type ChecksumDetails,
   type ChecksumInputs,
   checksum,
   checksumDetailed,
+  type KeyInputs,
   type SourceDigest,
 } from './key/checksum.js';
 export { defaultKey, MAX_TAG_LENGTH, TAG_PATTERN, urlsafe, validateKey } from './key/urlsafe.js';
@@ -121,6 +132,7 @@ export type {
   KeyOptions,
   LeaseOutcome,
   LockAcquireResult,
+  MissReason,
   NotSavedReason,
   PolicyContext,
   RunOptions,
@@ -128,6 +140,7 @@ export type {
   RunStats,
   StepOptions,
 } from './run/types.js';
+export type { RunRecord, RunSummary, TaskStoreCounters } from './stats/log.js';
 export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
 export { defaultCacheDir } from './store/default-dir.js';
 export { createMemoryStore, type MemoryStore, type MemoryStoreOptions } from './store/memory.js';
@@ -139,3 +152,14 @@ export {
   parseSize,
 } from './tier/bounds.js';
 export type { PruneOptions, PruneResult } from './tier/prune.js';
+export {
+  createSigner,
+  keyId,
+  loadSigningKey,
+  loadTrustedKeys,
+  SIGNATURE_ANNOTATION,
+  SIGNER_ANNOTATION,
+} from './trust/keys.js';
+export { payloadBytes, SIGNATURE_PAYLOAD_VERSION, type SigningPayload } from './trust/payload.js';
+export { detectUntrustedContext } from './trust/untrusted-context.js';
+export { type TrustVerdict, verifyEntry } from './trust/verify.js';

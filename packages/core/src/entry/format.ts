@@ -4,6 +4,7 @@
  */
 import { type Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST } from '@task-cache/oci';
 import { EntryCorruptError, EntryTooLargeError } from '../errors.js';
+import type { RecordedInputs } from '../explain/inputs.js';
 
 // The standard OCI media types are `@task-cache/oci`'s (its very constants, under the names core's
 // entry code reads); the entry's own media types below are core's format and exported once.
@@ -77,6 +78,14 @@ export interface EntryConfig {
   chunks: Array<{ size: number; digest: string }>;
   /** The source files (and their digests) that made the key. */
   sources: Array<{ path: string; digest: string }>;
+  /**
+   * The canonical input manifest that made the key (task, sources, env names and value digests,
+   * tools, commands, platform, extra). Absent in entries saved under a caller's own key and in
+   * entries of older writers. Untrusted like the rest: read it through `parseRecordedInputs`.
+   */
+  inputs?: RecordedInputs;
+  /** How long the build that produced the entry took, in milliseconds (absent when unknown). */
+  buildDurationMs?: number;
 }
 
 const SHA256_RE = /^sha256:[a-f0-9]{64}$/;

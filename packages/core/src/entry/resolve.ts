@@ -105,6 +105,15 @@ interface ResolvedManifests {
   digest: string;
   configDescriptor: Descriptor;
   layers: Descriptor[];
+  annotations: Record<string, string> | undefined;
+}
+
+/** The string-valued annotations of an untrusted document (others are dropped). */
+function stringAnnotations(v: unknown): Record<string, string> | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
 }
 
 /**
@@ -173,7 +182,12 @@ async function resolveManifests(
   if (manifests.some((m) => m.config.digest !== configDescriptor.digest)) {
     throw new EntryCorruptError('the manifests of an index entry reference different configs');
   }
-  return { digest: top.descriptor.digest, configDescriptor, layers: manifests.flatMap((m) => m.layers) };
+  return {
+    digest: top.descriptor.digest,
+    configDescriptor,
+    layers: manifests.flatMap((m) => m.layers),
+    annotations: stringAnnotations(doc.annotations),
+  };
 }
 
 /**
@@ -276,6 +290,7 @@ export async function resolveEntry(
     config,
     configDescriptor,
     layers,
+    ...(manifests.annotations ? { annotations: manifests.annotations } : {}),
   });
   resolved.add(entry);
   return entry;

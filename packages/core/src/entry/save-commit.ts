@@ -56,6 +56,8 @@ export async function commitEntry(
     compression: { algorithm: 'zstd', level: o.level },
     chunks: pushed.chunks,
     sources: o.sources,
+    ...(o.inputs ? { inputs: o.inputs } : {}),
+    ...(o.buildDurationMs !== undefined ? { buildDurationMs: o.buildDurationMs } : {}),
   };
   const configBytes = json(compat ? compatConfig(config) : config);
   const configDesc: Descriptor = {
@@ -68,6 +70,14 @@ export async function commitEntry(
   const annotations: Record<string, string> = {
     'org.opencontainers.image.created': config.created,
     'dev.task-cache.task': o.task,
+    // The signature covers the config digest, every layer digest, the key and the task
+    // (docs/format.md "Signatures"); it is on the tagged manifest or index.
+    ...o.sign?.({
+      key: o.key,
+      task: o.task,
+      config: configDesc.digest,
+      layers: pushed.layers.map((l) => l.digest),
+    }),
   };
   // NOTE: the compatible form says "task-cache entry" with an annotation: registries that
   // allowlist media types refuse an unknown `artifactType` but keep annotations as they are.

@@ -4,10 +4,12 @@ import { defaultStateDir } from '../internal/base.js';
 import { chunkParams } from '../internal/chunk.js';
 import {
   checkBoolean,
+  checkFunction,
   checkGenerates,
   checkInt,
   checkOneOf,
   checkProtect,
+  checkSize,
   checkString,
   checkTag,
   outputSelection,
@@ -25,6 +27,9 @@ export interface SaveSettings {
   task: string;
   key: string;
   sources: Array<{ path: string; digest: string }>;
+  inputs: SaveEntryOptions['inputs'];
+  buildDurationMs: number | undefined;
+  sign: SaveEntryOptions['sign'];
   keepMtimes: boolean;
   level: number;
   avgChunkSize: number;
@@ -65,6 +70,12 @@ export function saveSettings(o: SaveEntryOptions): SaveSettings {
     task: checkString('task', o.task),
     key: checkString('key', o.key),
     sources: (o.sources ?? []).map((s) => ({ path: s.path, digest: s.digest })),
+    inputs: o.inputs,
+    buildDurationMs:
+      o.buildDurationMs === undefined
+        ? undefined
+        : Math.round(checkSize('buildDurationMs', o.buildDurationMs, 0)),
+    sign: checkFunction<NonNullable<SaveEntryOptions['sign']>>('sign', o.sign),
     keepMtimes: checkBoolean('keepMtimes', o.keepMtimes, false),
     level: SHARED_OPTIONS.compressionLevel('compressionLevel', o.compressionLevel),
     avgChunkSize: avg,

@@ -2,6 +2,7 @@
  * Contract between the entry data plane (save/restore of one cache entry, `./save.ts`,
  * `./restore.ts`) and the cached run (`../run/*`). Implementations live beside this file.
  */
+
 import type {
   BlobChecker,
   BlobFetcher,
@@ -12,6 +13,8 @@ import type {
   OciStore,
   Tagger,
 } from '@task-cache/oci';
+import type { RecordedInputs } from '../explain/inputs.js';
+import type { SigningPayload } from '../trust/payload.js';
 import type { EntryConfig, EntryForm } from './format.js';
 
 /**
@@ -48,6 +51,8 @@ export interface ResolvedEntry {
   readonly config: Readonly<EntryConfig>;
   readonly configDescriptor: Readonly<Descriptor>;
   readonly layers: readonly Readonly<Descriptor>[];
+  /** Annotations of the tagged manifest (or index), e.g. the signature; absent when none. */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 /** Options of {@link LookupEntry}. */
@@ -128,6 +133,15 @@ export interface SaveEntryOptions {
   key: string;
   /** Source files and their digests that made the key, recorded in the config. */
   sources?: ReadonlyArray<{ path: string; digest: string }>;
+  /** The key's input manifest, recorded in the config as `inputs`. @default none recorded */
+  inputs?: RecordedInputs;
+  /** Duration of the build, recorded in the config as `buildDurationMs`. @default none recorded */
+  buildDurationMs?: number;
+  /**
+   * Signs the entry: called with the signing payload (docs/format.md "Signatures"), returns the
+   * manifest annotations to add (see `createSigner`). @default unsigned
+   */
+  sign?: (payload: SigningPayload) => Record<string, string>;
   /** Keep real mtimes instead of normalizing them. @default false */
   keepMtimes?: boolean;
   /** zstd level. @default 3 */

@@ -85,3 +85,38 @@ describe('formatEvent', () => {
     ).toBeUndefined();
   });
 });
+
+describe('formatEvent: explained misses and read-only runs (issue 19)', () => {
+  const found = { status: 'found' as const, key: 'build-old', created: '2026-12-01T00:00:00Z' };
+  it('a miss with an explanation names at most two changes and counts the rest', () => {
+    expect(
+      formatEvent({
+        type: 'miss',
+        task: 'build',
+        key: 'k',
+        explanation: {
+          task: 'build',
+          key: 'k',
+          previous: found,
+          changes: [
+            { input: 'source', change: 'changed', path: 'src/app.ts' },
+            { input: 'env', change: 'changed', name: 'NODE_ENV' },
+            { input: 'tool', change: 'changed', name: 'node', from: '20', to: '22' },
+            { input: 'platform', change: 'changed', from: null, to: 'linux-x64' },
+          ],
+        },
+      }),
+    ).toBe('task: "build" cache miss: src/app.ts changed, NODE_ENV changed (2 more)');
+  });
+  it('a miss without an explanation has no line; a read-only run says why', () => {
+    expect(formatEvent({ type: 'miss', task: 'build', key: 'k', reason: 'untrusted' })).toBeUndefined();
+    expect(
+      formatEvent({
+        type: 'read-only',
+        task: 'build',
+        key: 'k',
+        reason: 'CircleCI pull request #5 from the fork',
+      }),
+    ).toBe('task: "build" cache is read-only: CircleCI pull request #5 from the fork');
+  });
+});

@@ -1,3 +1,4 @@
+import { describeExplanation } from '../explain/diff.js';
 import type { CacheEvent } from './types.js';
 
 const UNITS = ['kB', 'MB', 'GB'] as const;
@@ -24,7 +25,7 @@ export function formatBytes(bytes: number): string {
 
 /**
  * The line a build tool prints for an event, in the operator guide's words, or `undefined` for
- * events that have no line (lookup, hit, miss, progress, lock-acquired):
+ * events that have no line (lookup, hit, a miss without an explanation, progress, lock-acquired):
  *
  * - saved: `task: "build" saved to cache (pushed 42/42 chunks, 13.5 MB)` (size = compressed bytes uploaded)
  * - restored: `task: "build" restored from cache`
@@ -33,6 +34,8 @@ export function formatBytes(bytes: number): string {
  * - lock-unavailable: `task: "build" cache lock unavailable, building without it (<message>)`
  * - format-fallback: `task: "build" cache note: registry.example.com refused the standard entry form (MANIFEST_INVALID); saved in the compatible form, which this registry gets from now on`
  * - warning: `task: "build" cache warning: <message>`
+ * - miss with an explanation (`policy.explain`): `task: "build" cache miss: src/app.ts changed, NODE_ENV changed (2 more)`
+ * - read-only: `task: "build" cache is read-only: <reason>`
  */
 export function formatEvent(event: CacheEvent): string | undefined {
   const task = JSON.stringify(event.task);
@@ -51,6 +54,12 @@ export function formatEvent(event: CacheEvent): string | undefined {
       return `task: ${task} cache note: ${event.registry} refused the standard entry form (${event.code}); saved in the compatible form, which this registry gets from now on`;
     case 'warning':
       return `task: ${task} cache warning: ${event.message}`;
+    case 'miss':
+      return event.explanation
+        ? `task: ${task} cache miss: ${describeExplanation(event.explanation)}`
+        : undefined;
+    case 'read-only':
+      return `task: ${task} cache is read-only: ${event.reason}`;
     default:
       return undefined;
   }

@@ -4,6 +4,9 @@
  * built from redacted errors.
  */
 
+import type { Explanation } from '../explain/diff.js';
+import type { MissReason } from '../run/types.js';
+
 /** Fields every event carries. */
 export interface CacheEventBase {
   /** The task's name, as passed to `run()`. */
@@ -25,6 +28,8 @@ export type CacheWarningCode =
   | 'LEASE_LOST'
   | 'CIRCUIT_OPEN'
   | 'STORE_OUT_OF_MEMORY'
+  | 'KEY_COLLISION'
+  | 'UNTRUSTED_ENTRY'
   /** The background prune of the local store failed (after the run's result; `task` is empty). */
   | 'PRUNE_FAILED';
 
@@ -40,10 +45,20 @@ export interface CacheHitEvent extends CacheEventBase {
   type: 'hit';
   key: string;
 }
-/** The store has no entry for `key`. */
+/** The store has no entry for `key` (or none this run may restore: see `reason`). */
 export interface CacheMissEvent extends CacheEventBase {
   type: 'miss';
   key: string;
+  /** Why (absent: `not-found`). */
+  reason?: MissReason;
+  /** The inputs that changed since the task's previous entry (with `policy.explain`). */
+  explanation?: Explanation;
+}
+/** `readOnly: 'auto'` made this run read-only: it restores but pushes nothing. */
+export interface CacheReadOnlyEvent extends CacheEventBase {
+  type: 'read-only';
+  /** Why, e.g. `GitHub Actions pull_request from the fork someone/repo`. */
+  reason: string;
 }
 /** Another process holds the lock: waiting for it to finish or release. */
 export interface LockWaitingEvent extends CacheEventBase {
@@ -112,6 +127,8 @@ export interface CacheRestoredEvent extends CacheEventBase {
   /** Files matching `generates` that the entry did not hold, removed by the restore. */
   removed: number;
   durationMs: number;
+  /** The build duration the entry records minus `durationMs` (absent when not recorded). */
+  timeSavedMs?: number;
 }
 /**
  * Information, not a warning: the registry refused the standard entry form (it allowlists media
@@ -143,6 +160,7 @@ export type CacheEvent =
   | CacheLookupEvent
   | CacheHitEvent
   | CacheMissEvent
+  | CacheReadOnlyEvent
   | LockWaitingEvent
   | LockAcquiredEvent
   | LockPeerFinishedEvent

@@ -41,12 +41,34 @@ export interface SourceDigest {
   kind: 'x' | '-' | 'l';
 }
 
+/**
+ * The canonical input manifest of a key (recorded as `inputs` in an entry's config, see
+ * docs/format.md): every input {@link checksum} hashed, in the order it hashed them. Environment
+ * values are never recorded, only the sha256 of each value (`null` when unset).
+ */
+export interface KeyInputs {
+  /** The hashed files, sorted by path. */
+  sources: SourceDigest[];
+  /** Declared environment variables, sorted by name: `digest` is `sha256:<hex>` of the value, `null` when unset. */
+  env: Array<{ name: string; digest: string | null }>;
+  /** Tool versions, sorted by name. */
+  tools: Array<{ name: string; version: string }>;
+  /** The commands, in order. */
+  commands: string[];
+  /** The platform string mixed in, `null` when none. */
+  platform: string | null;
+  /** The extra strings, in order. */
+  extra: string[];
+}
+
 /** Result of {@link checksumDetailed}. */
 export interface ChecksumDetails {
   /** Lowercase hex sha256, 64 characters, no prefix (the Taskfile's `.CHECKSUM`). */
   checksum: string;
   /** The hashed files, sorted by path. */
   files: SourceDigest[];
+  /** Everything that was hashed (env values only as digests). */
+  inputs: KeyInputs;
 }
 
 // NOTE: files up to this size are read in one call (faster than a stream for the many small
@@ -84,12 +106,12 @@ async function mapBounded<T, R>(
 /**
  * Like {@link checksum}, also returning the per-file digests (recorded in the entry's config).
  */
-export async function checksumDetailed(inputs: ChecksumInputs): Promise<ChecksumDetails> {
-  const { dir, sources, signal } = inputs;
+export async function checksumDetailed(inputs0: ChecksumInputs): Promise<ChecksumDetails> {
+  const { dir, sources, signal } = inputs0;
   if (typeof dir !== 'string' || dir === '')
     throw new InvalidOptionError('dir', 'checksum: must be a non-empty path');
   if (!Array.isArray(sources)) throw new InvalidOptionError('sources', 'checksum: must be an array of globs');
-  const concurrency = inputs.concurrency ?? 64;
+  const concurrency = inputs0.concurrency ?? 64;
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new InvalidOptionError('concurrency', `checksum: must be a positive integer, got ${concurrency}`);
   signal?.throwIfAborted();
@@ -137,25 +159,39 @@ export async function checksumDetailed(inputs: ChecksumInputs): Promise<Checksum
     h.update(b);
     h.update('\n');
   };
+  const inputs: KeyInputs = {
+    sources: files,
+    env: [],
+    tools: [],
+    commands: [...(inputs0.commands ?? [])],
+    platform: null,
+    extra: [...(inputs0.extra ?? [])],
+  };
   field('v', 'task-cache/checksum/1');
   for (const f of files) field(`f${f.kind}`, `${f.path}\0${f.digest}`);
-  for (const c of inputs.commands ?? []) field('cmd', c);
-  const envValues = inputs.envValues ?? process.env;
-  for (const name of [...(inputs.env ?? [])].sort()) {
+  for (const c of inputs.commands) field('cmd', c);
+  const envValues = inputs0.envValues ?? process.env;
+  for (const name of [...(inputs0.env ?? [])].sort()) {
     const v = envValues[name];
     field('env', v === undefined ? `${name}\0unset` : `${name}=${v}`);
+    inputs.env.push({
+      name,
+      digest: v === undefined ? null : `sha256:${createHash('sha256').update(v).digest('hex')}`,
+    });
   }
-  for (const [name, version] of Object.entries(inputs.tools ?? {}).sort(([a], [b]) =>
+  for (const [name, version] of Object.entries(inputs0.tools ?? {}).sort(([a], [b]) =>
     a < b ? -1 : a > b ? 1 : 0,
-  ))
+  )) {
     field('tool', `${name}=${version}`);
-  if (inputs.platform)
-    field(
-      'platform',
-      typeof inputs.platform === 'string' ? inputs.platform : `${process.platform}-${process.arch}`,
-    );
-  for (const e of inputs.extra ?? []) field('extra', e);
-  return { checksum: h.digest('hex'), files };
+    inputs.tools.push({ name, version });
+  }
+  if (inputs0.platform) {
+    inputs.platform =
+      typeof inputs0.platform === 'string' ? inputs0.platform : `${process.platform}-${process.arch}`;
+    field('platform', inputs.platform);
+  }
+  for (const e of inputs.extra) field('extra', e);
+  return { checksum: h.digest('hex'), files, inputs };
 }
 
 /**

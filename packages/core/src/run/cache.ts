@@ -4,9 +4,12 @@
  */
 import type { RestoreEntryResult, SaveEntryResult } from '../entry/types.js';
 import { CacheConfigError, InvalidOptionError, TaskCacheError } from '../errors.js';
-import { checkBoolean } from '../internal/validate.js';
+import type { Explanation } from '../explain/diff.js';
+import { explainKey } from '../explain/explain.js';
+import { checkBoolean, checkString } from '../internal/validate.js';
 import { type ChecksumInputs, checksum } from '../key/checksum.js';
 import { urlsafe } from '../key/urlsafe.js';
+import { type RunSummary, readCounters, summarize, type TaskStoreCounters } from '../stats/log.js';
 import { markInUse, type PruneOptions, type PruneResult, pruneLocal } from '../tier/prune.js';
 import {
   type CacheContext,
@@ -45,6 +48,25 @@ export interface Cache {
   /** Saves the task's outputs; `undefined` when not saved (read-only, outputs missing, trouble). */
   save(options: StepOptions): Promise<SaveEntryResult | undefined>;
   /**
+   * Why the task's key misses (or would): its inputs against the task's newest previous entry
+   * (the one this workspace last saved or restored, else the task's pointer tag) — files added,
+   * removed and changed, env names whose value changed, tools, commands, platform, extra — or
+   * that there is no previous entry, or that it expired. With trusted keys, an unverified previous
+   * entry is ignored. Store trouble → a warning and "no previous entry".
+   */
+  explain(options: KeyOptions): Promise<Explanation>;
+  /**
+   * Cumulative counters per task and store of every run logged in this cache's state dir — by
+   * any process sharing it: hits, misses, time saved, build time, bytes pushed and pulled, chunks
+   * deduplicated.
+   */
+  stats(): Promise<TaskStoreCounters[]>;
+  /**
+   * Every `run()` of this cache instance — task, key, status, reasons, explanation, timings and
+   * bytes — with totals; written as JSON to `options.file` when given (a CI artifact).
+   */
+  summary(options?: { file?: string }): Promise<RunSummary>;
+  /**
    * Bounds the local store now (`maxSize`, `maxAge`: least-recently-used entries, then the blobs
    * and lock files nothing uses) and prunes the state dir (remembered bases, old lock files).
    * Safe while other processes save and restore. A store that cannot be pruned (a registry,
@@ -65,7 +87,7 @@ async function stepCall(
 ): Promise<KeyResult & { call: CallContext }> {
   const override = checkTaskOptions(o, where, needGenerates);
   const stats = newStats();
-  const { key, files } = await keyStep(cache, o, stats);
+  const { key, files, inputs } = await keyStep(cache, o, stats);
   const call = createCallContext(cache, {
     task: o.task,
     key,
@@ -74,7 +96,7 @@ async function stepCall(
     ...(o.signal ? { signal: o.signal } : {}),
   });
   if (needGenerates) await checkSourcesAndOutputs(call, o as StepOptions, files);
-  return { key, ...(files ? { files } : {}), call };
+  return { key, ...(files ? { files } : {}), ...(inputs ? { inputs } : {}), call };
 }
 
 /**
@@ -118,12 +140,12 @@ export function createCache(options: CacheOptions = {}): Cache {
     },
 
     async save(o) {
-      const { key, files, call } = await stepCall(cache, o, 'save', true);
+      const { key, files, inputs, call } = await stepCall(cache, o, 'save', true);
       const store = await call.openStore();
       if (!store || !cache.enabled) return undefined;
       const use = await markInUse(store, key);
       try {
-        const r = await saveStep(call, store, o, files, () => false);
+        const r = await saveStep(call, store, o, files, () => false, inputs);
         return 'saved' in r ? r.saved : undefined;
       } finally {
         await use?.release();
@@ -143,6 +165,33 @@ export function createCache(options: CacheOptions = {}): Cache {
     },
 
     run: (o, build) => runTask(cache, o, build),
+
+    async explain(o) {
+      const { key, inputs, call } = await stepCall(cache, o, 'explain', false);
+      const store = await call.openStore();
+      if (!store) return { task: o.task, key, previous: { status: 'none' }, changes: [] };
+      return explainKey(store, {
+        task: o.task,
+        key,
+        dir: o.dir,
+        inputs,
+        basesDir: cache.basesDir,
+        trustedKeys: cache.trustedKeys,
+        signal: o.signal,
+      });
+    },
+
+    async stats() {
+      await cache.runLog.flushed();
+      return readCounters(cache.stateDir);
+    },
+
+    summary(options = {}) {
+      if (typeof options !== 'object' || options === null)
+        throw new InvalidOptionError('options', 'summary: options must be an object');
+      const file = options.file === undefined ? undefined : checkString('file', options.file);
+      return summarize(cache.runLog.runs, file);
+    },
 
     close: () => cache.close(),
   };

@@ -7,6 +7,7 @@
  * A call (`run()`, `lookup()`, …) adds a {@link CallContext}: the task, its key and policy, its
  * stats, its signal, and the warning/strict handling that turns cache trouble into events.
  */
+import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { describeLockUrl } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
@@ -14,9 +15,14 @@ import { openLock, openStore } from '../config/open.js';
 import type { TransferProgress } from '../entry/types.js';
 import { CacheConfigError, CacheRunError, CacheTimeoutError } from '../errors.js';
 import type { CacheEvent, CacheWarningCode } from '../events/types.js';
+import type { Explanation } from '../explain/diff.js';
+import { createRunLog, type RunLog } from '../stats/log.js';
 import { defaultCacheDir } from '../store/default-dir.js';
 import type { LocalBounds } from '../tier/bounds.js';
 import { createPruner, type Pruner } from '../tier/prune.js';
+import { createSigner } from '../trust/keys.js';
+import type { SigningPayload } from '../trust/payload.js';
+import { detectUntrustedContext } from '../trust/untrusted-context.js';
 import { type Breaker, createBreaker } from './breaker.js';
 import { type EntryOps, entryOps } from './entries.js';
 import {
@@ -27,7 +33,7 @@ import {
   resolvePolicy,
 } from './options.js';
 import { countsAgainstStore, describe, isAbort, isUnreachable, storeTrouble } from './trouble.js';
-import type { CacheLock, CachePolicy, RunStats } from './types.js';
+import type { CacheLock, CachePolicy, MissReason, RunStats } from './types.js';
 
 /** The state of one cache instance (see the module comment). */
 export interface CacheContext {
@@ -53,12 +59,24 @@ export interface CacheContext {
   readonly timeouts: ResolvedTimeouts;
   /** Size and count caps (the `limits` option, defaults filled in). */
   readonly limits: ResolvedCacheLimits;
+  /** Why this environment runs untrusted code (`readOnly: 'auto'` → read-only), if it does. */
+  readonly untrustedContext: string | undefined;
+  /** Signs saved entries (annotations of the manifest), when a signing key is configured. */
+  readonly sign: ((payload: SigningPayload) => Record<string, string>) | undefined;
+  /** Keys a restored entry must be signed with; empty: entries are not checked. */
+  readonly trustedKeys: readonly KeyObject[];
+  /** This instance's runs, also appended to `<stateDir>/stats/runs.jsonl`. */
+  readonly runLog: RunLog;
   /** Bounds of the local store. */
   readonly bounds: LocalBounds;
   /** The background prune after a save (only for a local store core opened from a URL). */
   readonly pruner: Pruner;
   /** The store, opened on first use (a failed open is retried by the next call). */
   store(signal?: AbortSignal): Promise<OciStore>;
+  /** How many `readScopes` there are. */
+  readonly readScopeCount: number;
+  /** Read scope `i`, opened on first use (a failed open is retried by the next call). */
+  readScope(i: number, signal?: AbortSignal): Promise<OciStore>;
   /** The lock, opened on first use (a failed open is retried by the next call). */
   lock(): Promise<CacheLock>;
   /** This instance's circuit breaker, with `policy`'s thresholds. */
@@ -100,7 +118,10 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const breakerState = createBreaker();
   const openedStore = once<OciStore>();
   const openedLock = once<CacheLock>();
+  const openedScopes = settings.readScopes.map(() => once<OciStore>());
+  const untrustedContext = detectUntrustedContext(env);
   let closed = false;
+  const runLog = createRunLog(stateDir);
   const localUrl = 'url' in store && (store.url.kind === 'default' || store.url.kind === 'oci-layout');
   const emit = (event: CacheEvent) => {
     if (!onEvent) return;
@@ -135,12 +156,33 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     entries: entryOps,
     timeouts: settings.timeouts,
     limits: settings.limits,
+    untrustedContext,
+    sign: settings.signingKey ? createSigner(settings.signingKey) : undefined,
+    trustedKeys: settings.trustedKeys,
+    runLog,
     bounds: settings.bounds,
     pruner,
     store(signal) {
       if ('object' in store) return Promise.resolve(store.object);
       const url = store.url;
       return openedStore.get(() =>
+        openStore(url, {
+          env,
+          timeouts: settings.timeouts,
+          limits: settings.limits,
+          ...(signal ? { signal } : {}),
+        }).then((r) => r.store),
+      );
+    },
+    readScopeCount: settings.readScopes.length,
+    readScope(i, signal) {
+      const setting = settings.readScopes[i];
+      const opened = openedScopes[i];
+      if (setting === undefined || opened === undefined)
+        return Promise.reject(new RangeError(`no read scope ${i}`));
+      if ('object' in setting) return Promise.resolve(setting.object);
+      const url = setting.url;
+      return opened.get(() =>
         openStore(url, {
           env,
           timeouts: settings.timeouts,
@@ -156,7 +198,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       return openedLock.get(() => openLock(url, { env, stateDir }).then((r) => r.lock));
     },
     breaker: (policy) => breakerState.view(policy.circuitBreakerThreshold, policy.circuitBreakerCooldownMs),
-    policy: (override) => resolvePolicy(settings.policy, override),
+    policy: (override) => resolvePolicy(settings.policy, override, untrustedContext),
     emit,
     get closed() {
       return closed;
@@ -166,11 +208,15 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       closed = true;
       // A background prune finishes first: it uses the store.
       await pruner.idle();
-      const tasks: Promise<unknown>[] = [];
+      const tasks: Promise<unknown>[] = [runLog.flushed()];
       const s = openedStore.current();
       const l = openedLock.current();
       if (s) tasks.push(s.then((x) => x.close?.()).catch(() => {}));
       if (l) tasks.push(l.then((x) => x.close?.()).catch(() => {}));
+      for (const o of openedScopes) {
+        const c = o.current();
+        if (c) tasks.push(c.then((x) => x.close?.()).catch(() => {}));
+      }
       await Promise.all(tasks);
     },
   };
@@ -204,6 +250,8 @@ export interface CallContext {
   readonly policy: ResolvedPolicy;
   readonly stats: RunStats;
   readonly signal: AbortSignal | undefined;
+  /** Why the call missed, and its explanation, as the steps found out (filled in as it runs). */
+  readonly outcome: CallOutcome;
   /** A `warning` event (strict mode: throws {@link CacheRunError} instead of returning). */
   warn(code: CacheWarningCode, message: string, cause?: unknown): void;
   /**
@@ -230,6 +278,14 @@ export interface CallContext {
   openStore(): Promise<OciStore | undefined>;
 }
 
+/** What the steps of a call found out about its miss or hit. */
+export interface CallOutcome {
+  missReason?: MissReason;
+  explanation?: Explanation;
+  /** On a restore: the entry's recorded build duration minus the restore's time. */
+  timeSavedMs?: number;
+}
+
 /** The context of one call. */
 export function createCallContext(
   cache: CacheContext,
@@ -251,6 +307,7 @@ export function createCallContext(
     get storeDown() {
       return storeDown;
     },
+    outcome: {},
     warn(code, message, cause) {
       const causeCode = (cause as { code?: unknown } | undefined)?.code;
       const id = code === 'CIRCUIT_OPEN' ? code : `${code}\n${message}`;

@@ -57,6 +57,14 @@ describe('createCache validates every option at construction (issue 13)', () => 
     ['timeouts.lookupMS', { timeouts: { lookupMS: 10 } as never }],
     ['limits.maxIndexChildren', { limits: { maxIndexChildren: -1 } }],
     ['limits.maxTokenBytes', { limits: { maxTokenBytes: Number.POSITIVE_INFINITY } }],
+    ['explain', { explain: 'yes' as never }],
+    ['readScopes', { readScopes: 'oci://r/x' as never }],
+    ['readScopes[1]', { readScopes: ['memory://a', 42] as never }],
+    ['readScopes[0]', { readScopes: [''] }],
+    ['signingKey', { signingKey: 'not a key' }],
+    ['signingKey', { signingKey: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' }],
+    ['trustedKeys', { trustedKeys: 42 as never }],
+    ['TASK_CACHE_TRUSTED_KEYS', { env: { TASK_CACHE_TRUSTED_KEYS: '/nonexistent/key.pub' } }],
   ];
   it.each(cases)('%s: %j', (field, options) => {
     const err = thrown(() => createCache({ stateDir, ...options }));

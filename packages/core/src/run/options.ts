@@ -5,6 +5,7 @@
  * (../internal/validate.ts `SHARED_OPTIONS`), so nothing that would fail later is accepted:
  * every mistake is an {@link InvalidOptionError} naming the field, never a warning at run time.
  */
+import type { KeyObject } from 'node:crypto';
 import type { OciStore } from '@task-cache/oci';
 import { type LockUrl, parseLockOption } from '../config/lock-url.js';
 import { parseStoreUrl, redactUrl, type StoreUrl } from '../config/urls.js';
@@ -91,9 +92,18 @@ export function checkCacheLimits(v: unknown): ResolvedCacheLimits {
   return positiveFields('limits', v, { ...entry, ...REGISTRY_LIMIT_DEFAULTS });
 }
 
-/** A policy with every default filled in. */
-export type ResolvedPolicy = Required<Omit<CachePolicy, 'shouldRestore' | 'shouldSave'>> &
-  Pick<CachePolicy, 'shouldRestore' | 'shouldSave'>;
+import { loadSigningKey, loadTrustedKeys } from '../trust/keys.js';
+
+/**
+ * A policy with every default filled in; `readOnly: 'auto'` is decided (a boolean), with the
+ * reason when the environment made the run read-only.
+ */
+export type ResolvedPolicy = Required<Omit<CachePolicy, 'shouldRestore' | 'shouldSave' | 'readOnly'>> &
+  Pick<CachePolicy, 'shouldRestore' | 'shouldSave'> & {
+    readOnly: boolean;
+    /** Why `readOnly: 'auto'` made this run read-only (a fork's pull request), if it did. */
+    readOnlyReason?: string;
+  };
 
 type PolicyRules = {
   [K in keyof CachePolicy]-?: (field: string, value: unknown) => CachePolicy[K];
@@ -102,7 +112,13 @@ type PolicyRules = {
 // NOTE: defaults live in the rules (applied by `resolvePolicy`), so `parsePolicy` keeps only
 // the fields the caller set: a run's policy overrides exactly what it names.
 const POLICY: PolicyRules = {
-  readOnly: (f, v) => checkBoolean(f, v, false),
+  readOnly: (f, v) => {
+    if (v === undefined || v === 'auto') return 'auto';
+    if (typeof v !== 'boolean')
+      throw new InvalidOptionError(f, `must be a boolean or 'auto', got ${JSON.stringify(v)}`);
+    return v;
+  },
+  explain: (f, v) => checkBoolean(f, v, false),
   force: (f, v) => checkBoolean(f, v, false),
   maxEntrySize: (f, v) => SHARED_OPTIONS.maxEntrySize(f, v, Number.POSITIVE_INFINITY),
   lockWaitTimeoutMs: (f, v) => checkSize(f, v, 600_000),
@@ -116,10 +132,10 @@ const POLICY: PolicyRules = {
 };
 const POLICY_FIELDS = Object.keys(POLICY) as (keyof CachePolicy)[];
 
-/** Every policy field at its default. */
-export const POLICY_DEFAULTS: ResolvedPolicy = Object.fromEntries(
+/** Every policy field at its default (`readOnly` still `'auto'`). */
+export const POLICY_DEFAULTS = Object.fromEntries(
   POLICY_FIELDS.map((k) => [k, (POLICY[k] as (f: string, v: unknown) => unknown)(k, undefined)]),
-) as ResolvedPolicy;
+) as Omit<ResolvedPolicy, 'readOnly'> & { readOnly: boolean | 'auto' };
 
 /**
  * The policy fields `source` sets, validated (`prefix` names where they were passed, e.g.
@@ -134,9 +150,19 @@ export function parsePolicy(source: CachePolicy, prefix = ''): CachePolicy {
   return out as CachePolicy;
 }
 
-/** The defaults, overridden by the cache's policy, overridden by a call's (all validated). */
-export function resolvePolicy(base: CachePolicy, override?: CachePolicy): ResolvedPolicy {
-  return { ...POLICY_DEFAULTS, ...base, ...override } as ResolvedPolicy;
+/**
+ * The defaults, overridden by the cache's policy, overridden by a call's (all validated).
+ * `readOnly: 'auto'` becomes `true` when `untrusted` (the reason the environment runs untrusted
+ * code, see `detectUntrustedContext`) is set, else `false`.
+ */
+export function resolvePolicy(base: CachePolicy, override?: CachePolicy, untrusted?: string): ResolvedPolicy {
+  const merged = { ...POLICY_DEFAULTS, ...base, ...override };
+  if (merged.readOnly !== 'auto') return merged as ResolvedPolicy;
+  return {
+    ...merged,
+    readOnly: untrusted !== undefined,
+    ...(untrusted !== undefined ? { readOnlyReason: untrusted } : {}),
+  } as ResolvedPolicy;
 }
 
 /** Where the cache's entries live: a parsed URL (opened on first use) or the caller's store. */
@@ -157,6 +183,12 @@ export interface CacheSettings {
   policy: CachePolicy;
   timeouts: ResolvedTimeouts;
   limits: ResolvedCacheLimits;
+  /** Stores read, in order, after `store` misses (never written). */
+  readScopes: StoreSetting[];
+  /** The signing key (option, else `TASK_CACHE_SIGNING_KEY`), if any. */
+  signingKey: KeyObject | undefined;
+  /** The trusted keys (option, else `TASK_CACHE_TRUSTED_KEYS`); empty: every entry is restored. */
+  trustedKeys: KeyObject[];
   /** Bounds of the local store (`maxSize`, `maxAge`, `pruneIntervalMs`, or their env). */
   bounds: LocalBounds;
 }
@@ -227,8 +259,55 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     lock: lockSetting(o.lock),
     timeouts: checkTimeouts(o.timeouts),
     limits: checkCacheLimits(o.limits),
+    readScopes: readScopeSettings(o.readScopes),
+    ...keySettings(o, o.env ?? process.env),
     bounds: resolveBounds(o, o.env ?? process.env),
   };
+}
+
+function readScopeSettings(scopes: unknown): StoreSetting[] {
+  if (scopes === undefined) return [];
+  if (!Array.isArray(scopes))
+    throw new InvalidOptionError('readScopes', 'must be an array of store URLs or OciStores');
+  return scopes.map((s, i) => {
+    if (s === '' || s === undefined)
+      throw new InvalidOptionError(`readScopes[${i}]`, 'must be a store URL or an OciStore, not empty');
+    try {
+      return storeSetting(s);
+    } catch (error) {
+      if (error instanceof InvalidOptionError)
+        throw new InvalidOptionError(
+          `readScopes[${i}]`,
+          error.message.replace(/^invalid option "store": /, ''),
+          {
+            cause: error,
+          },
+        );
+      throw error;
+    }
+  });
+}
+
+/** The signing and trusted keys: the options, else the environment (empty values ignored). */
+function keySettings(
+  o: CacheOptions,
+  env: Record<string, string | undefined>,
+): Pick<CacheSettings, 'signingKey' | 'trustedKeys'> {
+  const envSigning = env.TASK_CACHE_SIGNING_KEY?.trim() ? env.TASK_CACHE_SIGNING_KEY : undefined;
+  const envTrusted = env.TASK_CACHE_TRUSTED_KEYS?.trim() ? env.TASK_CACHE_TRUSTED_KEYS : undefined;
+  const signingKey =
+    o.signingKey !== undefined
+      ? loadSigningKey('signingKey', o.signingKey)
+      : envSigning !== undefined
+        ? loadSigningKey('TASK_CACHE_SIGNING_KEY', envSigning)
+        : undefined;
+  const trustedKeys =
+    o.trustedKeys !== undefined
+      ? loadTrustedKeys('trustedKeys', o.trustedKeys)
+      : envTrusted !== undefined
+        ? loadTrustedKeys('TASK_CACHE_TRUSTED_KEYS', envTrusted)
+        : [];
+  return { signingKey, trustedKeys };
 }
 
 /** What the task options of every call need (`key()` and `lookup()` need no `generates`). */

@@ -2,10 +2,12 @@
  * `cache.run()`: key → lookup → restore on a hit; on a miss lock → build → save → release. Each
  * step is one module of ./steps; this file is only their order and the decisions between them.
  */
+import type { OciStore } from '@task-cache/oci';
 import { CacheConfigError } from '../errors.js';
+import { explainKey } from '../explain/explain.js';
 import { removeStaleStaging } from '../internal/scratch.js';
 import { markInUse } from '../tier/prune.js';
-import { type CacheContext, createCallContext, newStats } from './context.js';
+import { type CacheContext, type CallContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
 import { checkSourcesAndOutputs } from './outputs.js';
 import { buildStep } from './steps/build.js';
@@ -16,6 +18,7 @@ import { holdLease } from './steps/release.js';
 import { type RestoreSource, restoreStep } from './steps/restore.js';
 import { saveStep } from './steps/save.js';
 import { warmStep } from './steps/warm.js';
+import { describe } from './trouble.js';
 import type { BuildFunction, NotSavedReason, RunOptions, RunResult } from './types.js';
 
 /** Runs one task through the cache of `cache` (see `Cache.run`). */
@@ -31,9 +34,21 @@ export async function runTask<T>(
   const stats = newStats();
   const signal = o.signal ?? new AbortController().signal;
   signal.throwIfAborted();
+  let call: CallContext | undefined;
+  let storeLocation = '';
   const finish = (r: Omit<RunResult<T>, 'stats'>): RunResult<T> => {
     stats.totalMs = performance.now() - started;
-    return { ...r, stats };
+    const { missReason, explanation, timeSavedMs } = call?.outcome ?? {};
+    const extra =
+      r.status === 'restored'
+        ? { ...(timeSavedMs !== undefined ? { timeSavedMs } : {}) }
+        : { ...(missReason ? { missReason } : {}), ...(explanation ? { explanation } : {}) };
+    const result: RunResult<T> = { ...r, ...extra, stats };
+    if (r.reason !== 'disabled') {
+      const { value: _value, leaseLost: _lost, ...rest } = result;
+      cache.runLog.record({ time: new Date().toISOString(), task: o.task, store: storeLocation, ...rest });
+    }
+    return result;
   };
   const buildOnly = async (key: string, reason: NotSavedReason): Promise<RunResult<T>> =>
     finish({ status: 'built', key, reason, value: await buildStep(build, { signal, key }, stats) });
@@ -45,21 +60,61 @@ export async function runTask<T>(
   await removeStaleStaging(o.dir);
 
   // 2. Key.
-  const { key, files } = await keyStep(cache, o, stats);
-  const call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
+  const { key, files, inputs } = await keyStep(cache, o, stats);
+  call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
   // Sources matching nothing warn; generates overlapping sources are refused — before the build.
   await checkSourcesAndOutputs(call, o, files);
   const store = await call.openStore();
+  storeLocation = store?.location ?? '';
+  if (policy.readOnlyReason !== undefined)
+    cache.emit({ type: 'read-only', task: o.task, key, reason: policy.readOnlyReason });
+  const explain = (s: OciStore) => () =>
+    explainKey(s, {
+      task: o.task,
+      key,
+      dir: o.dir,
+      inputs,
+      basesDir: cache.basesDir,
+      trustedKeys: cache.trustedKeys,
+      signal: o.signal,
+    });
   // NOTE: the key's entry is marked in use (local stores) before the lookup and until the run
   // ends: a concurrent prune of any process keeps it while it is restored or saved.
   const use = await markInUse(store, key);
   try {
-    const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> =>
-      store && (await restoreStep(call, store, o, source)) ? finish({ status: 'restored', key }) : undefined;
+    const restoreFrom = async (
+      source: RestoreSource,
+      from: OciStore | undefined = store,
+    ): Promise<RunResult<T> | undefined> =>
+      from && (await restoreStep(call, from, o, source))
+        ? finish({ status: 'restored', key, ...(cache.readScopeCount > 0 ? { scope: from.location } : {}) })
+        : undefined;
+    // Scoped reads: after the own store misses, each read scope in order (never written).
+    const lookupScopes = async (): Promise<RunResult<T> | undefined> => {
+      for (let i = 0; i < cache.readScopeCount; i++) {
+        if (call.outcome.missReason === 'key-collision') return undefined;
+        let scope: OciStore;
+        try {
+          scope = await cache.readScope(i, o.signal);
+        } catch (error) {
+          signal.throwIfAborted();
+          call.warn('LOOKUP_FAILED', `cannot open read scope ${i}: ${describe(error).message}`, error);
+          continue;
+        }
+        const entry = await lookupStep(call, scope);
+        const restored = entry ? await restoreFrom({ entry }, scope) : undefined;
+        if (restored) return restored;
+      }
+      return undefined;
+    };
     const lookupAndRestore = async (): Promise<RunResult<T> | undefined> => {
-      if (!store || policy.force) return undefined;
-      const entry = await lookupStep(call, store);
-      return entry ? restoreFrom({ entry }) : undefined;
+      if (!store) return undefined;
+      if (policy.force) {
+        call.outcome.missReason = 'forced';
+        return undefined;
+      }
+      const entry = await lookupStep(call, store, explain(store));
+      return (entry ? await restoreFrom({ entry }) : undefined) ?? (await lookupScopes());
     };
 
     // 3. Lookup; hit → restore the entry the lookup resolved. No lock is taken.
@@ -106,7 +161,7 @@ export async function runTask<T>(
       // 6. Save (outputs missing → nothing saved, with a warning). A lost lease does not stop the
       // save: entries are content-addressed and the tag is pushed last, so a concurrent builder's
       // identical entry is harmless.
-      const saved = await saveStep(call, store, o, files, held.lost);
+      const saved = await saveStep(call, store, o, files, held.lost, inputs);
 
       // 7. Release.
       await held.release('saved' in saved ? 'built' : 'failed');

@@ -92,8 +92,11 @@ describe('state flows in: env and stateDir decide where every file goes', () => 
     const state = await listing(stateDir);
     expect(state.some((f) => f.startsWith('bases/') && f.endsWith('.json'))).toBe(true);
     expect(state).toContain('locks');
+    expect(state).toContain('stats/runs.jsonl');
     const store = await listing(cacheDir);
     expect(store).toContain('index.json');
-    expect(store.some((f) => f.startsWith('bases') || f.startsWith('locks'))).toBe(false);
+    expect(store.some((f) => f.startsWith('bases') || f.startsWith('locks') || f.startsWith('stats'))).toBe(
+      false,
+    );
   });
 });

@@ -1,7 +1,9 @@
+import type { KeyObject } from 'node:crypto';
 import type { AcquireOptions, AcquireOutcome, Lease, LockAcquirer, ReleaseOutcome } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import type { EntryLimits } from '../entry/types.js';
 import type { CacheEventListener } from '../events/types.js';
+import type { Explanation } from '../explain/diff.js';
 import type { ChecksumInputs } from '../key/checksum.js';
 
 // NOTE: the lock types belong to @task-cache/lock; core uses them as they are. The aliases below keep
@@ -31,9 +33,21 @@ export interface PolicyContext {
  * store. Functions win over the matching plain field.
  */
 export interface CachePolicy {
-  /** Restore but never push (untrusted pull-request builds). Read-only runs take no lock. @default false */
-  readOnly?: boolean;
-  /** Skip lookup, rebuild and overwrite the tag. @default false */
+  /**
+   * Restore but never push (untrusted pull-request builds). Read-only runs take no lock. `'auto'`
+   * makes runs read-only where untrusted code runs — a pull or merge request from a fork on
+   * GitHub Actions, GitLab CI, Buildkite, CircleCI or Azure Pipelines (see docs/security.md) —
+   * with a `read-only` event saying why; `false` turns that off explicitly.
+   * @default 'auto'
+   */
+  readOnly?: boolean | 'auto';
+  /**
+   * Explain every miss: compare the inputs with the task's newest previous entry and put the
+   * diff in `result.explanation` and the `miss` event (one manifest and one config GET more per
+   * miss). `cache.explain()` works either way. @default false
+   */
+  explain?: boolean;
+  /** Skip lookup, rebuild and overwrite the tag (saves otherwise never replace an existing entry). @default false */
   force?: boolean;
   /** Refuse to save entries larger than this many uncompressed bytes (skipped with a warning). @default Infinity */
   maxEntrySize?: number;
@@ -82,7 +96,7 @@ export interface CacheOptions extends CachePolicy {
   env?: Record<string, string | undefined>;
   /**
    * Directory of the files the cache writes besides the store's entries: the remembered base
-   * entries (`bases/`) and the local lock files (`locks/`). The embedded default store is the
+   * entries (`bases/`), the local lock files (`locks/`) and the run log (`stats/runs.jsonl`). The embedded default store is the
    * cache dir itself (see `defaultCacheDir`).
    * @default defaultCacheDir(env) — the cache dir, so `bases/` and `locks/` are under it
    */
@@ -109,6 +123,27 @@ export interface CacheOptions extends CachePolicy {
   pruneIntervalMs?: number;
   /** Receives every event (see {@link formatEvent}). */
   onEvent?: CacheEventListener;
+  /**
+   * Scoped writes with fallback reads: stores (URLs or `OciStore`s) a run reads, in this order,
+   * when `store` — the run's own scope, the only one written — misses. E.g. `store` a repository
+   * per pull request, `readScopes` the base branch's then main's. A hit says which scope it came
+   * from (`result.scope`). Only `run()` reads them; the steps `lookup()`/`restore()` read `store`.
+   * @default [] (only `store`)
+   */
+  readScopes?: ReadonlyArray<string | OciStore>;
+  /**
+   * Ed25519 private key signing every saved entry (docs/security.md): a `KeyObject`, PEM text or
+   * the path of a PEM file. @default env `TASK_CACHE_SIGNING_KEY`, else entries are unsigned
+   */
+  signingKey?: string | KeyObject;
+  /**
+   * Ed25519 public keys whose signatures a restore requires: a `KeyObject`, PEM text (several
+   * keys may be concatenated), a path of a PEM file, or a list of those (several keys: rotation).
+   * When set, an unsigned, badly signed or re-tagged entry is a miss (`untrusted`) with a
+   * warning, never restored.
+   * @default env `TASK_CACHE_TRUSTED_KEYS` (PEM text, or paths separated by commas or newlines), else none: entries are not checked
+   */
+  trustedKeys?: string | KeyObject | ReadonlyArray<string | KeyObject>;
   /**
    * Time budgets of the cache's network work. The defaults keep a dead, black-holed or
    * slow-loris registry at ≤ 30 s per run in total (the circuit breaker then skips it at once).
@@ -280,7 +315,9 @@ export interface RunStats {
 
 /**
  * Why a run built without saving: `disabled`, `read-only`, `policy` (shouldSave said no),
- * `outputs-missing`, `entry-too-large`, `save-failed`, `circuit-open`.
+ * `outputs-missing`, `entry-too-large`, `save-failed`, `circuit-open`, `key-collision` (the key
+ * holds another task's entry: it is left alone), `exists` (another writer saved the key meanwhile:
+ * no overwrite without `force`).
  */
 export type NotSavedReason =
   | 'disabled'
@@ -289,7 +326,24 @@ export type NotSavedReason =
   | 'outputs-missing'
   | 'entry-too-large'
   | 'save-failed'
-  | 'circuit-open';
+  | 'circuit-open'
+  | 'key-collision'
+  | 'exists';
+
+/**
+ * Why a run did not restore: `not-found` (no entry under the key), `key-collision` (the entry
+ * under the key belongs to another task whose name maps to the same key), `untrusted` (trusted
+ * keys are configured and the entry is unsigned, badly signed or signed for another key),
+ * `forced` (`policy.force`), `not-restored` (found, but `shouldRestore` said no or the restore
+ * failed: see the warnings), `unavailable` (the store could not be read: see the warnings).
+ */
+export type MissReason =
+  | 'not-found'
+  | 'key-collision'
+  | 'untrusted'
+  | 'forced'
+  | 'not-restored'
+  | 'unavailable';
 
 /** What `run()` did. */
 export interface RunResult<T = unknown> {
@@ -301,6 +355,17 @@ export interface RunResult<T = unknown> {
   value?: T;
   /** `true` when the build ran while the lock was lost or unusable. */
   leaseLost?: boolean;
+  /** Why nothing was restored (absent on `restored`). */
+  missReason?: MissReason;
+  /** Why the key missed, against the task's previous entry (with `policy.explain`). */
+  explanation?: Explanation;
+  /**
+   * On `restored`: the time the hit saved, the build duration the entry records minus this
+   * restore's time, in milliseconds (absent when the entry records no duration).
+   */
+  timeSavedMs?: number;
+  /** On `restored`: the redacted location of the store the entry came from (`store` or one of `readScopes`). */
+  scope?: string;
   /** Warm start (`fallback: 'latest'`): the key of the entry restored before the build. */
   restoredFrom?: string;
   stats: RunStats;

@@ -1,5 +1,5 @@
 /** Step 1: the key — the caller's, else the tag of the store URL, else `<urlsafe(task)>-<checksum>`. */
-import { checksumDetailed, type SourceDigest } from '../../key/checksum.js';
+import { checksumDetailed, type KeyInputs, type SourceDigest } from '../../key/checksum.js';
 import { defaultKey, validateKey } from '../../key/urlsafe.js';
 import type { CacheContext } from '../context.js';
 import type { KeyOptions } from '../types.js';
@@ -8,6 +8,8 @@ import type { KeyOptions } from '../types.js';
 export interface KeyResult {
   key: string;
   files?: SourceDigest[];
+  /** The key's input manifest (absent under a caller's own key or the store URL's tag). */
+  inputs?: KeyInputs;
 }
 
 /** Computes the key of `o` (timing the checksum into `stats` when given). */
@@ -22,5 +24,5 @@ export async function keyStep(
   const { dir, sources, signal, task, key: _key, policy: _policy, ...extra } = o;
   const details = await checksumDetailed({ ...extra, dir, sources, ...(signal ? { signal } : {}) });
   if (stats) stats.checksumMs = performance.now() - t;
-  return { key: defaultKey(task, details.checksum), files: details.files };
+  return { key: defaultKey(task, details.checksum), files: details.files, inputs: details.inputs };
 }

@@ -5,7 +5,7 @@
  */
 import type { OciStore } from '@task-cache/oci';
 import type { SaveEntryResult } from '../../entry/types.js';
-import type { SourceDigest } from '../../key/checksum.js';
+import type { KeyInputs, SourceDigest } from '../../key/checksum.js';
 import type { CallContext } from '../context.js';
 import { missingOutputs } from '../outputs.js';
 import { isEntryTooLarge } from '../trouble.js';
@@ -13,6 +13,25 @@ import type { NotSavedReason } from '../types.js';
 
 /** The saved entry, or why nothing was saved. */
 export type SaveOutcome = { saved: SaveEntryResult } | { reason: NotSavedReason };
+
+/**
+ * `true` when the key already holds an entry this save must not replace: no overwrite unless
+ * `force`, or the entry this call found was refused as untrusted (and this save signs), or could
+ * not be restored (a damaged entry is replaced). Check, then write: registry-side tag immutability
+ * is what makes it airtight (docs/security.md). A failing check lets the save try.
+ */
+async function taken(call: CallContext, store: OciStore): Promise<boolean> {
+  const { cache, key, policy, signal, outcome } = call;
+  if (policy.force || outcome.missReason === 'not-restored') return false;
+  if (outcome.missReason === 'untrusted' && cache.sign) return false;
+  try {
+    return await cache.entries.hasEntry(store, key, signal ? { signal } : {});
+  } catch (error) {
+    signal?.throwIfAborted();
+    void error;
+    return false;
+  }
+}
 
 /** Saves the task's outputs under the call's key. */
 export async function saveStep(
@@ -26,9 +45,12 @@ export async function saveStep(
   },
   files: SourceDigest[] | undefined,
   leaseLost: () => boolean,
+  inputs?: KeyInputs,
 ): Promise<SaveOutcome> {
   const { cache, task, key, policy, stats } = call;
   if (policy.readOnly) return { reason: 'read-only' };
+  // The key holds another task's entry: replacing it would only make that task miss in turn.
+  if (call.outcome.missReason === 'key-collision') return { reason: 'key-collision' };
   const missing = await missingOutputs(o.dir, o.generates);
   if (missing.length > 0) {
     call.warn(
@@ -40,6 +62,7 @@ export async function saveStep(
   if (policy.shouldSave && !(await policy.shouldSave({ task, key, store: store.location })))
     return { reason: 'policy' };
   if (call.circuitOpen(store, 'save')) return { reason: 'circuit-open' };
+  if (await taken(call, store)) return { reason: 'exists' };
   const storeCap = store.limits?.maxEntrySize;
   const maxEntrySize = storeCap === undefined ? policy.maxEntrySize : Math.min(storeCap, policy.maxEntrySize);
   const t = performance.now();
@@ -59,6 +82,9 @@ export async function saveStep(
           task,
           key,
           ...(files ? { sources: files.map((f) => ({ path: f.path, digest: f.digest })) } : {}),
+          ...(inputs ? { inputs: { task, ...inputs } } : {}),
+          ...(stats.buildMs > 0 ? { buildDurationMs: stats.buildMs } : {}),
+          ...(cache.sign ? { sign: cache.sign } : {}),
           compressionLevel: policy.compressionLevel,
           concurrency: policy.concurrency,
           ...(Number.isFinite(maxEntrySize) ? { maxEntrySize } : {}),
