@@ -31,9 +31,8 @@ export {
   ENTRY_FORMAT_VERSION,
   type EntryConfig,
 } from './entry/format.js';
+export { restoreEntry, saveEntry } from './entry/lazy.js';
 export { hasEntry, lookupEntry } from './entry/resolve.js';
-export { restoreEntry } from './entry/restore.js';
-export { saveEntry } from './entry/save.js';
 export type {
   EntryChecker,
   EntryReader,

@@ -2,10 +2,11 @@
 // InvalidOptionError names the field), and the undici Agent they configure.
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Credentials } from '../credentials.js';
 import { InvalidOptionError } from '../errors.js';
 import type { TransportConfig, WarningEvent } from '../internal/transport/index.js';
+import { type LazyAgent, lazyAgent } from '../internal/transport/lazy-agent.js';
 import { isValidRegistry } from '../reference.js';
 
 /** Options of `createOciClient`. */
@@ -120,7 +121,7 @@ export interface ResolvedClientOptions extends Omit<TransportConfig, 'credential
   maxManifestBytes: number;
   tagPageSize: number;
   /** The Agent the client owns (closed by `close()`), if it made one. */
-  ownAgent: Agent | undefined;
+  ownAgent: LazyAgent | undefined;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -183,7 +184,7 @@ export function resolveClientOptions(options: OciClientOptions): ResolvedClientO
     }
   }
   if (options.caPem) extra.push(options.caPem);
-  const ownAgent = new Agent({
+  const ownAgent = lazyAgent({
     connect: {
       timeout: connectTimeoutMs,
       ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}),

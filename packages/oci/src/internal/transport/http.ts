@@ -3,11 +3,12 @@
 import type { Dispatcher } from 'undici';
 import { redactUrl, type Secret, scrubSecrets } from '../../redact.js';
 import { parseWarnings } from '../headers.js';
+import type { RequestDispatcher } from './lazy-agent.js';
 import type { Send, WarningEvent } from './types.js';
 
 /** Settings of {@link httpSend}. */
 export interface HttpOptions {
-  dispatcher: Dispatcher;
+  dispatcher: RequestDispatcher;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
   userAgent: string;
