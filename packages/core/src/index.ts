@@ -77,6 +77,7 @@ export type {
   CacheProgressEvent,
   CacheRestoredEvent,
   CacheSavedEvent,
+  CacheUpToDateEvent,
   CacheWarningCode,
   CacheWarningEvent,
   LockAcquiredEvent,

@@ -108,6 +108,16 @@ export interface CacheRestoredEvent extends CacheEventBase {
   files: number;
   durationMs: number;
 }
+/**
+ * The outputs on disk already are exactly those of the entry `key` (checked against the local
+ * stamp written when they were saved or restored): nothing was restored.
+ */
+export interface CacheUpToDateEvent extends CacheEventBase {
+  type: 'up-to-date';
+  key: string;
+  /** Outputs (files and symlinks) checked. */
+  files: number;
+}
 /** The cache could not do its part; the build runs or its result stands. */
 export interface CacheWarningEvent extends CacheEventBase {
   type: 'warning';
@@ -130,6 +140,7 @@ export type CacheEvent =
   | CacheProgressEvent
   | CacheSavedEvent
   | CacheRestoredEvent
+  | CacheUpToDateEvent
   | CacheWarningEvent;
 
 /** Receives events; must not throw (a throwing listener is ignored). */

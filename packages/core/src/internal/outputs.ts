@@ -24,7 +24,7 @@ export function outputMatcher(generates: readonly string[]): (path: string) => b
 }
 
 /** Static base directories of the globs, where the walk starts. */
-function bases(generates: readonly string[]): string[] {
+export function bases(generates: readonly string[]): string[] {
   const out = new Set<string>();
   for (const g of generates) {
     const { base } = picomatch.scan(g);

@@ -5,6 +5,7 @@
 import { CacheConfigError } from '../errors.js';
 import { type CacheContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
+import { isUpToDate, removeStamp, snapshotOutputs, stampPath, writeStamp } from './stamp.js';
 import { buildStep } from './steps/build.js';
 import { keyStep } from './steps/key.js';
 import { lockStep } from './steps/lock.js';
@@ -39,11 +40,32 @@ export async function runTask<T>(
 
   // 2. Key.
   const { key, files } = await keyStep(cache, o, stats);
+
+  // 2b. Up to date: the outputs on disk are exactly those of the entry `key` (run/stamp.ts) →
+  // nothing to restore, no store call. Not with `force`, nor with a `shouldRestore` policy (it
+  // decides per store, and no store is asked here).
+  const stamp = stampPath(cache.stateDir, o.task, o.dir, o.generates);
+  if (!policy.force && !policy.shouldRestore) {
+    const t = performance.now();
+    const { upToDate, files: count } = isUpToDate(stamp, key, o.dir, o.generates);
+    stats.restoreMs += performance.now() - t;
+    if (upToDate) {
+      stats.files = count;
+      cache.emit({ type: 'up-to-date', task: o.task, key, files: count });
+      return finish({ status: 'restored', key, reason: 'up-to-date' });
+    }
+  }
+
   const call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
   const store = await call.openStore();
 
-  const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> =>
-    store && (await restoreStep(call, store, o, source)) ? finish({ status: 'restored', key }) : undefined;
+  const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> => {
+    if (!store) return undefined;
+    removeStamp(stamp);
+    if (!(await restoreStep(call, store, o, source))) return undefined;
+    writeStamp(stamp, key, o.dir, o.generates);
+    return finish({ status: 'restored', key });
+  };
   const lookupAndRestore = async (): Promise<RunResult<T> | undefined> => {
     if (!store || policy.force) return undefined;
     const entry = await lookupStep(call, store);
@@ -78,6 +100,7 @@ export async function runTask<T>(
     }
 
     // 5. Build. A failure rejects with the build's own error; the lock is released `failed`.
+    removeStamp(stamp);
     let value: T;
     try {
       value = await buildStep(build, { signal, key }, stats);
@@ -91,7 +114,9 @@ export async function runTask<T>(
     // 6. Save (outputs missing → nothing saved, with a warning). A lost lease does not stop the
     // save: entries are content-addressed and the tag is pushed last, so a concurrent builder's
     // identical entry is harmless.
+    const before = snapshotOutputs(o.dir, o.generates);
     const saved = await saveStep(call, store, o, files, held.lost);
+    if ('saved' in saved && before) writeStamp(stamp, key, o.dir, o.generates, before);
 
     // 7. Release.
     await held.release('saved' in saved ? 'built' : 'failed');
