@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasNodeZstd } from '../internal/zstd.js';
 
 // Issue 14: a task runner starts one process per task, so what `import('@task-cache/core')` loads
 // is paid by every task. These tests list the modules a fresh process loads.
@@ -86,10 +87,15 @@ describe('what a fresh process loads (issue 14)', () => {
     }
   });
 
-  it('a default-run hit on the embedded store loads no HTTP client and no hashing WASM', () => {
+  it('a default-run hit on the embedded store loads no HTTP client, no hashing WASM and no worker code', () => {
     expect(hit.status).toBe('restored');
     for (const pkg of ['undici', 'hash-wasm']) expect(ofPackage(hit.afterRun, pkg)).toEqual([]);
     // The save code stays unloaded on a hit.
     expect(hit.afterRun.filter((p) => /src\/entry\/save\.ts$/.test(p))).toEqual([]);
+    // A small entry restores on this thread: no worker driver loaded, so no worker started.
+    expect(hit.afterRun.some((p) => p.includes('/packages/core/src/entry/restore-inline.ts'))).toBe(true);
+    expect(hit.afterRun.filter((p) => /src\/workers\/(spawn|codec-pool|extract)\.ts$/.test(p))).toEqual([]);
+    // zstd-codec (WebAssembly) only where node:zlib has no zstd.
+    if (hasNodeZstd()) expect(ofPackage(hit.afterRun, 'zstd-codec')).toEqual([]);
   });
 });
