@@ -1,3 +1,7 @@
+// NOTE (size): ~500 lines, kept in one file on purpose: the connection sharing (one command and one
+// subscriber connection per settings, reference-counted), the release-notice subscriptions and the
+// engine backend all close over the one `Shared` record and the module's loaded ioredis; connection
+// set-up and diagnosis live in internal/connection.ts and internal/diagnose.ts.
 import { readFile } from 'node:fs/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { LockConfigError } from './errors.js';

@@ -1,3 +1,5 @@
+// NOTE (size): test infrastructure, not product code: the Sentinel and Cluster topologies share
+// process start-up, ports, ACL users and teardown; one file keeps their life cycles in one place.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';

@@ -1,3 +1,5 @@
+// NOTE (size): test infrastructure, not product code: one fixture per registry set-up the suites need
+// (anonymous, htpasswd + TLS, token auth with its token server), sharing the process and config plumbing.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';

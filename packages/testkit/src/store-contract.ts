@@ -1,4 +1,6 @@
 /**
+ * NOTE (size): one suite, one file: every edge behaviour of the store contract decided in one place.
+ *
  * The store contract: the same tests against every `OciStore` (in the style of unstorage's
  * `testDriver`). The registry client, the image layout, core's memory and Redis stores all run
  * it; `skipIf` is used only for the optional capabilities a store declares it lacks.
