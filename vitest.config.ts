@@ -13,6 +13,7 @@ const alias = {
   '@task-cache/lock': pkg('lock/src/index.ts'),
   '@task-cache/core/redis': pkg('core/src/redis.ts'),
   '@task-cache/core': pkg('core/src/index.ts'),
+  '@task-cache/cli': pkg('cli/src/index.ts'),
   '@task-cache/testkit': pkg('testkit/src/index.ts'),
 };
 
@@ -36,6 +37,7 @@ export default defineConfig({
       project('lock', pkg('lock')),
       project('core', pkg('core')),
       project('testkit', pkg('testkit')),
+      project('cli', pkg('cli')),
       project('examples', fileURLToPath(new URL('./examples', import.meta.url)), [
         '*/src/**/*.test.ts',
         '*/test/**/*.test.ts',

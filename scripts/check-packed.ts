@@ -8,14 +8,17 @@
  * 3. without ioredis, `@task-cache/lock/redis` rejects with a typed `LockConfigError` (reason
  *    `dependency`, naming `npm i ioredis`), and a `redis://` lock is a `MISSING_DEPENDENCY` warning;
  * 4. after `npm i ioredis`, a `redis://` lock works against a real redis-server (testkit's `startRedis`),
- *    both with `connectLock` and as `createCache({ lock })`.
+ *    both with `connectLock` and as `createCache({ lock })`;
+ * 5. the CLI (issue 21's acceptance): the packed `@task-cache/cli` installed into an empty directory,
+ *    `npx task-cache run --task lint …` twice — the second replays `linting`, prints
+ *    `task: "lint" restored from cache`, exits 0 and `out/x` is the first run's.
  *
  * Needs `pnpm build` first (it packs `dist/`) and the npm registry for the third-party dependencies.
  * Run by `scripts/check-packed.sh` (from `.ci/run`).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -193,6 +196,57 @@ console.log(JSON.stringify({ kind: outcome.kind, released, status: result.status
     `no lock key seen: ${held}`,
   );
   step('redis:// lock works with ioredis installed');
+
+  // 5. The CLI from its packed tarball, in an empty directory, as a new user would try it.
+  check(
+    existsSync(join(ROOT, 'packages', 'cli', 'dist', 'bin.js')),
+    'packages/cli/dist is missing: run pnpm build',
+  );
+  const cliTarballs = join(work, 'cli-tarballs');
+  await mkdir(cliTarballs);
+  await run('pnpm', ['pack', '--pack-destination', cliTarballs], { cwd: join(ROOT, 'packages', 'cli') });
+  const cliTarball = join(cliTarballs, (await readdir(cliTarballs))[0]!);
+  const empty = join(work, 'empty');
+  await mkdir(empty);
+  // NOTE: chunker, oci, lock and core are not published either: their packed tarballs come along.
+  await run('npm', ['install', ...files, cliTarball, '--no-audit', '--no-fund'], { cwd: empty });
+  await mkdir(join(empty, 'src'));
+  await writeFile(join(empty, 'src', 'a.txt'), 'lint me\n');
+  const lint = () =>
+    run(
+      'npx',
+      [
+        'task-cache',
+        'run',
+        '--task',
+        'lint',
+        '--sources',
+        'src/**',
+        '--generates',
+        'out/**',
+        '--',
+        'sh',
+        '-c',
+        'echo linting; mkdir -p out; date +%s%N > out/x',
+      ],
+      {
+        cwd: empty,
+        env: { ...process.env, ...env, TASK_CACHE_DIR: join(work, 'cli-cache') },
+        timeout: 120_000,
+      },
+    );
+  const first = await lint();
+  check(first.stdout === 'linting\n', `cli first run stdout: ${JSON.stringify(first)}`);
+  check(first.stderr.includes('task: "lint" saved to cache'), `cli first run: ${first.stderr}`);
+  const x = await readFile(join(empty, 'out', 'x'), 'utf8');
+  const second = await lint();
+  check(second.stdout === 'linting\n', `cli second run stdout (replayed): ${JSON.stringify(second)}`);
+  check(second.stderr.includes('task: "lint" restored from cache'), `cli second run: ${second.stderr}`);
+  check(
+    (await readFile(join(empty, 'out', 'x'), 'utf8')) === x,
+    "cli second run: out/x is not the first run's",
+  );
+  step('packed @task-cache/cli: npx task-cache run twice → replayed output, restored from cache, exit 0');
   console.log('check-packed: OK');
 } finally {
   await redis.stop();

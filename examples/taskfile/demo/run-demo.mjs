@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const bin = join(here, '..', 'bin', 'task.mjs');
+const bin = join(here, '..', 'bin', 'task-cache-taskfile.mjs');
 const cacheDir = process.env.DEMO_TASK_CACHE_DIR ?? join(here, '.cache');
 const env = { ...process.env, TASK_CACHE_DIR: cacheDir };
 
@@ -17,7 +17,7 @@ const clean = () => {
   rmSync(join(here, 'dist'), { recursive: true, force: true });
   rmSync(join(here, '.task'), { recursive: true, force: true });
 };
-// Runs `task build`, passing its stderr through live and keeping a copy to check the lines.
+// Runs `task-cache-taskfile build`, passing its stderr through live and keeping a copy to check the lines.
 const task = () =>
   new Promise((resolve) => {
     const started = Date.now();
@@ -32,7 +32,7 @@ const task = () =>
     });
     child.on('close', (code, signal) => {
       if (code !== 0) {
-        process.stderr.write(`demo: task build exited with ${code ?? signal}\n`);
+        process.stderr.write(`demo: task-cache-taskfile build exited with ${code ?? signal}\n`);
         process.exit(code ?? 1);
       }
       process.stderr.write(`(${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
@@ -44,11 +44,11 @@ rmSync(cacheDir, { recursive: true, force: true });
 clean();
 process.stderr.write(`demo: TASK_CACHE_DIR=${cacheDir} (emptied)\n`);
 
-step('task build            # first run: builds, then saves to the cache');
+step('task-cache-taskfile build # first run: builds, then saves to the cache');
 const first = await task();
 step('rm -rf dist .task');
 clean();
-step('task build            # second run: restores from the cache, build.sh does not run');
+step('task-cache-taskfile build # second run: restores from the cache, build.sh does not run');
 const second = await task();
 
 const saved = /saved to cache \(pushed \d+\/\d+ chunks, /.test(first);

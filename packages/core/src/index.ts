@@ -1,10 +1,14 @@
 // --- the cached run (issue 8): keys, config, locks, policies, events ---
 
 // The lock types and errors, as @task-cache/lock defines them (what `createCache({ lock })` accepts,
-// what a lease aborts with, what parseLockUrl and openLock throw).
+// what a lease aborts with, what parseLockUrl and openLock throw), and the lock's Redis error
+// classification and redacted URL description (what `task-cache doctor` reports with).
 export {
   type AcquireOptions,
   type AcquireOutcome,
+  classifyRedisFailure,
+  describeLockUrl,
+  isTlsFailure,
   type Lease,
   LeaseLostError,
   type Lock,
@@ -12,7 +16,11 @@ export {
   LockConfigError,
   LockError,
   LockUnavailableError,
+  type RedisFailureKind,
+  type RedisLockUrl,
+  type RedisStandaloneLockUrl,
   type ReleaseOutcome,
+  redisReplyCode,
 } from '@task-cache/lock';
 export { type LockUrl, parseLockUrl } from './config/lock-url.js';
 export {

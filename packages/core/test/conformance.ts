@@ -8,9 +8,17 @@
 import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OciStore } from '@task-cache/oci';
+import { hostileTar, type TarRecord, tarDir, tarEnd, tarFile, tarSymlink } from '@task-cache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCI_INDEX_MEDIA_TYPE } from '../src/entry/format.js';
-import { countingStore, EntryError, hasEntry, restoreEntry, saveEntry } from '../src/index.js';
+import {
+  countingStore,
+  EntryError,
+  hasEntry,
+  restoreEntry,
+  saveEntry,
+  TaskCacheError,
+} from '../src/index.js';
 import { removeDir, seededBytes, tempDir, treeHash, writeTree } from './helpers.js';
 import {
   device,
@@ -20,6 +28,7 @@ import {
   type HostileEntry,
   hardlink,
   link,
+  pushArchive,
   pushHostile,
   type Tamper,
 } from './hostile.js';
@@ -91,6 +100,7 @@ export function entryConformance(
       const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag });
       expect(restored?.digest).toBe(saved.digest);
       expect(restored?.files).toBe(8);
+      expect(restored?.removed).toBe(1); // dist/stale.js
       expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
       expect(await readFile(join(dst, 'src/keep.ts'), 'utf8')).toBe('mine');
       expect((await stat(join(dst, 'dist/bin/run.sh'))).mode & 0o777).toBe(0o755);
@@ -322,6 +332,267 @@ export function entryConformance(
       }
     });
 
+    // Issue 16: every case of the hostile tar builder (pax, GNU long names, global headers,
+    // base-256 fields, trailing data) is a typed refusal; no raw Node error escapes.
+    describe('hand-written hostile archives are typed refusals (issue 16)', () => {
+      const longComponent = `dist/${'n'.repeat(300)}`;
+      const longPath = `dist/${`${'d'.repeat(200)}/`.repeat(25)}f`;
+      const cases: Array<[string, TarRecord[], string, Tamper?]> = [
+        [
+          'pax path with ..',
+          [{ kind: 'pax', attrs: { path: '../escape' } }, tarFile('dist/ok'), tarEnd()],
+          'REFUSED',
+        ],
+        [
+          'pax linkpath to /etc',
+          [
+            tarDir('dist'),
+            { kind: 'pax', attrs: { linkpath: '/etc/passwd' } },
+            tarSymlink('dist/l', 'ok'),
+            tarEnd(),
+          ],
+          'REFUSED',
+        ],
+        [
+          'pax global header',
+          [{ kind: 'pax', global: true, attrs: { path: 'dist/g' } }, tarFile('dist/a'), tarEnd()],
+          'CORRUPT',
+        ],
+        [
+          'pax size that is not a number',
+          [{ kind: 'pax', attrs: { size: '-5' } }, tarFile('dist/a'), tarEnd()],
+          'CORRUPT',
+        ],
+        [
+          'pax header without its entry',
+          [tarFile('dist/a'), { kind: 'pax', attrs: { path: 'dist/b' } }, tarEnd()],
+          'CORRUPT',
+        ],
+        [
+          'GNU long name with ..',
+          [{ kind: 'gnu-long-name', value: '../../escape' }, tarFile('dist/a'), tarEnd()],
+          'REFUSED',
+        ],
+        [
+          'GNU long link name leaving the directory',
+          [
+            tarDir('dist'),
+            { kind: 'gnu-long-link', value: `../../${'x'.repeat(120)}` },
+            tarSymlink('dist/l', 'ok'),
+            tarEnd(),
+          ],
+          'REFUSED',
+        ],
+        // Regression (issue 16): raw ENAMETOOLONG escaped from the restore.
+        [
+          'a 300-byte path component',
+          [{ kind: 'gnu-long-name', value: longComponent }, tarFile('x'), tarEnd()],
+          'REFUSED',
+        ],
+        [
+          'a 5 000-byte path',
+          [{ kind: 'gnu-long-name', value: longPath }, tarFile('x'), tarEnd()],
+          'REFUSED',
+        ],
+        ['base-256 negative size', [tarFile('dist/a', 'x', { size: { base256: -1 } }), tarEnd()], 'CORRUPT'],
+        [
+          'base-256 size of 2^62',
+          [tarFile('dist/a', 'x', { size: { base256: 2n ** 62n } }), tarEnd()],
+          'CORRUPT',
+        ],
+        [
+          'base-256 size past the data',
+          [tarFile('dist/a', 'x', { size: { base256: 2 ** 30 } }), tarEnd()],
+          'CORRUPT',
+        ],
+        // Regression (issue 16): a kept mtime of 2^62 gave a raw EINVAL from utime.
+        [
+          'base-256 mtime of 2^62 (kept mtimes)',
+          [tarFile('dist/a', 'x', { mtime: { base256: 2n ** 62n } }), tarEnd()],
+          'REFUSED',
+          { mtimes: 'kept' },
+        ],
+        // Regression (issue 16): data after the end-of-archive blocks was extracted.
+        [
+          'data after the end of the archive',
+          [tarFile('dist/a'), tarEnd(), tarFile('dist/b'), tarEnd()],
+          'CORRUPT',
+        ],
+        [
+          'garbage after the end of the archive',
+          [tarFile('dist/a'), tarEnd(), { kind: 'raw', bytes: 'x'.repeat(512) }],
+          'CORRUPT',
+        ],
+        // Regression (issue 16): a file dist/a/x then a symlink dist/a gave a raw EEXIST.
+        [
+          'a file under dist/a, then a symlink dist/a',
+          [tarFile('dist/a/x'), tarSymlink('dist/a', 'b'), tarEnd()],
+          'REFUSED',
+        ],
+        ['a bad header checksum', [tarFile('dist/a', 'x', { checksum: 1 }), tarEnd()], 'CORRUPT'],
+      ];
+      for (const [label, records, code, tamper] of cases) {
+        it(label, async () => {
+          const { store } = await makeStore();
+          const outer = await taskDir('hostile-tar');
+          const task = join(outer, 'task');
+          await writeTree(task, { 'dist/existing.js': 'previous build', 'src/main.ts': 'source' });
+          const before = await treeHash(task);
+          const tag = nextTag('hostile-tar');
+          await pushArchive(store, tag, hostileTar(records), 1, tamper);
+          const err = await restoreEntry(store, { dir: task, generates: ALL, tag }).catch((e) => e);
+          if (process.env.TC_DEBUG) console.log(label, '→', err?.code, err?.message);
+          // No raw Node error: a project error with a prefixed code.
+          expect(err).toBeInstanceOf(TaskCacheError);
+          expect(err.code).toBe(`CACHE_ERR_ENTRY_${code}`);
+          expect(await treeHash(task)).toBe(before);
+          expect(await readdir(outer)).toEqual(['task']);
+        });
+      }
+      it('the benign forms restore: pax path, GNU long name, base-256 uid and mtime, zero padding', async () => {
+        const { store } = await makeStore();
+        const task = await taskDir('benign-tar');
+        const long = `dist/${'l'.repeat(150)}/${'f'.repeat(120)}`;
+        const tag = nextTag('benign-tar');
+        const raw = hostileTar([
+          tarDir('dist'),
+          { kind: 'pax', attrs: { path: 'dist/from-pax.txt' } },
+          tarFile('ignored-name', 'pax'),
+          { kind: 'gnu-long-name', value: long },
+          tarFile('ignored-too', 'gnu'),
+          tarFile('dist/b256', 'b', { uid: { base256: 1000 }, mtime: { base256: 1_600_000_000 } }),
+          tarEnd(4),
+        ]);
+        await pushArchive(store, tag, raw, 3, { mtimes: 'kept' });
+        const r = await restoreEntry(store, { dir: task, generates: ALL, tag });
+        expect(r?.files).toBe(3);
+        expect(await readFile(join(task, 'dist/from-pax.txt'), 'utf8')).toBe('pax');
+        expect(await readFile(join(task, long), 'utf8')).toBe('gnu');
+        expect((await stat(join(task, 'dist/b256'))).mtimeMs).toBe(1_600_000_000_000);
+      });
+    });
+
+    // Regression (issue 16): a target lexically inside reached outside through a symlink that was
+    // already in the task directory.
+    it('refuses a symlink that leaves through a symlink already in the task directory', async () => {
+      const { store } = await makeStore();
+      const outer = await taskDir('escape-read');
+      const task = join(outer, 'task');
+      await writeTree(outer, { 'outside/secret': 'not yours' });
+      await writeTree(task, { 'dist/existing.js': 'previous build' });
+      await symlink('../outside', join(task, 'vendor'));
+      const before = await treeHash(task);
+      const tag = nextTag('escape-read');
+      await pushHostile(store, tag, [dir('dist'), link('dist/v', '../vendor/secret')]);
+      const err = await restoreEntry(store, { dir: task, generates: ALL, tag }).catch((e) => e);
+      expect(err).toBeInstanceOf(EntryError);
+      expect(err.code).toBe('CACHE_ERR_ENTRY_REFUSED');
+      expect(err.message).toMatch(/resolves outside the task directory/);
+      expect(await treeHash(task)).toBe(before);
+      // An inside target through an inside symlink still restores.
+      await mkdir(join(task, 'assets'));
+      await writeFile(join(task, 'assets/logo.svg'), '<svg/>');
+      await symlink('assets', join(task, 'static'));
+      const ok = nextTag('inside-read');
+      await pushHostile(store, ok, [dir('dist'), link('dist/logo.svg', '../static/logo.svg')]);
+      expect(await restoreEntry(store, { dir: task, generates: ALL, tag: ok })).toBeDefined();
+      expect(await readFile(join(task, 'dist/logo.svg'), 'utf8')).toBe('<svg/>');
+    });
+
+    // Issue 16: with generates overlapping sources, a restore never modifies a source file.
+    describe('protected sources (issue 16)', () => {
+      const layout = {
+        'src/main.ts': 'export const main = 1;\n',
+        'dist/old.js': 'stale output',
+        '.git/config': '[core]\n',
+        'README.md': 'readme',
+      };
+      it('an entry replacing a source file is refused; the sources and .git stay', async () => {
+        const { store } = await makeStore();
+        const task = await taskDir('poisoned');
+        await writeTree(task, layout);
+        const before = await treeHash(task);
+        const tag = nextTag('poisoned');
+        await pushHostile(store, tag, [
+          dir('src'),
+          file('src/main.ts', 'process.exit(13)'),
+          dir('dist'),
+          file('dist/x', '1'),
+        ]);
+        const err = await restoreEntry(store, {
+          dir: task,
+          generates: ['src/**', 'dist/**'],
+          protect: ['src/**'],
+          tag,
+        }).catch((e) => e);
+        expect(err).toBeInstanceOf(EntryError);
+        expect(err.code).toBe('CACHE_ERR_ENTRY_REFUSED');
+        expect(await treeHash(task)).toBe(before);
+        const git = nextTag('poisoned-git');
+        await pushHostile(store, git, [dir('.git'), file('.git/config', '[core]\n\thooksPath = /tmp\n')]);
+        const gitErr = await restoreEntry(store, {
+          dir: task,
+          generates: ['**'],
+          allowBroadGenerates: true,
+          tag: git,
+        }).catch((e) => e);
+        expect(gitErr?.code).toBe('CACHE_ERR_ENTRY_REFUSED');
+        expect(await treeHash(task)).toBe(before);
+      });
+      it('a restore with overlapping or broad generates removes only extra outputs, never sources or .git', async () => {
+        const { store } = await makeStore();
+        const task = await taskDir('broad');
+        await writeTree(task, layout);
+        const tag = nextTag('broad');
+        await pushHostile(store, tag, [dir('dist'), file('dist/x', 'new')]);
+        const r = await restoreEntry(store, {
+          dir: task,
+          generates: ['src/**', 'dist/**'],
+          protect: ['src/**'],
+          tag,
+        });
+        expect(r?.removed).toBe(1);
+        expect(await readFile(join(task, 'src/main.ts'), 'utf8')).toBe(layout['src/main.ts']);
+        await expect(stat(join(task, 'dist/old.js'))).rejects.toThrow();
+        await writeFile(join(task, 'dist/old.js'), 'stale again');
+        const broad = await restoreEntry(store, {
+          dir: task,
+          generates: ['**'],
+          allowBroadGenerates: true,
+          protect: ['src/**', 'README.md'],
+          tag,
+        });
+        expect(broad?.removed).toBe(1);
+        expect(await readFile(join(task, 'src/main.ts'), 'utf8')).toBe(layout['src/main.ts']);
+        expect(await readFile(join(task, '.git/config'), 'utf8')).toBe(layout['.git/config']);
+        expect(await readFile(join(task, 'README.md'), 'utf8')).toBe('readme');
+        expect(await readFile(join(task, 'dist/x'), 'utf8')).toBe('new');
+        // Without the opt-in, '**' is refused before anything is fetched.
+        await expect(restoreEntry(store, { dir: task, generates: ['**'], tag })).rejects.toMatchObject({
+          code: 'CACHE_ERR_INVALID_OPTION',
+        });
+      });
+      it('a save with broad generates never stores sources or .git', async () => {
+        const { store } = await makeStore();
+        const src = await taskDir('broad-save');
+        await writeTree(src, layout);
+        const tag = nextTag('broad-save');
+        const saved = await saveEntry(store, {
+          dir: src,
+          generates: ['**'],
+          allowBroadGenerates: true,
+          protect: ['src/**', 'README.md'],
+          tag,
+          task: 'build',
+          key: tag,
+        });
+        expect(saved.files).toBe(1);
+        const dst = await taskDir('broad-restore');
+        await restoreEntry(store, { dir: dst, generates: ['dist/**'], tag });
+        expect(await readdir(dst)).toEqual(['dist']);
+      });
+    });
+
     it('an aborted restore leaves the previous outputs intact', async () => {
       const { store } = await makeStore();
       const src = await taskDir('abort-src');
@@ -356,6 +627,8 @@ export function entryConformance(
       expect(err).toBeInstanceOf(Error);
       expect(err.message).toBe('stop here');
       expect(await treeHash(dst)).toBe(before);
+      // The abort removed the staging (issue 16: wire SIGINT/SIGTERM to the signal).
+      expect((await readdir(dst)).filter((n) => n.startsWith('.task-cache-'))).toEqual([]);
     });
 
     it('an aborted save leaves no tag', async () => {

@@ -20,6 +20,8 @@ export interface Tamper {
   declaredSize?: number;
   /** Declare this uncompressed digest instead of the real one. */
   declaredDigest?: string;
+  /** The config's `archive.mtimes` (`kept`: the restore applies the archive's mtimes). @default 'zero' */
+  mtimes?: 'zero' | 'kept';
 }
 
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -49,7 +51,20 @@ export async function pushHostile(
   entries: readonly HostileEntry[],
   tamper: Tamper = {},
 ): Promise<void> {
-  const raw = await archive(entries);
+  await pushArchive(store, tag, await archive(entries), entries.length, tamper);
+}
+
+/**
+ * Pushes an entry whose (single) chunk is the archive `raw` as it is — e.g. one written by
+ * `hostileTar` of `@task-cache/testkit` — with an otherwise consistent config, tagged `tag`.
+ */
+export async function pushArchive(
+  store: OciStore,
+  tag: string,
+  raw: Buffer,
+  files = 1,
+  tamper: Tamper = {},
+): Promise<void> {
   const compressed = await getZstdCodec('auto').compress(raw, 3);
   const layer: Descriptor = {
     mediaType: CHUNK_MEDIA_TYPE,
@@ -65,9 +80,9 @@ export async function pushHostile(
       key: tag,
       created: new Date().toISOString(),
       producer: { name: 'hand', version: '0' },
-      files: entries.length,
+      files,
       size,
-      archive: { format: 'tar', mtimes: 'zero' },
+      archive: { format: 'tar', mtimes: tamper.mtimes ?? 'zero' },
       chunking: {
         algorithm: 'fastcdc2020',
         avgSize: 1048576,

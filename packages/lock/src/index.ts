@@ -18,7 +18,12 @@ export {
 export { createFileLock, type FileLockOptions } from './file-lock.js';
 export { createLocalLock, type LocalLockOptions } from './local-lock.js';
 export { type AcquireLockFileOptions, acquireLockFile, type HeldLockFile } from './lock-file.js';
-export { classifyRedisFailure, type RedisFailureKind, redisReplyCode } from './redis-errors.js';
+export {
+  classifyRedisFailure,
+  isTlsFailure,
+  type RedisFailureKind,
+  redisReplyCode,
+} from './redis-errors.js';
 export type {
   AcquireOptions,
   AcquireOutcome,

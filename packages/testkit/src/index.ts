@@ -7,6 +7,20 @@ export {
   type SeenRequest,
   startProxy,
 } from './fault-proxy.js';
+export {
+  hostileTar,
+  type TarEndRecord,
+  type TarEntryRecord,
+  type TarGnuLongRecord,
+  type TarNumber,
+  type TarPaxRecord,
+  type TarRawRecord,
+  type TarRecord,
+  tarDir,
+  tarEnd,
+  tarFile,
+  tarSymlink,
+} from './hostile-tar.js';
 export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './http.js';
 export {
   type RedisAclUser,

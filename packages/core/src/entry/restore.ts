@@ -6,16 +6,31 @@
  */
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Descriptor } from '@task-cache/oci';
-import { EntryCorruptError, EntryTooLargeError, InvalidOptionError, TaskCacheError } from '../errors.js';
+import { relative } from 'node:path';
+import { type Descriptor, ManifestInvalidError } from '@task-cache/oci';
+import {
+  EntryCorruptError,
+  EntryRefusedError,
+  EntryTooLargeError,
+  InvalidOptionError,
+  TaskCacheError,
+} from '../errors.js';
 import { defaultStateDir, rememberBase } from '../internal/base.js';
 import { knownDigests } from '../internal/known.js';
 import { mapOrdered } from '../internal/ordered.js';
-import { SCRATCH_PREFIX } from '../internal/outputs.js';
+import { removeStaleStaging, stagingPrefix } from '../internal/scratch.js';
 import { swapIntoPlace } from '../internal/swap.js';
 import type { ExtractedEntry } from '../internal/tar-extract.js';
-import { checkGenerates, checkSize, checkString, checkTag, SHARED_OPTIONS } from '../internal/validate.js';
+import {
+  checkBoolean,
+  checkGenerates,
+  checkProtect,
+  checkSize,
+  checkString,
+  checkTag,
+  outputSelection,
+  SHARED_OPTIONS,
+} from '../internal/validate.js';
 import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
 import type { CodecPool, WorkerCodec } from '../workers/codec-pool.js';
 import { createSlotPool, type Slot, type SlotPool } from '../workers/slots.js';
@@ -52,7 +67,13 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   if (typeof options !== 'object' || options === null)
     throw new InvalidOptionError('options', 'must be an object');
   const dir = checkString('dir', options.dir);
-  const generates = checkGenerates(options.generates);
+  // The output selection: `generates` minus the protected paths (sources, `.git`).
+  const generates = outputSelection(
+    checkGenerates(options.generates, {
+      allowBroad: checkBoolean('allowBroadGenerates', options.allowBroadGenerates, false),
+    }),
+    checkProtect(options.protect),
+  );
   const maxEntrySize = SHARED_OPTIONS.maxEntrySize(
     'maxEntrySize',
     options.maxEntrySize,
@@ -105,9 +126,11 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   setMaxListeners(0, inner.signal);
   const onAbort = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
+  // Staging left by a killed restore goes first (never a live one: see internal/scratch.ts).
+  await removeStaleStaging(dir);
   let archiveSize = 0;
   for (const c of config.chunks) archiveSize += c.size;
-  const staging = await mkdtemp(join(dir, `${SCRATCH_PREFIX}restore-`));
+  const staging = await mkdtemp(stagingPrefix(dir));
   try {
     let entries: ExtractedEntry[];
     if (archiveSize < inlineBelow) {
@@ -198,13 +221,14 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     }
     signal?.throwIfAborted();
     // NOTE: once the swap starts it runs to the end (or rolls back); it is short (renames only).
-    await swapIntoPlace(dir, staging, entries, generates);
+    const removed = await swapIntoPlace(dir, staging, entries, generates);
     await rememberBase(stateDir, dir, store.location, config.task, tag);
     const result: RestoreEntryResult = {
       digest: entry.digest,
       chunksFetched: progress.chunksDone,
       bytesFetched: progress.bytesDone,
       files: entries.filter((e) => e.type !== 'directory').length,
+      removed,
       durationMs: performance.now() - started,
     };
     return result;
@@ -213,7 +237,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     if (isMissing(err)) return undefined;
     if (err instanceof TaskCacheError) throw err;
     if (isVerificationFailure(err)) throw corruptBlob(err);
-    throw err;
+    throw restoreFailure(err, dir);
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await rm(staging, { recursive: true, force: true });
@@ -221,6 +245,30 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
 };
 
 type ChunkInfo = EntryConfig['chunks'][number];
+
+/** File-system codes an entry's content can cause while it is moved into place. */
+const ENTRY_FS_CODES = new Set(['ENAMETOOLONG', 'EINVAL', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EILSEQ']);
+
+/**
+ * The typed error of a restore failure that is not one yet (issue 16): a manifest the store
+ * refused as malformed or oversized is a corrupt entry (docs/format.md §8); a file-system error
+ * the entry's paths caused is a refusal of that path. Anything else (ENOSPC, EACCES, a store's
+ * own error) passes through.
+ */
+function restoreFailure(err: unknown, dir: string): unknown {
+  if (err instanceof ManifestInvalidError)
+    return new EntryCorruptError(`entry manifest is invalid: ${err.message}`, { cause: err });
+  const e = err as NodeJS.ErrnoException | null;
+  if (typeof e?.code === 'string' && ENTRY_FS_CODES.has(e.code) && typeof e.syscall === 'string') {
+    const abs = typeof e.path === 'string' ? e.path : '';
+    const path = abs.startsWith(`${dir}/`) ? relative(dir, abs) : abs;
+    return new EntryRefusedError(
+      `entry path ${JSON.stringify(path.slice(0, 200))} refused: the file system refused it [${e.code}]`,
+      { path, cause: err },
+    );
+  }
+  return err;
+}
 
 async function fetchChunk(
   store: EntryReader,

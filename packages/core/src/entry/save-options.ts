@@ -7,8 +7,10 @@ import {
   checkGenerates,
   checkInt,
   checkOneOf,
+  checkProtect,
   checkString,
   checkTag,
+  outputSelection,
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
@@ -17,6 +19,7 @@ import type { SaveEntryOptions } from './types.js';
 /** {@link SaveEntryOptions} with every default filled in. */
 export interface SaveSettings {
   dir: string;
+  /** The output selection: `generates`, then the protected globs negated (`outputSelection`). */
   generates: readonly string[];
   tag: string;
   task: string;
@@ -51,7 +54,12 @@ export function saveSettings(o: SaveEntryOptions): SaveSettings {
   }
   return {
     dir: checkString('dir', o.dir),
-    generates: checkGenerates(o.generates),
+    generates: outputSelection(
+      checkGenerates(o.generates, {
+        allowBroad: checkBoolean('allowBroadGenerates', o.allowBroadGenerates, false),
+      }),
+      checkProtect(o.protect),
+    ),
     tag: checkTag(o.tag),
     task: checkString('task', o.task),
     key: checkString('key', o.key),

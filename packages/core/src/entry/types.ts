@@ -76,8 +76,19 @@ export interface TransferProgress {
 export interface SaveEntryOptions {
   /** The task's directory; every output path is relative to it. */
   dir: string;
-  /** Globs (relative to `dir`) selecting the outputs, as the task's `generates`. */
+  /**
+   * Globs (relative to `dir`) selecting the outputs, as the task's `generates`. Globs matching
+   * the whole task directory (`**`, `*`) or `.git` are refused unless `allowBroadGenerates`.
+   */
   generates: readonly string[];
+  /**
+   * Globs of files never saved even where they match `generates` — pass the task's `sources`
+   * (`cache.run()` does). `.git` is never saved.
+   * @default []
+   */
+  protect?: readonly string[];
+  /** Accept `generates` globs matching the whole task directory or `.git` (exotic layouts). @default false */
+  allowBroadGenerates?: boolean;
   /** The tag to commit the entry under (the cache key). */
   tag: string;
   /** Task name, recorded in the entry's config. */
@@ -160,8 +171,26 @@ export interface SaveEntryResult {
 /** Options of {@link RestoreEntry} besides what to restore. */
 export interface RestoreEntryCommonOptions {
   dir: string;
-  /** Only paths matching these globs may be written. */
+  /**
+   * Only paths matching these globs may be written. A restore makes them equal to the entry:
+   * files matching `generates` that the entry does not hold are removed (counted in
+   * {@link RestoreEntryResult.removed}). Globs matching the whole task directory (`**`, `*`) or
+   * `.git` are refused unless `allowBroadGenerates`.
+   */
   generates: readonly string[];
+  /**
+   * Globs of files a restore never writes, replaces or removes, even where they match
+   * `generates` — pass the task's `sources` (`cache.run()` does). An entry holding such a path is
+   * refused (`CACHE_ERR_ENTRY_REFUSED`). `.git` is always protected.
+   * @default []
+   */
+  protect?: readonly string[];
+  /**
+   * Accept `generates` globs that match the whole task directory or `.git`, for exotic layouts.
+   * The protected paths (`protect`, `.git`) are still never touched.
+   * @default false
+   */
+  allowBroadGenerates?: boolean;
   /** Refuse entries larger than this many uncompressed bytes. @default 17179869184 (16 GiB) */
   maxEntrySize?: number;
   /** Parallel chunk downloads. @default 8 */
@@ -210,6 +239,8 @@ export interface RestoreEntryResult {
   chunksFetched: number;
   bytesFetched: number;
   files: number;
+  /** Files (and symlinks) matching `generates` that the entry does not hold, removed by the restore. */
+  removed: number;
   durationMs: number;
 }
 

@@ -48,6 +48,7 @@ describe('formatEvent', () => {
         chunksFetched: 1,
         bytesFetched: 1,
         files: 1,
+        removed: 0,
         durationMs: 1,
       }),
     ).toBe('task: "build" restored from cache');

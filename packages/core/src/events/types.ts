@@ -18,6 +18,7 @@ export type CacheWarningCode =
   | 'RESTORE_FAILED'
   | 'SAVE_FAILED'
   | 'OUTPUTS_MISSING'
+  | 'SOURCES_EMPTY'
   | 'ENTRY_TOO_LARGE'
   | 'LOCK_UNAVAILABLE'
   | 'LOCK_TIMED_OUT'
@@ -106,6 +107,8 @@ export interface CacheRestoredEvent extends CacheEventBase {
   chunksFetched: number;
   bytesFetched: number;
   files: number;
+  /** Files matching `generates` that the entry did not hold, removed by the restore. */
+  removed: number;
   durationMs: number;
 }
 /**

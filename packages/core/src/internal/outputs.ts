@@ -18,15 +18,38 @@ export interface OutputPath {
   stats: Stats;
 }
 
-/** A matcher of `generates` (dotfiles included). */
+/**
+ * A matcher of `generates` (dotfiles included). Globs starting with `!` are the protected paths
+ * that `outputSelection` (internal/validate.ts) appended: a path matching one is never an output.
+ */
 export function outputMatcher(generates: readonly string[]): (path: string) => boolean {
-  return picomatch([...generates], { dot: true });
+  const match = picomatch(
+    generates.filter((g) => !g.startsWith('!')),
+    { dot: true },
+  );
+  const isProtected = protectedMatcher(generates);
+  return (path) => match(path) && !isProtected(path);
+}
+
+/**
+ * A matcher of the protected paths of an output selection: its `!X` globs, minus its `!!Y` ones
+ * (a negated source glob `!Y`: that path is not a source, so not protected by it).
+ */
+export function protectedMatcher(generates: readonly string[]): (path: string) => boolean {
+  const negative = generates.filter((g) => g.startsWith('!') && !g.startsWith('!!')).map((g) => g.slice(1));
+  const excluded = generates.filter((g) => g.startsWith('!!')).map((g) => g.slice(2));
+  if (negative.length === 0) return () => false;
+  const inside = picomatch(negative, { dot: true });
+  if (excluded.length === 0) return inside;
+  const out = picomatch(excluded, { dot: true });
+  return (path) => inside(path) && !out(path);
 }
 
 /** Static base directories of the globs, where the walk starts. */
 export function bases(generates: readonly string[]): string[] {
   const out = new Set<string>();
   for (const g of generates) {
+    if (g.startsWith('!')) continue;
     const { base } = picomatch.scan(g);
     out.add(base.replace(/\/+$/, ''));
   }

@@ -4,8 +4,19 @@
  * failure undoes the journal in reverse, so the outputs end exactly as they were. Staging and
  * set-aside directories live inside the task directory: renames stay on one file system.
  */
-import { chmod, lstat, mkdir, mkdtemp, rename, rm, rmdir, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  rmdir,
+  utimes,
+} from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import { EntryOutputsError, EntryRefusedError } from '../errors.js';
 import { listOutputs, SCRATCH_PREFIX } from './outputs.js';
 import type { ExtractedEntry } from './tar-extract.js';
@@ -39,8 +50,57 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** Most symlinks followed while resolving one target (Linux's own limit is 40). */
+const MAX_HOPS = 40;
+
 /**
- * Replaces the outputs of `dir` with the entries in `staging`.
+ * `true` when the symlink at `path` (relative to `dir`) with target `target` resolves inside `dir`
+ * on the real file system: every component is looked up, and symlinks met on the way (of the
+ * entry or already in the task directory) are followed. A dangling remainder is resolved
+ * lexically. An absolute target of an existing symlink counts as inside only under `dir`.
+ */
+export async function resolvesInside(dir: string, path: string, target: string): Promise<boolean> {
+  const realDir = await realpath(dir).catch(() => dir);
+  const stack = path.split('/').slice(0, -1);
+  const queue = target.split('/');
+  let hops = 0;
+  let exists = true;
+  while (queue.length > 0) {
+    const s = queue.shift() as string;
+    if (s === '' || s === '.') continue;
+    if (s === '..') {
+      if (stack.length === 0) return false;
+      stack.pop();
+      continue;
+    }
+    stack.push(s);
+    if (!exists) continue;
+    const abs = join(dir, ...stack);
+    const st = await lstat(abs).catch(() => undefined);
+    if (st === undefined) {
+      exists = false;
+      continue;
+    }
+    if (!st.isSymbolicLink()) continue;
+    if (++hops > MAX_HOPS) return false;
+    const next = await readlink(abs);
+    stack.pop();
+    if (isAbsolute(next)) {
+      const base = [dir, realDir].find((d) => next === d || next.startsWith(`${d}/`));
+      if (base === undefined) return false;
+      stack.length = 0;
+      queue.unshift(...next.slice(base.length).split('/'));
+    } else {
+      queue.unshift(...next.split('/'));
+    }
+  }
+  return true;
+}
+
+/**
+ * Replaces the outputs of `dir` with the entries in `staging`; resolves the number of files
+ * (and symlinks) matching `generates` that the entry does not hold, which the restore removed.
+ * Paths the selection protects (its `!` globs: sources, `.git`) are never set aside or replaced.
  * @throws {EntryRefusedError} when a destination would be written through a symlink.
  */
 export async function swapIntoPlace(
@@ -48,17 +108,20 @@ export async function swapIntoPlace(
   staging: string,
   entries: readonly ExtractedEntry[],
   generates: readonly string[],
-): Promise<void> {
+): Promise<number> {
   const journal: Step[] = [];
   const aside = await mkdtemp(join(dir, `${SCRATCH_PREFIX}old-`));
   let ok = false;
+  let removed = 0;
   try {
     // 1. Set the current outputs aside (files and symlinks; directories stay in place).
     const current = await listOutputs(dir, generates);
     const newDirs = new Set(entries.filter((e) => e.type === 'directory').map((e) => e.path));
     const asideDirs = new Set<string>();
+    const incoming = new Set(entries.map((e) => e.path));
     for (const o of current) {
       if (o.kind === 'directory') continue;
+      if (!incoming.has(o.path)) removed++;
       const from = join(dir, o.path);
       const to = join(aside, o.path);
       const parent = o.path.split('/').slice(0, -1).join('/');
@@ -148,7 +211,19 @@ export async function swapIntoPlace(
       await rename(from, to);
       journal.push({ op: 'rename', from, to });
     }
-    // 3. Directory modes and mtimes last (deepest first), so read-only directories can be filled.
+    // 3. Symlinks, now in place, must still resolve inside the task directory through the real
+    // file system: a target lexically inside can pass through a symlink that was already in the
+    // task directory and points out (issue 16: reading the restored link read an outside file).
+    for (const e of entries) {
+      if (e.type !== 'symlink' || e.linkname === undefined) continue;
+      if (!(await resolvesInside(dir, e.path, e.linkname))) {
+        throw new EntryRefusedError(
+          `entry path ${JSON.stringify(e.path)} refused: symlink to ${JSON.stringify(e.linkname)} resolves outside the task directory through the file system`,
+          { path: e.path },
+        );
+      }
+    }
+    // 4. Directory modes and mtimes last (deepest first), so read-only directories can be filled.
     for (const e of [...entries].reverse()) {
       if (e.type !== 'directory') continue;
       await chmod(join(dir, e.path), e.mode);
@@ -160,4 +235,5 @@ export async function swapIntoPlace(
     throw err;
   }
   if (ok) await rm(aside, { recursive: true, force: true });
+  return removed;
 }

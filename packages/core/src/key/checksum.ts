@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { glob } from 'tinyglobby';
 import { InvalidOptionError } from '../errors.js';
+import { SCRATCH_PREFIX } from '../internal/outputs.js';
 
 /** Inputs of {@link checksum}: the source files plus everything else the outputs depend on. */
 export interface ChecksumInputs {
@@ -104,6 +105,9 @@ export async function checksumDetailed(inputs: ChecksumInputs): Promise<Checksum
           onlyFiles: false,
           followSymbolicLinks: true,
           expandDirectories: false,
+          // NOTE: core's scratch directories (a restore's staging, left by a killed process) are
+          // never part of a checksum (issue 16).
+          ignore: [`${SCRATCH_PREFIX}*`, `${SCRATCH_PREFIX}*/**`],
         });
   // NOTE: sort by UTF-16 code units of the `/`-separated relative path: the order then depends on
   // neither the file system's directory order nor the platform.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isValidTag, MAX_TAG_LENGTH } from '@task-cache/oci';
 import { CacheConfigError, InvalidOptionError } from '../errors.js';
 
@@ -36,7 +37,7 @@ export function validateKey(key: string): string {
   if (key.length > MAX_TAG_LENGTH)
     throw new CacheConfigError(
       'CACHE_ERR_INVALID_KEY',
-      `invalid cache key "${key.slice(0, 40)}…": ${key.length} characters, an OCI tag has at most ${MAX_TAG_LENGTH}; shorten the task name (the default key is <urlsafe(task)>-<64-char checksum>, so keep urlsafe(task) within 63 characters) or pass a shorter key`,
+      `invalid cache key "${key.slice(0, 40)}…": ${key.length} characters, an OCI tag has at most ${MAX_TAG_LENGTH}; pass a shorter key (default keys shorten long task names by themselves)`,
     );
   if (!isValidTag(key))
     throw new CacheConfigError(
@@ -46,7 +47,23 @@ export function validateKey(key: string): string {
   return key;
 }
 
-/** The default key of a task: `<urlsafe(task)>-<checksum>`, validated. */
+/** Longest task part of a default key: 63 + `-` + a 64-character checksum = 128, a tag's maximum. */
+export const MAX_TASK_TAG_LENGTH = 63;
+
+/**
+ * The task part of a default key: `urlsafe(task)`, or, when that is over
+ * {@link MAX_TASK_TAG_LENGTH} characters, its first 54 characters, `-` and 8 hex digits of the
+ * sha256 of the task name — deterministic, readable, and distinct for distinct long names
+ * (issue 16: a long name made `run()` throw and the build never ran).
+ */
+export function taskTag(task: string): string {
+  const mapped = urlsafe(task);
+  if (mapped.length <= MAX_TASK_TAG_LENGTH) return mapped;
+  const hash = createHash('sha256').update(task, 'utf8').digest('hex').slice(0, 8);
+  return `${mapped.slice(0, MAX_TASK_TAG_LENGTH - 9)}-${hash}`;
+}
+
+/** The default key of a task: `<taskTag(task)>-<checksum>`, validated. */
 export function defaultKey(task: string, checksum: string): string {
-  return validateKey(`${urlsafe(task)}-${checksum}`);
+  return validateKey(`${taskTag(task)}-${checksum}`);
 }

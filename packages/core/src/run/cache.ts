@@ -14,6 +14,7 @@ import {
   newStats,
 } from './context.js';
 import { checkTaskOptions, parseCacheOptions } from './options.js';
+import { checkSourcesAndOutputs } from './outputs.js';
 import { runTask } from './run.js';
 import { type KeyResult, keyStep } from './steps/key.js';
 import { lookupStep } from './steps/lookup.js';
@@ -62,6 +63,7 @@ async function stepCall(
     stats,
     ...(o.signal ? { signal: o.signal } : {}),
   });
+  if (needGenerates) await checkSourcesAndOutputs(call, o as StepOptions, files);
   return { key, ...(files ? { files } : {}), call };
 }
 

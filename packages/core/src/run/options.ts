@@ -16,6 +16,7 @@ import {
   checkGenerates,
   checkInt,
   checkSize,
+  checkSources,
   checkString,
   SHARED_OPTIONS,
 } from '../internal/validate.js';
@@ -161,6 +162,7 @@ export interface TaskOptions {
   dir: string;
   sources: readonly string[];
   generates?: readonly string[];
+  allowBroadGenerates?: boolean;
   key?: string;
   policy?: CachePolicy;
   signal?: AbortSignal;
@@ -168,7 +170,9 @@ export interface TaskOptions {
 
 /**
  * Checks the task options of a call at its entry; returns the call's validated policy
- * overrides. `generates` follows the entry functions' rule (relative globs, no `..`).
+ * overrides. `sources` and `generates` follow the entry functions' rules (relative globs, no
+ * `..`; no `generates` glob matching the whole task directory or `.git` unless
+ * `allowBroadGenerates`), so a mistake is refused before anything runs.
  */
 export function checkTaskOptions(options: unknown, where: string, needGenerates: boolean): CachePolicy {
   if (typeof options !== 'object' || options === null)
@@ -178,9 +182,9 @@ export function checkTaskOptions(options: unknown, where: string, needGenerates:
     throw new InvalidOptionError('task', "must be a non-empty string (the task's name)");
   if (typeof o.dir !== 'string' || o.dir === '')
     throw new InvalidOptionError('dir', "must be the task's directory");
-  if (!Array.isArray(o.sources) || o.sources.some((s) => typeof s !== 'string'))
-    throw new InvalidOptionError('sources', 'must be an array of globs');
-  if (needGenerates) checkGenerates(o.generates);
+  checkSources(o.sources);
+  const allowBroad = checkBoolean('allowBroadGenerates', o.allowBroadGenerates, false);
+  if (needGenerates) checkGenerates(o.generates, { allowBroad });
   if (o.key !== undefined) validateKey(o.key);
   if (o.policy === undefined) return {};
   if (typeof o.policy !== 'object' || o.policy === null)

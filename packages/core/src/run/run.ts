@@ -3,8 +3,10 @@
  * step is one module of ./steps; this file is only their order and the decisions between them.
  */
 import { CacheConfigError } from '../errors.js';
+import { removeStaleStaging } from '../internal/scratch.js';
 import { type CacheContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
+import { checkSourcesAndOutputs } from './outputs.js';
 import { isUpToDate, removeStamp, snapshotOutputs, stampPath, writeStamp } from './stamp.js';
 import { buildStep } from './steps/build.js';
 import { keyStep } from './steps/key.js';
@@ -38,8 +40,15 @@ export async function runTask<T>(
   // 1. Disabled → just build.
   if (!cache.enabled) return buildOnly('', 'disabled');
 
+  // Staging directories left by a killed restore of this task are removed (best effort).
+  await removeStaleStaging(o.dir);
+
   // 2. Key.
   const { key, files } = await keyStep(cache, o, stats);
+
+  const call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
+  // Sources matching nothing warn; generates overlapping sources are refused — before the build.
+  await checkSourcesAndOutputs(call, o, files);
 
   // 2b. Up to date: the outputs on disk are exactly those of the entry `key` (run/stamp.ts) →
   // nothing to restore, no store call. Not with `force`, nor with a `shouldRestore` policy (it
@@ -56,7 +65,6 @@ export async function runTask<T>(
     }
   }
 
-  const call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
   const store = await call.openStore();
 
   const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> => {

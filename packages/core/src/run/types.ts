@@ -107,8 +107,19 @@ export interface KeyOptions extends Omit<ChecksumInputs, 'dir' | 'sources' | 'si
 
 /** Options of `Cache.restore` and `Cache.save`. */
 export interface StepOptions extends KeyOptions {
-  /** Globs of the outputs. */
+  /**
+   * Globs of the outputs. A restore makes them equal to the entry: matching files the entry
+   * does not hold are removed.
+   */
   generates: readonly string[];
+  /**
+   * Accept `generates` globs that match the whole task directory (`**`, `*`), `.git`, or source
+   * files, for exotic layouts. Without it they are refused before the build
+   * (`CACHE_ERR_INVALID_OPTION`). Either way a restore never writes, replaces or removes a file
+   * matching `sources` or under `.git`, and a save never stores one.
+   * @default false
+   */
+  allowBroadGenerates?: boolean;
 }
 
 /** Options of {@link Cache.run}. */
@@ -119,8 +130,19 @@ export interface RunOptions extends Omit<ChecksumInputs, 'dir' | 'sources' | 'si
   dir: string;
   /** Globs of the inputs (the `sources` of the Taskfile). */
   sources: readonly string[];
-  /** Globs of the outputs (the `generates` of the Taskfile). */
+  /**
+   * Globs of the outputs (the `generates` of the Taskfile). A restore makes them equal to the
+   * entry: matching files the entry does not hold are removed (the `restored` event's `removed`).
+   */
   generates: readonly string[];
+  /**
+   * Accept `generates` globs that match the whole task directory (`**`, `*`), `.git`, or source
+   * files, for exotic layouts. Without it they are refused before the build
+   * (`CACHE_ERR_INVALID_OPTION`). Either way a restore never writes, replaces or removes a file
+   * matching `sources` or under `.git`, and a save never stores one.
+   * @default false
+   */
+  allowBroadGenerates?: boolean;
   /** Use this key instead of computing one (must be a valid tag). @default tag of the store URL, else `<urlsafe(task)>-<checksum>` */
   key?: string;
   /** Lock key. @default the lock URL's path, else `lock:<key>` */

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { outputMatcher, symlinkStaysInside } from '../internal/outputs.js';
+import { outputMatcher, protectedMatcher, symlinkStaysInside } from '../internal/outputs.js';
 import { safePath } from '../internal/tar-extract.js';
 import { Handoff } from './extract-handoff.js';
 import { Failure } from './failure.js';
@@ -46,6 +46,7 @@ export class Extractor {
   private readonly types = new Map<string, ExtractedRecord['type']>();
   private readonly made = new Set<string>();
   private readonly allowed: (p: string) => boolean;
+  private readonly isProtected: (p: string) => boolean;
   private readonly header = Buffer.alloc(512);
   private headerFill = 0;
   private body: Body | undefined;
@@ -55,6 +56,10 @@ export class Extractor {
   private paxGlobal: Record<string, string> | null = null;
   private longPath: string | null = null;
   private longLink: string | null = null;
+  /** The end-of-archive marker was read. */
+  private ended = false;
+  /** The path of the entry being written (for errors). */
+  private current = '';
   /** Bytes of the current piece after the header being decoded. */
   private avail = 0;
   /** Small files seen; the writer is used from the SPAWN_AFTER + 1st on. */
@@ -75,10 +80,25 @@ export class Extractor {
     private readonly startWriter: () => Worker | undefined,
   ) {
     this.allowed = outputMatcher(generates);
+    this.isProtected = protectedMatcher(generates);
   }
 
   write(bytes: Uint8Array): void {
+    try {
+      this.writeBytes(bytes);
+    } catch (err) {
+      throw typedFsFailure(err, this.current);
+    }
+  }
+
+  private writeBytes(bytes: Uint8Array): void {
     let pos = 0;
+    if (this.ended) {
+      // NOTE: after the end-of-archive marker only zero padding may follow (issue 16: trailing
+      // data was extracted instead of refused).
+      if (bytes.some((b) => b !== 0)) throw corrupt('data after the end-of-archive marker');
+      return;
+    }
     while (pos < bytes.byteLength) {
       if (this.bodyLeft > 0) {
         const n = Math.min(this.bodyLeft, bytes.byteLength - pos);
@@ -102,6 +122,10 @@ export class Extractor {
         this.headerFill = 0;
         this.avail = bytes.byteLength - pos;
         this.onHeader();
+        if (this.ended) {
+          if (bytes.subarray(pos).some((b) => b !== 0)) throw corrupt('data after the end-of-archive marker');
+          return;
+        }
       }
     }
   }
@@ -109,6 +133,8 @@ export class Extractor {
   end(): ExtractedRecord[] {
     if (this.headerFill !== 0 || this.bodyLeft > 0 || this.body !== undefined)
       throw corrupt('Unexpected end of data');
+    if (this.longPath !== null || this.longLink !== null || this.pax !== null)
+      throw corrupt('an extended header without its entry at the end of the archive');
     checkSymlinkChains(this.entries, this.types);
     return this.entries;
   }
@@ -138,8 +164,17 @@ export class Extractor {
     } catch (err) {
       throw corrupt((err as Error).message);
     }
-    if (h === null) return; // a zero block (end-of-archive padding)
+    if (h === null) {
+      // A zero block: the end-of-archive marker. Nothing but zeros may follow.
+      if (this.longPath !== null || this.longLink !== null || this.pax !== null)
+        throw corrupt('an extended header without its entry before the end of the archive');
+      this.ended = true;
+      return;
+    }
     const size = h.size ?? 0;
+    if (!Number.isSafeInteger(size) || size < 0) throw corrupt(`header size ${String(size)} is invalid`);
+    if (h.type === 'pax-global-header')
+      throw corrupt('pax global headers are not allowed (task-cache never writes them)');
     if (
       h.type === 'pax-header' ||
       h.type === 'pax-global-header' ||
@@ -158,21 +193,31 @@ export class Extractor {
     if (this.pax) {
       if (this.pax.path) h.name = this.pax.path;
       if (this.pax.linkpath) h.linkname = this.pax.linkpath;
-      if (this.pax.size) bodySize = Number.parseInt(this.pax.size, 10);
+      if (this.pax.size !== undefined) {
+        if (!/^[0-9]{1,15}$/.test(this.pax.size))
+          throw corrupt(`pax size ${JSON.stringify(this.pax.size.slice(0, 40))} is invalid`);
+        bodySize = Number.parseInt(this.pax.size, 10);
+      }
       this.pax = null;
     }
     this.onEntry(h, bodySize);
   }
 
   private onEntry(h: Header, size: number): void {
+    this.current = h.name;
     const path = safePathOf(h.name);
+    this.current = path;
     if (h.type !== 'file' && h.type !== 'directory' && h.type !== 'symlink') {
       const what = h.type === 'link' ? 'hardlink' : (h.type ?? 'unknown type');
       throw refuse(path, `${what} entries are not allowed`);
     }
     const mode = h.mode ?? (h.type === 'directory' ? 0o755 : 0o644);
     if (mode & 0o6000) throw refuse(path, 'setuid/setgid bit');
-    if (!this.allowed(path)) throw refuse(path, "outside the task's generates");
+    if (!this.allowed(path)) {
+      if (this.isProtected(path))
+        throw refuse(path, 'a source of the task (or under .git): a restore never writes or replaces it');
+      throw refuse(path, "outside the task's generates");
+    }
     if (this.types.has(path)) throw refuse(path, 'duplicate entry');
     const segs = path.split('/');
     for (let i = 1; i < segs.length; i++) {
@@ -184,6 +229,9 @@ export class Extractor {
     }
     const target = join(this.staging, path);
     const mtime = this.keepMtimes && h.mtime ? h.mtime : undefined;
+    // NOTE: utimes takes seconds as a double; beyond ±2^53 ms (and for NaN) it fails with EINVAL.
+    if (mtime !== undefined && !(Math.abs(mtime.getTime()) <= MAX_MTIME_MS))
+      throw refuse(path, `mtime ${String(h.mtime?.getTime())} ms is out of range`);
     const record = (r: ExtractedRecord) => {
       if (mtime) r.mtimeMs = mtime.getTime();
       this.entries.push(r);
@@ -277,6 +325,37 @@ export class Extractor {
       else this.pax = { ...(this.paxGlobal ?? {}), ...headers.decodePax(b.buf) };
     }
   }
+}
+
+/** Latest mtime kept: year 275 760 (the range of a JavaScript `Date`, and far within utimes'). */
+const MAX_MTIME_MS = 8.64e15;
+
+/** What a file-system error caused by an entry's content means, by code. */
+const FS_REFUSALS: Record<string, string> = {
+  ENAMETOOLONG: 'its name is too long for this file system',
+  EINVAL: 'the file system refused a value of it (name or mtime)',
+  EEXIST: 'it collides with a path the entry already created',
+  ENOTDIR: 'a parent of it is not a directory',
+  EISDIR: 'it collides with a directory the entry already created',
+  ELOOP: 'it goes through a symlink',
+  EILSEQ: 'its name is not valid on this file system',
+};
+
+/**
+ * A file-system error while writing `path` becomes the typed refusal of that entry path when
+ * the entry's content caused it (issue 16: raw ENAMETOOLONG, EINVAL, EEXIST escaped); other
+ * failures (ENOSPC, EACCES, …) stay file-system failures with their code.
+ */
+function typedFsFailure(err: unknown, path: string): unknown {
+  if (err instanceof Failure) return err;
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const why = typeof code === 'string' ? FS_REFUSALS[code] : undefined;
+  if (why === undefined) return err;
+  return new Failure({
+    kind: 'refused',
+    message: `entry path ${JSON.stringify(path.slice(0, 200))} refused: ${why} [${code}]`,
+    path,
+  });
 }
 
 function safePathOf(name: string): string {

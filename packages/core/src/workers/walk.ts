@@ -11,7 +11,7 @@ import type { PackOutput } from './protocol.js';
 
 function bases(generates: readonly string[]): string[] {
   const out = new Set<string>();
-  for (const g of generates) out.add(picomatch.scan(g).base.replace(/\/+$/, ''));
+  for (const g of generates) if (!g.startsWith('!')) out.add(picomatch.scan(g).base.replace(/\/+$/, ''));
   const sorted = [...out].sort((a, b) => a.length - b.length);
   return sorted.filter(
     (b, i) => !sorted.slice(0, i).some((o) => o === '' || b === o || b.startsWith(`${o}/`)),

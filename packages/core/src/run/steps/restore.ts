@@ -13,7 +13,12 @@ export type RestoreSource = { entry: ResolvedEntry } | { tag: string };
 export async function restoreStep(
   call: CallContext,
   store: OciStore,
-  outputs: { dir: string; generates: readonly string[] },
+  outputs: {
+    dir: string;
+    generates: readonly string[];
+    sources: readonly string[];
+    allowBroadGenerates?: boolean;
+  },
   source: RestoreSource,
 ): Promise<RestoreEntryResult | undefined> {
   const { cache, task, key, policy, stats, signal } = call;
@@ -24,6 +29,9 @@ export async function restoreStep(
     cache.entries.restoreEntry(store, {
       dir: outputs.dir,
       generates: outputs.generates,
+      // A restore never writes, replaces or removes a source file (issue 16).
+      protect: outputs.sources,
+      ...(outputs.allowBroadGenerates ? { allowBroadGenerates: true } : {}),
       ...source,
       concurrency: policy.concurrency,
       stateDir: cache.basesDir,
@@ -44,6 +52,7 @@ export async function restoreStep(
       chunksFetched: result.chunksFetched,
       bytesFetched: result.bytesFetched,
       files: result.files,
+      removed: result.removed,
       durationMs: result.durationMs,
     });
   }

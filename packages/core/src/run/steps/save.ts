@@ -18,7 +18,12 @@ export type SaveOutcome = { saved: SaveEntryResult } | { reason: NotSavedReason 
 export async function saveStep(
   call: CallContext,
   store: OciStore,
-  o: { dir: string; generates: readonly string[] },
+  o: {
+    dir: string;
+    generates: readonly string[];
+    sources: readonly string[];
+    allowBroadGenerates?: boolean;
+  },
   files: SourceDigest[] | undefined,
   leaseLost: () => boolean,
 ): Promise<SaveOutcome> {
@@ -44,6 +49,8 @@ export async function saveStep(
       return await cache.entries.saveEntry(store, {
         dir: o.dir,
         generates: o.generates,
+        protect: o.sources,
+        ...(o.allowBroadGenerates ? { allowBroadGenerates: true } : {}),
         tag: key,
         task,
         key,

@@ -1,0 +1,57 @@
+/**
+ * The `task-cache` command: dispatches to the subcommands and turns their errors into exit codes.
+ */
+import { createRequire } from 'node:module';
+import { CliError, EXIT } from './errors.js';
+import type { CliIo } from './run.js';
+
+const USAGE = `Usage: task-cache <command> [options]
+
+Commands:
+  run [options] [TASK] [-- COMMAND [ARGS...]]   run a command under the cache (task-cache run --help)
+  doctor [--cache URL] [--lock URL]             check a registry + Redis set-up against the guide
+
+Options: -h, --help; -v, --version. Docs: docs/cli.md of task-cache.
+`;
+
+/** Runs `task-cache` with `argv` (without `node` and the script); resolves to the exit code. */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run': {
+        // NOTE: loaded on demand: `--help` and usage errors need not load core.
+        const { runCommand } = await import('./run.js');
+        return await runCommand(rest, io);
+      }
+      case 'doctor': {
+        const { doctorCommand } = await import('./doctor.js');
+        return await doctorCommand(rest, io);
+      }
+      case '-v':
+      case '--version': {
+        const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
+        io.stdout.write(`${pkg.version}\n`);
+        return EXIT.ok;
+      }
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        (command === undefined ? io.stderr : io.stdout).write(USAGE);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      default:
+        throw new CliError(
+          'CLI_ERR_USAGE',
+          `unknown command ${JSON.stringify(command)} (commands: run, doctor)`,
+        );
+    }
+  } catch (error) {
+    if (error instanceof CliError) {
+      io.stderr.write(`task-cache: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    io.stderr.write(`task-cache: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return EXIT.internal;
+  }
+}
