@@ -22,7 +22,9 @@ import { promisify } from 'node:util';
 const exec = promisify(execFile);
 const runs = Number(process.env.BENCH_RUNS ?? 7);
 const here = fileURLToPath(new URL('.', import.meta.url));
-const taskBin = fileURLToPath(new URL('../../../examples/taskfile/bin/task-cache-taskfile.mjs', import.meta.url));
+const taskBin = fileURLToPath(
+  new URL('../../../examples/taskfile/bin/task-cache-taskfile.mjs', import.meta.url),
+);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /** Wall and CPU (user + sys) milliseconds of one shell script run under GNU time. */
