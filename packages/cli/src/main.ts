@@ -10,6 +10,8 @@ const USAGE = `Usage: task-cache <command> [options]
 Commands:
   run [options] [TASK] [-- COMMAND [ARGS...]]   run a command under the cache (task-cache run --help)
   doctor [--cache URL] [--lock URL]             check a registry + Redis set-up against the guide
+  ls [--cache URL] [--task NAME]                list the entries of the store
+  inspect KEY [--cache URL]                     show an entry: files, sizes, chunks, inputs
 
 Options: -h, --help; -v, --version. Docs: docs/cli.md of task-cache.
 `;
@@ -28,6 +30,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         const { doctorCommand } = await import('./doctor.js');
         return await doctorCommand(rest, io);
       }
+      case 'ls': {
+        const { lsCommand } = await import('./entries.js');
+        return await lsCommand(rest, io);
+      }
+      case 'inspect': {
+        const { inspectCommand } = await import('./entries.js');
+        return await inspectCommand(rest, io);
+      }
       case '-v':
       case '--version': {
         const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -43,7 +53,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       default:
         throw new CliError(
           'CLI_ERR_USAGE',
-          `unknown command ${JSON.stringify(command)} (commands: run, doctor)`,
+          `unknown command ${JSON.stringify(command)} (commands: run, doctor, ls, inspect)`,
         );
     }
   } catch (error) {

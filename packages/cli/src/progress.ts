@@ -40,7 +40,9 @@ export function progressLine(
       const bar = total ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` : '';
       const verb = e.phase === 'push' ? 'pushing' : 'fetching';
       const line = `task: ${JSON.stringify(e.task)} ${bar}${verb} ${e.chunksDone}${total ? `/${total}` : ''} chunks, ${formatBytes(e.bytesDone)}`;
-      out.write(`\r\x1b[K${line.slice(0, Math.max(20, (out.columns ?? 80) - 1))}`);
+      // NOTE: a terminal of unknown width (0 or undefined columns) gets 80.
+      const width80 = out.columns && out.columns > 20 ? out.columns - 1 : 80;
+      out.write(`\r\x1b[K${line.slice(0, width80)}`);
       shown = true;
     },
     clear,

@@ -263,7 +263,30 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     say(`task: ${JSON.stringify(s.task)} cache warning: ${error.message}; running without the cache`);
     cache = createCache({ enabled: false, env: io.env, onEvent });
   }
+  const code = await runOnce(s, io, cache, say, () => restoredLine, progress);
+  if (code !== RETRY_UNCACHED) return code;
+  // A configuration error found by the run (before the command started): the same, without the cache.
+  return runOnce(
+    s,
+    io,
+    createCache({ enabled: false, env: io.env, onEvent }),
+    say,
+    () => restoredLine,
+    progress,
+  );
+}
 
+/** Returned by {@link runOnce} for a non-strict configuration error: run again without the cache. */
+const RETRY_UNCACHED = -1;
+
+async function runOnce(
+  s: Settings,
+  io: CliIo,
+  cache: ReturnType<typeof createCache>,
+  say: (line: string) => void,
+  restoredLine: () => string | undefined,
+  progress: ReturnType<typeof progressLine>,
+): Promise<number> {
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -275,6 +298,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
   for (const sig of signals) process.on(sig, onSignal);
 
   const log = logPath(urlsafe(s.task));
+  let started = false;
   const report = (status: string, exitCode: number, result?: RunResult) => {
     progress.clear();
     if (!s.json) return;
@@ -304,6 +328,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
         signal: controller.signal,
       },
       async ({ signal }) => {
+        started = true;
         const recorder = await recordLog(join(s.dir, log));
         try {
           await execute(s, io, recorder, signal, () => received);
@@ -316,7 +341,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     );
     if (result.status === 'restored') {
       if (!s.quietHit) await replayLog(join(s.dir, log), s.json ? io.stderr : io.stdout, io.stderr);
-      say(restoredLine ?? `task: ${JSON.stringify(s.task)} restored from cache`);
+      say(restoredLine() ?? `task: ${JSON.stringify(s.task)} restored from cache`);
     }
     report(result.status, EXIT.ok, result);
     return EXIT.ok;
@@ -331,6 +356,10 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
       say(`task: ${JSON.stringify(s.task)} interrupted by ${received}, nothing saved`);
       report('interrupted', signalExit(received));
       return signalExit(received);
+    }
+    if (error instanceof CacheConfigError && !started && !s.strict) {
+      say(`task: ${JSON.stringify(s.task)} cache warning: ${error.message}; running without the cache`);
+      return RETRY_UNCACHED;
     }
     if (error instanceof CacheConfigError) {
       say(`task-cache: cache configuration error (${error.code}): ${error.message}`);

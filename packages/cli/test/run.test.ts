@@ -248,6 +248,38 @@ describe('task-cache run (embedded store)', () => {
     expect(strict.stderr).toContain('CACHE_ERR_INVALID_URL');
   });
 
+  it('generates overlapping sources (a task error core finds): warning and uncached run; --strict 78', async () => {
+    const args = ['run', '--task', 'overlap', '--sources', 'src/**', '--generates', 'src/**', '--'];
+    const loose = await cli([...args, 'echo', 'ran'], box.project, box.env);
+    expect(loose.code, loose.stderr).toBe(0);
+    expect(loose.stdout).toBe('ran\n');
+    expect(loose.stderr).toContain('running without the cache');
+    expect(loose.stderr).not.toContain('saved to cache');
+    const strict = await cli(['run', '--strict', ...args.slice(1), 'echo', 'ran'], box.project, box.env);
+    expect(strict.code).toBe(78);
+    expect(strict.stdout).toBe('');
+  });
+
+  it('an unreachable registry: a warning and the command runs (exit 0); with --strict exit 75, no run', async () => {
+    const url = 'oci://127.0.0.1:1/task-cache/build?plain-http=true';
+    const loose = await cli(
+      ['run', '--task', 'down', '--cache', url, '--', 'echo', 'ran'],
+      box.project,
+      box.env,
+    );
+    expect(loose.code).toBe(0);
+    expect(loose.stdout).toBe('ran\n');
+    expect(loose.stderr).toContain('task: "down" cache warning: lookup failed');
+    const strict = await cli(
+      ['run', '--task', 'down', '--strict', '--cache', url, '--', 'echo', 'ran'],
+      box.project,
+      box.env,
+    );
+    expect(strict.code).toBe(75);
+    expect(strict.stdout).toBe('');
+    expect(strict.stderr).toContain('cache trouble in strict mode (LOOKUP_FAILED)');
+  });
+
   it.each([
     [['run', '--', 'true'], 'give the task name'],
     [['run', '--task', 'x'], 'no command'],
@@ -259,6 +291,32 @@ describe('task-cache run (embedded store)', () => {
     const r = await cli(args, box.project, box.env);
     expect(r.code).toBe(64);
     expect(r.stderr).toContain(message);
+  });
+
+  it('on a terminal the command is told to colour (FORCE_COLOR=1) and the replay keeps the bytes', async () => {
+    // `script` (util-linux) gives the CLI a pseudo-terminal as stdout and stderr.
+    const cmd = `${process.execPath} ${BIN} run --task tty -- sh -c 'printf "\\033[31mred%s\\033[0m\\n" "$FORCE_COLOR"'`;
+    const viaTty = () =>
+      finished(
+        spawn('script', ['-qec', cmd, '/dev/null'], {
+          cwd: box.project,
+          env: box.env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
+    const miss = await viaTty();
+    expect(miss.code, miss.stderr).toBe(0);
+    expect(miss.stdout).toContain('\x1b[31mred1\x1b[0m');
+    const hit = await viaTty();
+    expect(hit.stdout).toContain('\x1b[31mred1\x1b[0m');
+    expect(hit.stdout).toContain('task: "tty" restored from cache');
+    // Without a terminal, FORCE_COLOR is left alone.
+    const plain = await cli(
+      ['run', '--task', 'notty', '--', 'sh', '-c', 'echo "[$FORCE_COLOR]"'],
+      box.project,
+      box.env,
+    );
+    expect(plain.stdout).toBe('[]\n');
   });
 
   it('a missing command exits 127', async () => {

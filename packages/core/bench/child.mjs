@@ -7,6 +7,7 @@
  * script), as users do: a TypeScript loader (tsx) would add its own thread, start-up time and
  * ~80 MB of RSS that the published package does not have.
  */
+import { subscribe } from 'node:diagnostics_channel';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +22,13 @@ const { hasNodeZstd } = await import(dist('internal/zstd.js'));
 const ociName = '@task-cache/oci';
 const { createOciBackend } = await import(ociName);
 
-/** @type {{ op: 'save' | 'restore' | 'pack', dir: string, url?: string, tag?: string, task?: string, codec?: string, extra?: object }} */
+/** @type {{ op: 'save' | 'restore' | 'pack', dir: string, url?: string, tag?: string, task?: string, codec?: string, extra?: object, env?: Record<string, string> }} */
 const args = JSON.parse(process.argv[2] ?? '{}');
+// HTTP requests undici sends (registry and token server), counted through its diagnostics channel.
+let requests = 0;
+subscribe('undici:request:create', () => {
+  requests++;
+});
 // Start the worker threads the operation uses before the clock starts (a few tens of ms; not
 // what is measured). A restore has no pack worker (each thread costs ~20 MB of RSS).
 {
@@ -59,7 +65,10 @@ if (args.op === 'pack') {
   }
   result = { ...job.stats, chunks };
 } else {
-  const store = createOciBackend({ url: args.url });
+  // `env`: the credentials and CA of an authenticated registry (deployments.ts), nothing from HOME.
+  const store = createOciBackend(
+    args.env ? { url: args.url, env: args.env, authFiles: null } : { url: args.url },
+  );
   try {
     if (args.op === 'save') {
       result = await core.saveEntry(store, {
@@ -85,6 +94,7 @@ if (args.op === 'pack') {
   }
 }
 const ms = performance.now() - started;
+const sent = requests;
 const usage = process.resourceUsage();
 console.log(
   JSON.stringify({
@@ -92,5 +102,6 @@ console.log(
     ms,
     maxRssBytes: usage.maxRSS * 1024,
     cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000,
+    requests: sent,
   }),
 );

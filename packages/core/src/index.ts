@@ -34,10 +34,13 @@ export {
 export { parseStoreUrl, redactUrl, type StoreUrl } from './config/urls.js';
 export {
   CHUNK_MEDIA_TYPE,
+  COMPAT_CONFIG_MEDIA_TYPE,
+  ENTRY_ANNOTATION,
   ENTRY_ARTIFACT_TYPE,
   ENTRY_CONFIG_MEDIA_TYPE,
   ENTRY_FORMAT_VERSION,
   type EntryConfig,
+  type EntryForm,
 } from './entry/format.js';
 export { restoreEntry, saveEntry } from './entry/lazy.js';
 export { hasEntry, lookupEntry } from './entry/resolve.js';
@@ -45,6 +48,7 @@ export type {
   EntryChecker,
   EntryReader,
   EntryWriter,
+  FormFallback,
   HasEntry,
   LookupEntry,
   LookupEntryOptions,
@@ -79,6 +83,7 @@ export type {
   CacheEvent,
   CacheEventBase,
   CacheEventListener,
+  CacheFormatFallbackEvent,
   CacheHitEvent,
   CacheLookupEvent,
   CacheMissEvent,
@@ -122,3 +127,11 @@ export type {
 export { type CountedMethod, type CountingStore, countingStore } from './store/counting.js';
 export { defaultCacheDir } from './store/default-dir.js';
 export { createMemoryStore, type MemoryStore, type MemoryStoreOptions } from './store/memory.js';
+export {
+  DEFAULT_MAX_AGE_MS,
+  DEFAULT_MAX_SIZE,
+  DEFAULT_PRUNE_INTERVAL_MS,
+  parseDuration,
+  parseSize,
+} from './tier/bounds.js';
+export type { PruneOptions, PruneResult } from './tier/prune.js';

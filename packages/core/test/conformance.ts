@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { OciStore } from '@task-cache/oci';
 import { hostileTar, type TarRecord, tarDir, tarEnd, tarFile, tarSymlink } from '@task-cache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OCI_INDEX_MEDIA_TYPE } from '../src/entry/format.js';
+import { type EntryForm, OCI_INDEX_MEDIA_TYPE } from '../src/entry/format.js';
 import {
   countingStore,
   EntryError,
@@ -47,6 +47,20 @@ export interface ConformanceOptions {
   big?: boolean;
   /** The fixture offers `tamperBlob` and `removeBlob`: run the tampering cases. @default false */
   tamper?: boolean;
+  /**
+   * Smaller inputs for the cases that move many chunks (2 000 files instead of 20 000, 1.5 MB
+   * dedup and 1 MB sharing with 16 KiB chunks instead of 20 MB and 4 MB with 64 KiB): for a
+   * store reached through a proxy once per profile, where each chunk costs several requests.
+   * The behaviour checked is the same.
+   * @default false
+   */
+  small?: boolean;
+  /**
+   * The form hand-built (hostile) entries are pushed in: `compat` for stores that refuse the
+   * standard form's media types (the gitlab and quay quirk profiles).
+   * @default 'standard'
+   */
+  form?: EntryForm;
 }
 
 const ALL = ['dist/**'];
@@ -130,10 +144,11 @@ export function entryConformance(
       expect(await hasEntry(store, nextTag('unknown'))).toBe(false);
     });
 
-    it('round-trips 20 000 small files', async () => {
+    const dirsOfMany = options.small ? 10 : 100;
+    it(`round-trips ${(dirsOfMany * 200).toLocaleString('en-US').replace(',', ' ')} small files`, async () => {
       const { store } = await makeStore();
       const src = await taskDir('many');
-      for (let d = 0; d < 100; d++) {
+      for (let d = 0; d < dirsOfMany; d++) {
         await mkdir(join(src, `dist/d${d}`), { recursive: true });
         await Promise.all(
           Array.from({ length: 200 }, (_, f) =>
@@ -143,10 +158,10 @@ export function entryConformance(
       }
       const tag = nextTag('many');
       const saved = await saveEntry(store, { dir: src, generates: ALL, tag, task: 'many', key: tag });
-      expect(saved.files).toBe(20_000);
+      expect(saved.files).toBe(dirsOfMany * 200);
       const dst = await taskDir('many-dst');
       const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag });
-      expect(restored?.files).toBe(20_000);
+      expect(restored?.files).toBe(dirsOfMany * 200);
       expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
     });
 
@@ -186,9 +201,15 @@ export function entryConformance(
       return { store, src };
     };
 
-    it('changing one 10 KB file in the middle pushes at most 3 chunks (20 MB, 64 KiB chunks)', async () => {
-      await dedupCase(40, 512 * 1024, 64 * 1024);
-    });
+    if (options.small) {
+      it('changing one 10 KB file in the middle pushes at most 3 chunks (1.5 MB, 16 KiB chunks)', async () => {
+        await dedupCase(12, 128 * 1024, 16 * 1024);
+      });
+    } else {
+      it('changing one 10 KB file in the middle pushes at most 3 chunks (20 MB, 64 KiB chunks)', async () => {
+        await dedupCase(40, 512 * 1024, 64 * 1024);
+      });
+    }
 
     if (options.big) {
       it('changing one 10 KB file in the middle of 200 MB pushes at most 3 chunks (default 1 MiB chunks)', async () => {
@@ -214,7 +235,8 @@ export function entryConformance(
       const { store } = await makeStore();
       const a = await taskDir('share-a');
       const b = await taskDir('share-b');
-      const shared = seededBytes(4 * 1024 * 1024, 77);
+      const shared = seededBytes((options.small ? 1 : 4) * 1024 * 1024, 77);
+      const avgChunkSize = (options.small ? 16 : 64) * 1024;
       await writeTree(a, { 'dist/shared.bin': shared, 'dist/only-a.txt': 'a' });
       await writeTree(b, { 'dist/shared.bin': shared, 'dist/only-b.txt': 'bbbb' });
       const ta = nextTag('share');
@@ -225,7 +247,7 @@ export function entryConformance(
         tag: ta,
         task: 'a',
         key: ta,
-        avgChunkSize: 64 * 1024,
+        avgChunkSize,
       });
       const sb = await saveEntry(store, {
         dir: b,
@@ -233,7 +255,7 @@ export function entryConformance(
         tag: tb,
         task: 'b',
         key: tb,
-        avgChunkSize: 64 * 1024,
+        avgChunkSize,
       });
       expect(sb.chunksTotal).toBeGreaterThan(30);
       expect(sb.chunksPushed).toBeLessThanOrEqual(3);
@@ -312,7 +334,7 @@ export function entryConformance(
           await writeTree(task, { 'dist/existing.js': 'previous build', 'src/main.ts': 'source' });
           const before = await treeHash(task);
           const tag = nextTag('hostile');
-          await pushHostile(store, tag, entries, tamper);
+          await pushHostile(store, tag, entries, tamper, options.form);
           const err = await restoreEntry(store, { dir: task, generates: ALL, tag }).catch((e) => e);
           if (process.env.TC_DEBUG) console.log(label, '→', err?.code, err?.message);
           expect(err).toBeInstanceOf(EntryError);
@@ -439,7 +461,7 @@ export function entryConformance(
           await writeTree(task, { 'dist/existing.js': 'previous build', 'src/main.ts': 'source' });
           const before = await treeHash(task);
           const tag = nextTag('hostile-tar');
-          await pushArchive(store, tag, hostileTar(records), 1, tamper);
+          await pushArchive(store, tag, hostileTar(records), 1, tamper, options.form);
           const err = await restoreEntry(store, { dir: task, generates: ALL, tag }).catch((e) => e);
           if (process.env.TC_DEBUG) console.log(label, '→', err?.code, err?.message);
           // No raw Node error: a project error with a prefixed code.
@@ -463,7 +485,7 @@ export function entryConformance(
           tarFile('dist/b256', 'b', { uid: { base256: 1000 }, mtime: { base256: 1_600_000_000 } }),
           tarEnd(4),
         ]);
-        await pushArchive(store, tag, raw, 3, { mtimes: 'kept' });
+        await pushArchive(store, tag, raw, 3, { mtimes: 'kept' }, options.form);
         const r = await restoreEntry(store, { dir: task, generates: ALL, tag });
         expect(r?.files).toBe(3);
         expect(await readFile(join(task, 'dist/from-pax.txt'), 'utf8')).toBe('pax');
@@ -483,7 +505,7 @@ export function entryConformance(
       await symlink('../outside', join(task, 'vendor'));
       const before = await treeHash(task);
       const tag = nextTag('escape-read');
-      await pushHostile(store, tag, [dir('dist'), link('dist/v', '../vendor/secret')]);
+      await pushHostile(store, tag, [dir('dist'), link('dist/v', '../vendor/secret')], {}, options.form);
       const err = await restoreEntry(store, { dir: task, generates: ALL, tag }).catch((e) => e);
       expect(err).toBeInstanceOf(EntryError);
       expect(err.code).toBe('CACHE_ERR_ENTRY_REFUSED');
@@ -494,7 +516,13 @@ export function entryConformance(
       await writeFile(join(task, 'assets/logo.svg'), '<svg/>');
       await symlink('assets', join(task, 'static'));
       const ok = nextTag('inside-read');
-      await pushHostile(store, ok, [dir('dist'), link('dist/logo.svg', '../static/logo.svg')]);
+      await pushHostile(
+        store,
+        ok,
+        [dir('dist'), link('dist/logo.svg', '../static/logo.svg')],
+        {},
+        options.form,
+      );
       expect(await restoreEntry(store, { dir: task, generates: ALL, tag: ok })).toBeDefined();
       expect(await readFile(join(task, 'dist/logo.svg'), 'utf8')).toBe('<svg/>');
     });
@@ -513,12 +541,13 @@ export function entryConformance(
         await writeTree(task, layout);
         const before = await treeHash(task);
         const tag = nextTag('poisoned');
-        await pushHostile(store, tag, [
-          dir('src'),
-          file('src/main.ts', 'process.exit(13)'),
-          dir('dist'),
-          file('dist/x', '1'),
-        ]);
+        await pushHostile(
+          store,
+          tag,
+          [dir('src'), file('src/main.ts', 'process.exit(13)'), dir('dist'), file('dist/x', '1')],
+          {},
+          options.form,
+        );
         const err = await restoreEntry(store, {
           dir: task,
           generates: ['src/**', 'dist/**'],
@@ -529,7 +558,13 @@ export function entryConformance(
         expect(err.code).toBe('CACHE_ERR_ENTRY_REFUSED');
         expect(await treeHash(task)).toBe(before);
         const git = nextTag('poisoned-git');
-        await pushHostile(store, git, [dir('.git'), file('.git/config', '[core]\n\thooksPath = /tmp\n')]);
+        await pushHostile(
+          store,
+          git,
+          [dir('.git'), file('.git/config', '[core]\n\thooksPath = /tmp\n')],
+          {},
+          options.form,
+        );
         const gitErr = await restoreEntry(store, {
           dir: task,
           generates: ['**'],
@@ -544,7 +579,7 @@ export function entryConformance(
         const task = await taskDir('broad');
         await writeTree(task, layout);
         const tag = nextTag('broad');
-        await pushHostile(store, tag, [dir('dist'), file('dist/x', 'new')]);
+        await pushHostile(store, tag, [dir('dist'), file('dist/x', 'new')], {}, options.form);
         const r = await restoreEntry(store, {
           dir: task,
           generates: ['src/**', 'dist/**'],
@@ -669,6 +704,31 @@ export function entryConformance(
         expect(err).toBeInstanceOf(EntryError);
         expect(err.code).toBe('CACHE_ERR_ENTRY_CORRUPT');
         expect(await readFile(join(dst, 'dist/a.txt'), 'utf8')).toBe('old');
+      });
+
+    if (options.tamper)
+      it('a chunk tampered at its own size is caught by the uncompressed digest of the config (the store checks only the size of chunks)', async () => {
+        const fx = await makeStore();
+        if (!fx.tamperBlob) throw new Error('fixture declared tamper: true without tamperBlob');
+        const src = await taskDir('tamper-same-size');
+        await writeTree(src, { 'dist/a.bin': seededBytes(64 * 1024, 9) });
+        const tag = nextTag('tamper-same-size');
+        await saveEntry(fx.store, { dir: src, generates: ALL, tag, task: 't', key: tag });
+        const manifest = JSON.parse(Buffer.from((await fx.store.fetchManifest(tag))!.bytes).toString());
+        const layer = manifest.layers[0];
+        const parts: Uint8Array[] = [];
+        for await (const piece of await fx.store.fetchBlob(layer)) parts.push(piece);
+        const bytes = new Uint8Array(Buffer.concat(parts));
+        // One byte of the payload flipped, far from the frame header: same size, other content.
+        const at = bytes.byteLength - 100;
+        bytes[at] = (bytes[at] as number) ^ 0xff;
+        await fx.tamperBlob(layer.digest, bytes);
+        const dst = await taskDir('tamper-same-size-dst');
+        await writeTree(dst, { 'dist/a.bin': 'old' });
+        const err = await restoreEntry(fx.store, { dir: dst, generates: ALL, tag }).catch((e) => e);
+        expect(err).toBeInstanceOf(EntryError);
+        expect(err.code).toBe('CACHE_ERR_ENTRY_CORRUPT');
+        expect(await readFile(join(dst, 'dist/a.bin'), 'utf8')).toBe('old');
       });
 
     if (options.tamper)

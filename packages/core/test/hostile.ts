@@ -4,8 +4,13 @@ import type { Descriptor, OciStore } from '@task-cache/oci';
 import * as tar from 'tar-stream';
 import {
   CHUNK_MEDIA_TYPE,
+  COMPAT_CONFIG_MEDIA_TYPE,
+  compatConfig,
+  ENTRY_ANNOTATION,
   ENTRY_ARTIFACT_TYPE,
   ENTRY_CONFIG_MEDIA_TYPE,
+  type EntryConfig,
+  type EntryForm,
   OCI_MANIFEST_MEDIA_TYPE,
 } from '../src/entry/format.js';
 import { getZstdCodec } from '../src/internal/zstd.js';
@@ -44,19 +49,20 @@ export async function archive(entries: readonly HostileEntry[]): Promise<Buffer>
   return Buffer.concat(parts);
 }
 
-/** Pushes an entry whose archive holds `entries` (one chunk), tagged `tag`. */
+/** Pushes an entry whose archive holds `entries` (one chunk), tagged `tag`, in `form`. */
 export async function pushHostile(
   store: OciStore,
   tag: string,
   entries: readonly HostileEntry[],
   tamper: Tamper = {},
+  form: EntryForm = 'standard',
 ): Promise<void> {
-  await pushArchive(store, tag, await archive(entries), entries.length, tamper);
+  await pushArchive(store, tag, await archive(entries), entries.length, tamper, form);
 }
 
 /**
  * Pushes an entry whose (single) chunk is the archive `raw` as it is — e.g. one written by
- * `hostileTar` of `@task-cache/testkit` — with an otherwise consistent config, tagged `tag`.
+ * `hostileTar` of `@task-cache/testkit` — with an otherwise consistent config, tagged `tag`, in `form`.
  */
 export async function pushArchive(
   store: OciStore,
@@ -64,7 +70,9 @@ export async function pushArchive(
   raw: Buffer,
   files = 1,
   tamper: Tamper = {},
+  form: EntryForm = 'standard',
 ): Promise<void> {
+  const compat = form === 'compat';
   const compressed = await getZstdCodec('auto').compress(raw, 3);
   const layer: Descriptor = {
     mediaType: CHUNK_MEDIA_TYPE,
@@ -73,31 +81,30 @@ export async function pushArchive(
   };
   await store.pushBlob(layer, compressed);
   const size = tamper.declaredSize ?? raw.byteLength;
-  const config = Buffer.from(
-    JSON.stringify({
-      formatVersion: 1,
-      task: 'hostile',
-      key: tag,
-      created: new Date().toISOString(),
-      producer: { name: 'hand', version: '0' },
-      files,
-      size,
-      archive: { format: 'tar', mtimes: tamper.mtimes ?? 'zero' },
-      chunking: {
-        algorithm: 'fastcdc2020',
-        avgSize: 1048576,
-        minSize: 262144,
-        maxSize: 4194304,
-        normalization: 2,
-        seed: 0,
-      },
-      compression: { algorithm: 'zstd', level: 3 },
-      chunks: [{ size, digest: tamper.declaredDigest ?? sha(raw) }],
-      sources: [],
-    }),
-  );
+  const configDoc = {
+    formatVersion: 1,
+    task: 'hostile',
+    key: tag,
+    created: new Date().toISOString(),
+    producer: { name: 'hand', version: '0' },
+    files,
+    size,
+    archive: { format: 'tar', mtimes: tamper.mtimes ?? 'zero' },
+    chunking: {
+      algorithm: 'fastcdc2020',
+      avgSize: 1048576,
+      minSize: 262144,
+      maxSize: 4194304,
+      normalization: 2,
+      seed: 0,
+    },
+    compression: { algorithm: 'zstd', level: 3 },
+    chunks: [{ size, digest: tamper.declaredDigest ?? sha(raw) }],
+    sources: [],
+  } as EntryConfig;
+  const config = Buffer.from(JSON.stringify(compat ? compatConfig(configDoc) : configDoc));
   const configDesc: Descriptor = {
-    mediaType: ENTRY_CONFIG_MEDIA_TYPE,
+    mediaType: compat ? COMPAT_CONFIG_MEDIA_TYPE : ENTRY_CONFIG_MEDIA_TYPE,
     digest: sha(config),
     size: config.byteLength,
   };
@@ -106,9 +113,10 @@ export async function pushArchive(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST_MEDIA_TYPE,
-      artifactType: ENTRY_ARTIFACT_TYPE,
+      ...(compat ? {} : { artifactType: ENTRY_ARTIFACT_TYPE }),
       config: configDesc,
       layers: [layer],
+      ...(compat ? { annotations: { [ENTRY_ANNOTATION]: ENTRY_ARTIFACT_TYPE } } : {}),
     }),
   );
   await store.pushManifest(manifest, OCI_MANIFEST_MEDIA_TYPE, { tag });

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createOciBackend, createOciClient } from './client.js';
 import { sha256Digest } from './digest.js';
 import { DeniedError, InsecureRedirectError, InvalidOptionError } from './errors.js';
+import { defaultUploadChunkSize } from './registry/options.js';
 
 const agents: MockAgent[] = [];
 function mock() {
@@ -25,6 +26,15 @@ describe('options', () => {
     [{ registry: 'reg', retries: -1 }, /option "retries" must be an integer >= 0/],
     [{ registry: 'reg', maxConcurrentTransfers: 0 }, /option "maxConcurrentTransfers"/],
     [{ registry: 'reg', tagPageSize: 1001 }, /option "tagPageSize" must be at most 1000/],
+    [{ registry: 'reg', chunkSize: 0 }, /option "chunkSize" must be an integer >= 1/],
+    [
+      { registry: 'reg', monolithicUploadMaxBytes: -1 },
+      /option "monolithicUploadMaxBytes" must be an integer >= 0/,
+    ],
+    [
+      { registry: 'reg', maxBlobPushesPerMinute: 0 },
+      /option "maxBlobPushesPerMinute" must be an integer >= 1/,
+    ],
     [{ registry: 'reg', ca: '/nonexistent/ca.pem' }, /option "ca": cannot read CA file/],
     [{ registry: 'reg', env: { TASK_CACHE_OCI_CA: '/nonexistent/ca.pem' } }, /from TASK_CACHE_OCI_CA/],
   ])('refuses %j', (options, message) => {
@@ -54,6 +64,44 @@ describe('protocol details', () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InsecureRedirectError);
     expect(error).toMatchObject({ code: 'OCI_ERR_INSECURE_REDIRECT', statusCode: 307 });
+  });
+
+  it.each([
+    ['ghcr.io', [4 * 1024 * 1024, 2 * 1024 * 1024]],
+    ['123456789012.dkr.ecr.eu-west-1.amazonaws.com', [5 * 1024 * 1024, 1024 * 1024]],
+    ['123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn', [5 * 1024 * 1024, 1024 * 1024]],
+  ])('chunked uploads to %s use PATCH bodies within its limits by default', async (host, expected) => {
+    expect(defaultUploadChunkSize(host)).toBe(expected[0]);
+    const agent = mock();
+    const bytes = new Uint8Array(6 * 1024 * 1024).fill(7);
+    const digest = sha256Digest(bytes);
+    const origin = agent.get(`https://${host}`);
+    origin
+      .intercept({ path: '/v2/a/blobs/uploads/', method: 'POST' })
+      .reply(202, '', { headers: { location: '/v2/a/blobs/uploads/s1' } });
+    const patches: number[] = [];
+    origin
+      .intercept({ path: '/v2/a/blobs/uploads/s1', method: 'PATCH' })
+      .reply(
+        202,
+        (opts) => {
+          patches.push(Number((opts.headers as Record<string, string>)['content-length']));
+          return '';
+        },
+        { headers: { location: '/v2/a/blobs/uploads/s1' } },
+      )
+      .times(2);
+    origin
+      .intercept({ path: (p) => p.startsWith('/v2/a/blobs/uploads/s1?digest='), method: 'PUT' })
+      .reply(201, '');
+    const client = createOciClient({
+      ...base,
+      registry: host,
+      dispatcher: agent,
+      monolithicUploadMaxBytes: 0,
+    });
+    await client.repository('a').pushBlob({ mediaType: 'x', digest, size: bytes.byteLength }, bytes);
+    expect(patches).toEqual(expected);
   });
 
   it('uses an absolute upload Location as returned, query kept, digest merged', async () => {

@@ -10,6 +10,7 @@
  */
 import { type ResolveCredentialsOptions, resolveCredentials } from './credentials.js';
 import { InvalidOptionError } from './errors.js';
+import { createPushRateLimiter } from './internal/push-rate.js';
 import { Semaphore } from './internal/semaphore.js';
 import { createTransport } from './internal/transport/index.js';
 import { type OciReference, parseReference, validateRepository } from './reference.js';
@@ -17,6 +18,7 @@ import { createBlobReader } from './registry/blobs.js';
 import type { RepositoryContext } from './registry/context.js';
 import { createManifests } from './registry/manifests.js';
 import { type OciClientOptions, resolveClientOptions } from './registry/options.js';
+import { type ProbeOptions, probeCapabilities } from './registry/probe.js';
 import { listTags } from './registry/tags.js';
 import { createBlobWriter } from './registry/uploads.js';
 import type { Descriptor, OciStore, RequestOptions } from './types.js';
@@ -88,6 +90,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
     credentials: () => resolveCredentials(o.registry, credentialOptions),
   });
   const transfers = new Semaphore(o.maxConcurrentTransfers);
+  const pushRate =
+    o.maxBlobPushesPerMinute === undefined ? undefined : createPushRateLimiter(o.maxBlobPushesPerMinute);
   let closed = false;
 
   const client: OciClient = {
@@ -106,6 +110,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
         origin: o.origin,
         location: `oci://${o.registry}/${name}`,
         chunkSize: o.chunkSize,
+        monolithicUploadMaxBytes: o.monolithicUploadMaxBytes,
+        pushRate,
         maxManifestBytes: o.maxManifestBytes,
         tagPageSize: o.tagPageSize,
       });
@@ -151,6 +157,7 @@ function createRepository(client: OciClient, ctx: RepositoryContext): OciReposit
     ...createBlobWriter(ctx, blobs),
     ...createManifests(ctx),
     listTags: (options?: RequestOptions) => listTags(ctx, options),
+    probeCapabilities: (options?: ProbeOptions) => probeCapabilities(ctx, options),
     close: async () => {},
   };
 }

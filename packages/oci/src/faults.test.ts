@@ -248,11 +248,84 @@ describe('retries', () => {
     const d = descriptorOf(bytes);
     const { repo, proxy } = await viaProxy(
       (req, n) => (req.method === 'PATCH' && n === 2 ? { kind: 'respond', status: 502 } : { kind: 'pass' }),
-      { chunkSize: 1024 * 1024 },
+      { chunkSize: 1024 * 1024, monolithicUploadMaxBytes: 1024 * 1024 },
     );
     await repo.pushBlob(d, bytes);
     expect(count(proxy, 'PATCH', '/blobs/uploads/')).toBe(5);
     expect(sha256Digest(await collect(await repo.fetchBlob(d)))).toBe(d.digest);
+  });
+
+  it('pushes a blob larger than chunkSize monolithically by default: one POST, one PUT, no PATCH', async () => {
+    const bytes = seededBytes(25, 9 * 1024 * 1024 + 3);
+    const d = descriptorOf(bytes);
+    const { repo, proxy } = await viaProxy(() => ({ kind: 'pass' }));
+    await repo.pushBlob(d, bytes);
+    expect(count(proxy, 'POST', '/blobs/uploads/')).toBe(1);
+    expect(count(proxy, 'PUT', '/blobs/uploads/')).toBe(1);
+    expect(count(proxy, 'PATCH', '/blobs/uploads/')).toBe(0);
+    expect(sha256Digest(await collect(await repo.fetchBlob(d)))).toBe(d.digest);
+  });
+
+  it('falls back to chunked PATCHes of at most chunkSize after a 413 on the monolithic PUT', async () => {
+    const bytes = seededBytes(26, 3 * 1024 * 1024 + 7);
+    const d = descriptorOf(bytes);
+    const { repo, proxy } = await viaProxy(
+      (req) =>
+        req.method === 'PUT' && Number(req.headers['content-length']) > 1024 * 1024
+          ? { kind: 'respond', status: 413, body: 'Request Entity Too Large' }
+          : { kind: 'pass' },
+      { chunkSize: 1024 * 1024 },
+    );
+    await repo.pushBlob(d, bytes);
+    const patches = proxy.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.map((r) => Number(r.headers['content-length']))).toEqual([
+      1024 * 1024,
+      1024 * 1024,
+      1024 * 1024,
+      7,
+    ]);
+    // The refused monolithic PUT, then the closing PUT of the chunked upload.
+    expect(count(proxy, 'PUT', '/blobs/uploads/')).toBe(2);
+    expect(sha256Digest(await collect(await repo.fetchBlob(d)))).toBe(d.digest);
+  });
+
+  it('a 413 on a bare stream is reported, not retried (the bytes cannot be sent again)', async () => {
+    const bytes = seededBytes(27, 2048);
+    const d = descriptorOf(bytes);
+    const { repo, proxy } = await viaProxy((req) =>
+      req.method === 'PUT' ? { kind: 'respond', status: 413 } : { kind: 'pass' },
+    );
+    async function* once() {
+      yield bytes;
+    }
+    await expect(repo.pushBlob(d, once())).rejects.toMatchObject({ statusCode: 413, method: 'PUT' });
+    expect(count(proxy, 'PATCH', '/blobs/uploads/')).toBe(0);
+  });
+
+  it('maxBlobPushesPerMinute: the push beyond the cap waits for the window (and its signal aborts the wait)', async () => {
+    const { repo, proxy } = await viaProxy(() => ({ kind: 'pass' }), { maxBlobPushesPerMinute: 2 });
+    for (const seedValue of [28, 29]) {
+      const bytes = seededBytes(seedValue, 100);
+      await repo.pushBlob(descriptorOf(bytes), bytes);
+    }
+    const third = seededBytes(30, 100);
+    const controller = new AbortController();
+    const pending = repo.pushBlob(descriptorOf(third), third, { signal: controller.signal });
+    let settled = false;
+    pending.then(
+      () => {
+        settled = true;
+      },
+      () => {
+        settled = true;
+      },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(settled).toBe(false);
+    expect(count(proxy, 'POST', '/blobs/uploads/')).toBe(2);
+    controller.abort(new Error('stop waiting'));
+    await expect(pending).rejects.toThrow('stop waiting');
+    expect(count(proxy, 'POST', '/blobs/uploads/')).toBe(2);
   });
 
   it('reports 405 on delete as UNSUPPORTED without retrying', async () => {
@@ -422,6 +495,7 @@ describe('token refresh in the middle of an upload', () => {
       authFiles: null,
       env: {},
       chunkSize: 1024 * 1024,
+      monolithicUploadMaxBytes: 1024 * 1024,
     });
     closers.push(() => client.close());
     const repo = client.repository('mid/upload');

@@ -67,8 +67,11 @@ export {
   type LayoutGcOptions,
   type LayoutGcResult,
   type LayoutLocker,
+  type LayoutPruneOptions,
+  type LayoutPruneResult,
   type LayoutStore,
   type LayoutStoreOptions,
+  type LayoutUse,
   REF_NAME_ANNOTATION,
 } from './layout/index.js';
 export {
@@ -107,6 +110,7 @@ export type {
   BlobFetcher,
   BlobPusher,
   Descriptor,
+  FetchBlobOptions,
   FetchedManifest,
   ManifestDeleter,
   ManifestFetcher,
@@ -114,6 +118,7 @@ export type {
   OciStore,
   PushBlobOptions,
   PushManifestOptions,
+  RegistryCapabilities,
   RequestOptions,
   StoreLimits,
   Tagger,

@@ -38,14 +38,29 @@ export interface RequestOptions {
  */
 export type BlobBody = Uint8Array | AsyncIterable<Uint8Array> | (() => AsyncIterable<Uint8Array>);
 
+/** Options for {@link BlobFetcher.fetchBlob}. */
+export interface FetchBlobOptions extends RequestOptions {
+  /**
+   * The caller proves the content by other means before using it, so the reader checks only the
+   * size and skips hashing the bytes: one hash per byte instead of two. Example: core's restore,
+   * whose config (itself verified by its digest) lists each chunk's uncompressed sha256, which it
+   * checks after decompressing; a blob that decompresses to those bytes is the right content
+   * whatever its compressed digest. Never set it for bytes used as they are. A store may ignore
+   * it (and verify the digest anyway).
+   * @default false
+   */
+  contentVerified?: boolean;
+}
+
 /** Reads a blob; the bytes always come through the shared verifying reader. */
 export interface BlobFetcher {
   /**
    * Streams the blob's bytes, verified against `descriptor.size` and `descriptor.digest`
    * as they flow (a mismatch throws `DigestMismatchError`/`SizeMismatchError` and the
-   * final piece is never handed on). A missing blob throws `BlobUnknownError` from this call.
+   * final piece is never handed on; with `contentVerified`, the size only). A missing blob
+   * throws `BlobUnknownError` from this call.
    */
-  fetchBlob(descriptor: Descriptor, options?: RequestOptions): Promise<AsyncIterable<Uint8Array>>;
+  fetchBlob(descriptor: Descriptor, options?: FetchBlobOptions): Promise<AsyncIterable<Uint8Array>>;
 }
 
 /** Checks whether a blob exists. */
@@ -157,6 +172,17 @@ export interface StoreLimits {
  * digest vs tag references, tag order, limits, verification, aborts) is pinned by the store
  * contract suite (`storeContract` in `@task-cache/testkit`).
  */
+/**
+ * What a registry showed it supports, from its answers to reads (see `probeCapabilities`). A
+ * capability the registry's answers said nothing about is absent.
+ */
+export interface RegistryCapabilities {
+  /** `GET` of a blob honours `Range` (answers `206`). */
+  rangeRequests?: boolean;
+  /** The OCI 1.1 referrers API answers (`GET /v2/<name>/referrers/<digest>`). */
+  referrers?: boolean;
+}
+
 export interface OciStore
   extends BlobFetcher,
     BlobChecker,
@@ -170,6 +196,14 @@ export interface OciStore
   readonly limits?: StoreLimits;
   listTags?: TagLister['listTags'];
   deleteManifest?: ManifestDeleter['deleteManifest'];
+  /**
+   * Registry stores only: asks the registry what it supports, with reads only (a `Range` of
+   * `options.blob`, the referrers API). Absent on stores that are not registries.
+   */
+  probeCapabilities?(options?: {
+    blob?: Pick<Descriptor, 'digest' | 'size'>;
+    signal?: AbortSignal;
+  }): Promise<RegistryCapabilities>;
   /** Releases sockets, file handles and timers. */
   close?(): Promise<void>;
 }

@@ -127,3 +127,22 @@ describe('verifyBytes', () => {
     ).toThrow(/content from mem has digest sha256:[0-9a-f]{64}, expected/);
   });
 });
+
+describe('verifyStream with checkDigest: false (the caller proves the content itself)', () => {
+  const collect = async (s: AsyncIterable<Uint8Array>) => {
+    const out: string[] = [];
+    for await (const p of s) out.push(new TextDecoder().decode(p));
+    return out.join('');
+  };
+  it('skips the digest but still enforces the size, both ways', async () => {
+    const other = { digest: sha256Digest(enc('xyz')), size: 3 };
+    expect(await collect(verifyStream(from('a', 'bc'), other, { checkDigest: false }))).toBe('abc');
+    await expect(collect(verifyStream(from('a', 'bc'), other))).rejects.toBeInstanceOf(DigestMismatchError);
+    await expect(
+      collect(verifyStream(from('ab', 'cd'), other, { checkDigest: false })),
+    ).rejects.toBeInstanceOf(SizeMismatchError);
+    await expect(collect(verifyStream(from('ab'), other, { checkDigest: false }))).rejects.toBeInstanceOf(
+      SizeMismatchError,
+    );
+  });
+});

@@ -14,6 +14,12 @@ export interface VerifyOptions {
   signal?: AbortSignal;
   /** Where the bytes come from, for error messages (no credentials). */
   location?: string;
+  /**
+   * Hash the bytes and compare with `expected.digest`. `false` checks the size only, for a
+   * caller that proves the content itself (`FetchBlobOptions.contentVerified`).
+   * @default true
+   */
+  checkDigest?: boolean;
 }
 
 function checkExpected(expected: Pick<Descriptor, 'digest' | 'size'>): 'sha256' | 'sha512' {
@@ -53,7 +59,7 @@ export async function* verifyStream(
   const algorithm = checkExpected(expected);
   const signal = options?.signal;
   signal?.throwIfAborted();
-  const hash = createHash(algorithm);
+  const hash = options?.checkDigest === false ? undefined : createHash(algorithm);
   let seen = 0;
   let held: Uint8Array | undefined;
   for await (const chunk of source) {
@@ -66,7 +72,7 @@ export async function* verifyStream(
         { digest: expected.digest },
       );
     }
-    hash.update(chunk);
+    hash?.update(chunk);
     if (held !== undefined) yield held;
     held = chunk;
   }
@@ -77,14 +83,16 @@ export async function* verifyStream(
       { digest: expected.digest },
     );
   }
-  const actual = `${algorithm}:${hash.digest('hex')}`;
-  if (actual !== expected.digest) {
-    throw new DigestMismatchError(
-      `content${where(options)} has digest ${actual}, expected ${expected.digest}`,
-      {
-        digest: expected.digest,
-      },
-    );
+  if (hash !== undefined) {
+    const actual = `${algorithm}:${hash.digest('hex')}`;
+    if (actual !== expected.digest) {
+      throw new DigestMismatchError(
+        `content${where(options)} has digest ${actual}, expected ${expected.digest}`,
+        {
+          digest: expected.digest,
+        },
+      );
+    }
   }
   if (held !== undefined) yield held;
 }

@@ -13,6 +13,8 @@ export interface SeenRequest {
   method: string;
   url: string;
   headers: http.IncomingHttpHeaders;
+  /** The request body, when {@link ProxyOptions.bufferBody} asked for it. */
+  body?: Buffer;
 }
 
 /** What to do with a request. */
@@ -42,6 +44,14 @@ export interface ProxyOptions {
   handle?: (req: SeenRequest, n: number) => FaultAction | Promise<FaultAction>;
   /** Headers added to every forwarded request (e.g. credentials the proxy itself holds). */
   upstreamHeaders?: Record<string, string>;
+  /**
+   * Read the whole request body into `SeenRequest.body` before `handle` sees the request (for
+   * small bodies only: manifests, upload chunks of a test).
+   * @default never
+   */
+  bufferBody?: (req: SeenRequest) => boolean;
+  /** Called with the upstream's status of every forwarded request (after `handle` let it through). */
+  observe?: (req: SeenRequest, status: number) => void;
 }
 
 /** A running fault proxy. */
@@ -76,6 +86,11 @@ export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
     const key = `${seen.method} ${seen.url.split('?')[0]}`;
     const n = (counts.get(key) ?? 0) + 1;
     counts.set(key, n);
+    if (options.bufferBody?.(seen)) {
+      const parts: Buffer[] = [];
+      for await (const part of req) parts.push(part as Buffer);
+      seen.body = Buffer.concat(parts);
+    }
     let action: FaultAction;
     try {
       action = (await options.handle?.(seen, n)) ?? { kind: 'pass' };
@@ -84,7 +99,7 @@ export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
       return;
     }
     if (action.kind === 'respond') {
-      req.resume();
+      if (seen.body === undefined) req.resume();
       res.writeHead(action.status, action.headers ?? {});
       res.end(action.body ?? '');
       return;
@@ -105,11 +120,12 @@ export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
         hostname: upstream.hostname,
         port: upstream.port,
         method: req.method,
-        path: req.url,
+        path: seen.url,
         headers,
         agent,
       },
       (up) => {
+        options.observe?.(seen, up.statusCode ?? 502);
         if (action.kind === 'forward-then-stall') {
           up.resume();
           return;
@@ -146,7 +162,8 @@ export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
       if (!res.headersSent) res.writeHead(502).end(String(error));
       else res.socket?.destroy();
     });
-    req.pipe(forward);
+    if (seen.body !== undefined) forward.end(seen.body);
+    else req.pipe(forward);
   });
   server.on('connection', (socket) => {
     sockets.add(socket);

@@ -23,6 +23,15 @@ export {
 } from './hostile-tar.js';
 export { type SimpleRequestOptions, type SimpleResponse, simpleRequest } from './http.js';
 export {
+  ALLOWLISTED_MEDIA_TYPES,
+  QUIRK_PROFILES,
+  type QuirkProfile,
+  type QuirkProxy,
+  type QuirkProxyOptions,
+  type QuirkRefusal,
+  startQuirkProxy,
+} from './quirk-proxy.js';
+export {
   type RedisAclUser,
   type RedisFixture,
   type RedisFixtureOptions,

@@ -113,6 +113,9 @@ async function openRegistryStore(
     url: `oci://${parsed.registry}/${parsed.repository}`,
     plainHttp: parsed.plainHttp,
     ...(ca === undefined ? {} : { ca }),
+    ...(parsed.maxBlobPushesPerMinute === undefined
+      ? {}
+      : { maxBlobPushesPerMinute: parsed.maxBlobPushesPerMinute }),
     env,
     retries: 2,
     maxRetryDelayMs: 2_000,

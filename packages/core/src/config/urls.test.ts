@@ -19,6 +19,19 @@ describe('parseStoreUrl', () => {
       plainHttp: true,
     });
     expect(parseStoreUrl('oci://h/a/b:t?ca=/etc/ca.pem')).toMatchObject({ tag: 't', ca: '/etc/ca.pem' });
+    expect(parseStoreUrl('oci://ghcr.io/o/r?max-pushes-per-minute=1500')).toMatchObject({
+      maxBlobPushesPerMinute: 1500,
+    });
+  });
+  it('parses ?format= (the entry form) and refuses unknown forms', () => {
+    expect(parseStoreUrl('oci://h/a/b?format=compat')).toMatchObject({ format: 'compat' });
+    expect(parseStoreUrl('oci://h/a/b:t?plain-http=true&format=standard')).toMatchObject({
+      format: 'standard',
+    });
+    expect(parseStoreUrl('oci://h/a/b')).not.toHaveProperty('format');
+    expect(() => parseStoreUrl('oci://h/a/b?format=docker')).toThrow(
+      /format must be auto, standard or compat/,
+    );
   });
   it('parses oci-layout with and without a tag, memory, redis and empty', () => {
     expect(parseStoreUrl('oci-layout:/var/cache/tc')).toEqual({ kind: 'oci-layout', path: '/var/cache/tc' });
@@ -44,6 +57,8 @@ describe('parseStoreUrl', () => {
     [`oci://h/a/b:${'t'.repeat(129)}`, /at most 128/],
     ['oci://h/a/b:.bad', /must not start/],
     ['ftp://h/x', /unknown scheme/],
+    ['oci://h/a/b?max-pushes-per-minute=0', /max-pushes-per-minute must be a positive integer/],
+    ['oci://h/a/b?max-pushes-per-minute=1e3', /max-pushes-per-minute must be a positive integer/],
     ['redis://:pw@h:6379?ttl=-1', /ttl must be/],
   ])('rejects %s', (url, message) => {
     expect(() => parseStoreUrl(url)).toThrow(CacheConfigError);

@@ -20,6 +20,10 @@ export type StoreUrl =
       ca?: string;
       /** `?plain-http=true`: talk HTTP instead of HTTPS. */
       plainHttp: boolean;
+      /** `?max-pushes-per-minute=N`: cap on blob pushes per minute (registries that rate-limit them). */
+      maxBlobPushesPerMinute?: number;
+      /** `?format=`: the entry form to write (`SaveEntryOptions.format`); absent means `auto`. */
+      format?: 'auto' | 'standard' | 'compat';
     }
   | { kind: 'oci-layout'; path: string; tag?: string }
   | {
@@ -54,8 +58,11 @@ function checkTag(url: string, tag: string | undefined): string | undefined {
 /**
  * Parses a store URL:
  *
- * - `oci://HOST[:PORT]/PROJECT/REPO[:TAG][?ca=PATH&plain-http=true]` — an OCI registry (HTTPS,
- *   or HTTP with `plain-http=true`; `ca=` a CA file). Credentials never go in the URL: they come
+ * - `oci://HOST[:PORT]/PROJECT/REPO[:TAG][?ca=PATH&plain-http=true&format=compat&max-pushes-per-minute=N]`
+ *   — an OCI registry (HTTPS, or HTTP with `plain-http=true`; `ca=` a CA file; `format=` the entry
+ *   form to write: `auto` by default, `compat` for registries that allowlist media types;
+ *   `max-pushes-per-minute=` caps blob pushes for registries that rate-limit them, e.g. GHCR's
+ *   ~2,000 a minute). Credentials never go in the URL: they come
  *   from `TASK_CACHE_OCI_USER`/`TASK_CACHE_OCI_PASSWORD` or docker/podman `config.json`.
  * - `oci-layout:PATH[:TAG]` — a local OCI image-layout directory; the tag after the last `:`.
  * - `redis://…` / `rediss://…` — small entries in Redis (`@task-cache/core/redis`), `?ttl=SECONDS`.
@@ -91,9 +98,15 @@ export function parseStoreUrl(url: string): StoreUrl {
         `repository "${repository}" is not a valid OCI repository name (lowercase [a-z0-9], separators . _ __ - and /)`,
       );
     for (const name of query.keys()) {
-      if (name !== 'ca' && name !== 'plain-http')
-        fail(text, `unknown parameter "${name}" (known: ca, plain-http)`);
+      if (name !== 'ca' && name !== 'plain-http' && name !== 'format' && name !== 'max-pushes-per-minute')
+        fail(text, `unknown parameter "${name}" (known: ca, plain-http, format, max-pushes-per-minute)`);
     }
+    const format = query.get('format');
+    if (format !== null && format !== 'auto' && format !== 'standard' && format !== 'compat')
+      fail(text, 'format must be auto, standard or compat');
+    const pushes = query.get('max-pushes-per-minute');
+    if (pushes !== null && !/^[1-9][0-9]{0,8}$/.test(pushes))
+      fail(text, 'max-pushes-per-minute must be a positive integer');
     const plain = query.get('plain-http');
     if (plain !== null && plain !== 'true' && plain !== 'false')
       fail(text, 'plain-http must be true or false');
@@ -103,6 +116,8 @@ export function parseStoreUrl(url: string): StoreUrl {
     const t = checkTag(text, tag);
     if (t !== undefined) out.tag = t;
     if (ca !== null) out.ca = ca;
+    if (format !== null) out.format = format as 'auto' | 'standard' | 'compat';
+    if (pushes !== null) out.maxBlobPushesPerMinute = Number(pushes);
     return out;
   }
   if (text.startsWith('oci-layout:')) {

@@ -2,7 +2,7 @@
  * The entry format (docs/format.md is the contract): media types, the config document, and
  * strict parsing of what a store hands back. Everything read here is untrusted.
  */
-import { type Descriptor, MEDIA_TYPE_IMAGE_MANIFEST } from '@task-cache/oci';
+import { type Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST } from '@task-cache/oci';
 import { EntryCorruptError, EntryTooLargeError } from '../errors.js';
 
 // The standard OCI media types are `@task-cache/oci`'s (its very constants, under the names core's
@@ -18,6 +18,29 @@ export const ENTRY_ARTIFACT_TYPE = 'application/vnd.task-cache.entry.v1';
 export const ENTRY_CONFIG_MEDIA_TYPE = 'application/vnd.task-cache.entry.config.v1+json';
 /** Media type of each chunk layer. */
 export const CHUNK_MEDIA_TYPE = 'application/vnd.task-cache.chunk.v1+zstd';
+/**
+ * The two forms of an entry (docs/format.md §4–§5): `standard` carries `artifactType` and the
+ * entry config media type; `compat` carries neither — the config blob has the OCI image config
+ * media type and is also a valid image config — for registries that allowlist media types
+ * (GitLab, Quay without general OCI support). Readers accept both without being told which.
+ */
+export type EntryForm = 'standard' | 'compat';
+/** The forms, in the order a writer in `auto` mode tries them. */
+export const ENTRY_FORMS: readonly EntryForm[] = ['standard', 'compat'];
+/** Media type of the config blob in the compatible form: the OCI image config. */
+export const COMPAT_CONFIG_MEDIA_TYPE = MEDIA_TYPE_IMAGE_CONFIG;
+/**
+ * Annotation marking a manifest or an index in the compatible form as a task-cache entry (the
+ * value is {@link ENTRY_ARTIFACT_TYPE}): what `artifactType` says in the standard form.
+ */
+export const ENTRY_ANNOTATION = 'dev.task-cache.entry';
+/**
+ * `architecture` and `os` of the compatible form's image config (required by image-spec v1.1.1
+ * `config.md`): an entry runs nowhere, and `unknown` is what BuildKit writes for its non-runnable
+ * attestation manifests, so no runtime selects it as an image for a platform.
+ */
+export const COMPAT_PLATFORM = 'unknown';
+
 /** Version of the config document this code writes and reads. */
 export const ENTRY_FORMAT_VERSION = 1;
 
@@ -97,28 +120,66 @@ export function parseDescriptor(v: unknown, what: string, mediaType?: string): D
 
 /** A parsed entry manifest (one of an index's children, or the whole entry). */
 export interface ParsedManifest {
+  form: EntryForm;
   config: Descriptor;
   layers: Descriptor[];
 }
 
-/** Parses an entry's image manifest. */
-export function parseManifest(doc: Record<string, unknown>): ParsedManifest {
-  if (doc.schemaVersion !== 2) throw corrupt('manifest schemaVersion is not 2');
-  if (doc.artifactType !== ENTRY_ARTIFACT_TYPE)
-    throw corrupt(`manifest is not a task-cache entry (artifactType ${JSON.stringify(doc.artifactType)})`);
-  const config = parseDescriptor(doc.config, 'manifest config', ENTRY_CONFIG_MEDIA_TYPE);
-  if (!Array.isArray(doc.layers)) throw corrupt('manifest has no layers array');
-  const layers = doc.layers.map((l, i) => parseDescriptor(l, `layer ${i}`, CHUNK_MEDIA_TYPE));
-  return { config, layers };
+/**
+ * The form of a manifest or index document: `standard` when its `artifactType` is the entry's,
+ * `compat` when it has no `artifactType` and carries the {@link ENTRY_ANNOTATION}.
+ * @throws {EntryCorruptError} for anything else (not a task-cache entry).
+ */
+export function entryFormOf(doc: Record<string, unknown>, what: 'manifest' | 'index'): EntryForm {
+  if (doc.artifactType === ENTRY_ARTIFACT_TYPE) return 'standard';
+  const annotations = doc.annotations;
+  if (
+    doc.artifactType === undefined &&
+    isObject(annotations) &&
+    annotations[ENTRY_ANNOTATION] === ENTRY_ARTIFACT_TYPE
+  ) {
+    return 'compat';
+  }
+  throw corrupt(`${what} is not a task-cache entry (artifactType ${JSON.stringify(doc.artifactType)})`);
 }
 
-/** Parses an entry's image index: the child manifest descriptors in order. */
+/** Parses an entry's image manifest, in either form. */
+export function parseManifest(doc: Record<string, unknown>): ParsedManifest {
+  if (doc.schemaVersion !== 2) throw corrupt('manifest schemaVersion is not 2');
+  const form = entryFormOf(doc, 'manifest');
+  const config = parseDescriptor(
+    doc.config,
+    'manifest config',
+    form === 'standard' ? ENTRY_CONFIG_MEDIA_TYPE : COMPAT_CONFIG_MEDIA_TYPE,
+  );
+  if (!Array.isArray(doc.layers)) throw corrupt('manifest has no layers array');
+  const layers = doc.layers.map((l, i) => parseDescriptor(l, `layer ${i}`, CHUNK_MEDIA_TYPE));
+  return { form, config, layers };
+}
+
+/** Parses an entry's image index, in either form: the child manifest descriptors in order. */
 export function parseIndex(doc: Record<string, unknown>): Descriptor[] {
   if (doc.schemaVersion !== 2) throw corrupt('index schemaVersion is not 2');
-  if (doc.artifactType !== ENTRY_ARTIFACT_TYPE)
-    throw corrupt(`index is not a task-cache entry (artifactType ${JSON.stringify(doc.artifactType)})`);
+  entryFormOf(doc, 'index');
   if (!Array.isArray(doc.manifests) || doc.manifests.length === 0) throw corrupt('index has no manifests');
   return doc.manifests.map((m, i) => parseDescriptor(m, `index manifest ${i}`, MEDIA_TYPE_IMAGE_MANIFEST));
+}
+
+/**
+ * The config document of the compatible form: the entry config plus the fields image-spec
+ * v1.1.1 `config.md` requires (`architecture`, `os`, `rootfs` with `type: "layers"` and one
+ * `diff_ids` entry per chunk — the sha256 of its uncompressed bytes, which is what a DiffID is).
+ * Readers ignore the extra fields; {@link parseConfig} checks the entry fields as in the standard form.
+ */
+export function compatConfig(config: EntryConfig): Record<string, unknown> {
+  // `created` (RFC 3339) is already an image config field of the same meaning.
+  return {
+    architecture: COMPAT_PLATFORM,
+    os: COMPAT_PLATFORM,
+    config: { Labels: { [ENTRY_ANNOTATION]: ENTRY_ARTIFACT_TYPE } },
+    rootfs: { type: 'layers', diff_ids: config.chunks.map((c) => c.digest) },
+    ...config,
+  };
 }
 
 /**

@@ -8,7 +8,7 @@ import { EntryOutputsError, EntryRefusedError } from '../errors.js';
 import { hasNodeZstd } from '../internal/zstd.js';
 import { countingStore } from '../store/counting.js';
 import { createMemoryStore } from '../store/memory.js';
-import { CHUNK_MEDIA_TYPE } from './format.js';
+import { CHUNK_MEDIA_TYPE, ENTRY_CONFIG_MEDIA_TYPE } from './format.js';
 import { restoreEntry } from './restore.js';
 import { saveEntry } from './save.js';
 
@@ -29,6 +29,45 @@ entryConformance(
   },
   { tamper: true },
 );
+
+describe('one hash per byte on restore (issue 15)', () => {
+  it('chunks are fetched with contentVerified (their uncompressed digest is checked), the config without', async () => {
+    const store = createMemoryStore();
+    const src = await tempDir();
+    const dst = await tempDir();
+    try {
+      await writeTree(src, { 'dist/a.bin': seededBytes(256 * 1024, 3) });
+      await saveEntry(store, {
+        dir: src,
+        generates: ['dist/**'],
+        tag: 't',
+        task: 't',
+        key: 't',
+        avgChunkSize: 16 * 1024,
+      });
+      const seen: Array<{ mediaType: string; contentVerified: boolean }> = [];
+      const tracking: OciStore = {
+        ...store,
+        fetchBlob: async (d, o) => {
+          seen.push({ mediaType: d.mediaType, contentVerified: o?.contentVerified === true });
+          return store.fetchBlob(d, o);
+        },
+      };
+      const restored = await restoreEntry(tracking, { dir: dst, generates: ['dist/**'], tag: 't' });
+      expect(restored?.chunksFetched).toBeGreaterThan(1);
+      expect(await treeHash(dst)).toBe(await treeHash(src));
+      const chunks = seen.filter((s) => s.mediaType === CHUNK_MEDIA_TYPE);
+      expect(chunks).toHaveLength(restored?.chunksFetched as number);
+      expect(chunks.every((s) => s.contentVerified)).toBe(true);
+      expect(seen.filter((s) => s.mediaType !== CHUNK_MEDIA_TYPE)).toEqual([
+        { mediaType: ENTRY_CONFIG_MEDIA_TYPE, contentVerified: false },
+      ]);
+    } finally {
+      await removeDir(src);
+      await removeDir(dst);
+    }
+  });
+});
 
 describe('a store failing mid-restore (in-memory fake)', () => {
   it('rejects with the store error and leaves the previous outputs intact (regression: hung inside a large file)', async () => {

@@ -1,7 +1,7 @@
 /**
  * Restore: tag → manifest(s) → config (or an entry `lookupEntry` resolved) → chunks fetched in parallel (bounded) through the store's
- * verifying reader → zstd, bounded by each chunk's declared size → uncompressed size and sha256
- * checked against the config → in-order tar extraction into a staging directory inside the task
+ * verifying reader (size only: `contentVerified`) → zstd, bounded by each chunk's declared size →
+ * uncompressed size and sha256 checked against the config (the one hash of each byte) → in-order tar extraction into a staging directory inside the task
  * directory (while later chunks download) → swapped into place only when everything verified.
  */
 import { setMaxListeners } from 'node:events';
@@ -295,7 +295,11 @@ async function fetchChunk(
   try {
     const compressed = slot.view;
     let pos = 0;
-    for await (const p of await store.fetchBlob(layer, { signal })) {
+    // NOTE: one hash per byte. The config, verified by its digest from the manifest, lists this
+    // chunk's uncompressed sha256, which the codec worker checks after decompressing (bounded by
+    // the declared size) before a byte reaches the extractor: that proves the content, so the
+    // store checks only the compressed size here (docs/format.md, "What a reader verifies").
+    for await (const p of await store.fetchBlob(layer, { signal, contentVerified: true })) {
       if (pos + p.byteLength > layer.size) {
         throw new EntryCorruptError(`chunk ${index} is longer than its descriptor says`, {
           digest: layer.digest,

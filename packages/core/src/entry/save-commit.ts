@@ -7,10 +7,14 @@ import { createHash } from 'node:crypto';
 import type { Descriptor } from '@task-cache/oci';
 import type { ChunkParams } from '../internal/chunk.js';
 import {
+  COMPAT_CONFIG_MEDIA_TYPE,
+  compatConfig,
+  ENTRY_ANNOTATION,
   ENTRY_ARTIFACT_TYPE,
   ENTRY_CONFIG_MEDIA_TYPE,
   ENTRY_FORMAT_VERSION,
   type EntryConfig,
+  type EntryForm,
   OCI_INDEX_MEDIA_TYPE,
   OCI_MANIFEST_MEDIA_TYPE,
 } from './format.js';
@@ -24,15 +28,21 @@ const PRODUCER = { name: '@task-cache/core', version: '0.1.0' };
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 
-/** Pushes the config and the manifest(s); returns the tagged descriptor and the bytes pushed. */
+/**
+ * Pushes the config and the manifest(s) in `form` (docs/format.md §4–§5); returns the tagged
+ * descriptor and the bytes pushed. The chunks are the same in both forms: a retry in the
+ * compatible form after a refusal pushes only a config and manifests.
+ */
 export async function commitEntry(
   store: EntryWriter,
   o: SaveSettings,
   params: ChunkParams,
   pusher: BlobPushing,
   pushed: PushedChunks,
+  form: EntryForm,
   signal: AbortSignal | undefined,
 ): Promise<{ top: Descriptor; manifestBytes: number }> {
+  const compat = form === 'compat';
   const config: EntryConfig = {
     formatVersion: ENTRY_FORMAT_VERSION,
     task: o.task,
@@ -47,19 +57,26 @@ export async function commitEntry(
     chunks: pushed.chunks,
     sources: o.sources,
   };
-  const configBytes = json(config);
+  const configBytes = json(compat ? compatConfig(config) : config);
   const configDesc: Descriptor = {
-    mediaType: ENTRY_CONFIG_MEDIA_TYPE,
+    mediaType: compat ? COMPAT_CONFIG_MEDIA_TYPE : ENTRY_CONFIG_MEDIA_TYPE,
     digest: sha256(configBytes),
     size: configBytes.byteLength,
   };
   await pusher.ensure(configDesc, configBytes, signal);
 
-  const annotations = { 'org.opencontainers.image.created': config.created, 'dev.task-cache.task': o.task };
+  const annotations: Record<string, string> = {
+    'org.opencontainers.image.created': config.created,
+    'dev.task-cache.task': o.task,
+  };
+  // NOTE: the compatible form says "task-cache entry" with an annotation: registries that
+  // allowlist media types refuse an unknown `artifactType` but keep annotations as they are.
+  if (compat) annotations[ENTRY_ANNOTATION] = ENTRY_ARTIFACT_TYPE;
+  const artifactType = compat ? {} : { artifactType: ENTRY_ARTIFACT_TYPE };
   const manifestOf = (group: Descriptor[]) => ({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST_MEDIA_TYPE,
-    artifactType: ENTRY_ARTIFACT_TYPE,
+    ...artifactType,
     config: configDesc,
     layers: group,
     annotations,
@@ -81,13 +98,13 @@ export async function commitEntry(
       mediaType: OCI_MANIFEST_MEDIA_TYPE,
       digest: d.digest,
       size: d.size,
-      artifactType: ENTRY_ARTIFACT_TYPE,
+      ...artifactType,
     });
   }
   const index = {
     schemaVersion: 2,
     mediaType: OCI_INDEX_MEDIA_TYPE,
-    artifactType: ENTRY_ARTIFACT_TYPE,
+    ...artifactType,
     manifests: children,
     annotations,
   };

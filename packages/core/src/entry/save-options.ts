@@ -37,6 +37,7 @@ export interface SaveSettings {
   base: string | false | undefined;
   stateDir: string | false;
   pointer: boolean;
+  format: 'auto' | 'standard' | 'compat';
 }
 
 /** Validates `o` and fills in the defaults. */
@@ -81,5 +82,6 @@ export function saveSettings(o: SaveEntryOptions): SaveSettings {
     base: o.base === undefined || o.base === false ? o.base : checkTag(o.base, 'base'),
     stateDir: SHARED_OPTIONS.stateDir('stateDir', o.stateDir) ?? defaultStateDir(),
     pointer: checkBoolean('pointer', o.pointer, true),
+    format: checkOneOf('format', o.format, ['auto', 'standard', 'compat'] as const, 'auto'),
   };
 }

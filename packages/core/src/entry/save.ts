@@ -6,11 +6,20 @@
  * the blob pusher (./save-push.ts), the commit (./save-commit.ts).
  */
 import { stat } from 'node:fs/promises';
-import { ManifestBlobUnknownError } from '@task-cache/oci';
+import { type Descriptor, ManifestBlobUnknownError, ManifestInvalidError, OciError } from '@task-cache/oci';
 import { InvalidOptionError } from '../errors.js';
 import { type BaseEntry, loadBase, pointerTag, recallBase, rememberBase } from '../internal/base.js';
 import { chunkParams } from '../internal/chunk.js';
 import { knownDigests } from '../internal/known.js';
+import {
+  CAPABILITIES_TTL_MS,
+  FORM_REFUSAL_TTL_MS,
+  type RegistryState,
+  recallRegistry,
+  registryOf,
+  rememberRegistry,
+} from '../internal/registry-state.js';
+import type { EntryForm } from './format.js';
 import { pushChunks } from './save-chunks.js';
 import { commitEntry } from './save-commit.js';
 import { type SaveSettings, saveSettings } from './save-options.js';
@@ -20,7 +29,20 @@ import type { EntryWriter, SaveEntry, SaveEntryOptions, SaveEntryResult } from '
 /** Attempts of the whole push when the store answers `MANIFEST_BLOB_UNKNOWN`. */
 const MAX_ATTEMPTS = 3;
 
-type Attempt = Omit<SaveEntryResult, 'durationMs'> & { mediaType: string; size: number };
+type Attempt = Omit<SaveEntryResult, 'durationMs'> & {
+  mediaType: string;
+  size: number;
+  /** A blob of the entry, for a capability probe's `Range` request. */
+  probeBlob?: Descriptor;
+};
+
+/**
+ * `true` when a registry refused a manifest for its media types: `400 MANIFEST_INVALID` (GitLab:
+ * "unknown media type", Quay without general OCI support) or `415 Unsupported Media Type`.
+ */
+export function isFormRefusal(err: unknown): err is OciError {
+  return err instanceof ManifestInvalidError || (err instanceof OciError && err.statusCode === 415);
+}
 
 /**
  * Saves the outputs of `options.dir` matching `options.generates` as a chunk-deduplicated
@@ -49,12 +71,20 @@ export const saveEntry: SaveEntry = async (store, options) => {
             : [await recallBase(o.stateDir, o.dir, store.location, o.task), pointerTag(o.task)],
           signal,
         );
+  // The form: `compat` when asked for, or when this registry refused the standard form before
+  // (remembered in the state dir); `auto` falls back to `compat` at the first refusal.
+  const remembered = await recallRegistry(o.stateDir, store.location);
+  const refused = remembered?.refused !== undefined;
+  const form: FormChoice =
+    o.format === 'auto'
+      ? { form: refused ? 'compat' : 'standard', fallback: !refused }
+      : { form: o.format, fallback: false };
   let result: Attempt;
   for (let attempt = 1; ; attempt++) {
     try {
       // NOTE: a retry after MANIFEST_BLOB_UNKNOWN drops the base: one of its chunks may be the
       // blob the store lost, and only a fresh check finds out which.
-      result = await saveOnce(store, o, known, options, attempt === 1 ? base : undefined);
+      result = await saveOnce(store, o, known, options, attempt === 1 ? base : undefined, form);
       break;
     } catch (err) {
       if (!(err instanceof ManifestBlobUnknownError) || attempt >= MAX_ATTEMPTS) throw err;
@@ -75,9 +105,80 @@ export const saveEntry: SaveEntry = async (store, options) => {
       .catch(() => {});
   }
   await rememberBase(o.stateDir, o.dir, store.location, o.task, o.tag);
-  const { mediaType: _m, size: _s, ...pub } = result;
+  if (form.refusedBy !== undefined) {
+    // Remembered only once the compatible form was stored: a manifest refused in both forms is
+    // a real error, not a rule of this registry.
+    const at = new Date();
+    await rememberRegistry(o.stateDir, store.location, {
+      refused: {
+        form: 'standard',
+        code: form.refusedBy,
+        at: at.toISOString(),
+        until: new Date(at.getTime() + FORM_REFUSAL_TTL_MS).toISOString(),
+      },
+    });
+    try {
+      options.onFallback?.({
+        registry: registryOf(store.location ?? ''),
+        from: 'standard',
+        to: 'compat',
+        code: form.refusedBy,
+      });
+    } catch {
+      // A throwing listener must not fail a committed save.
+    }
+  }
+  await probeOnce(store, o, remembered, result, form, signal);
+  const { mediaType: _m, size: _s, probeBlob: _p, ...pub } = result;
   return { ...pub, durationMs: performance.now() - started };
 };
+
+/**
+ * After a committed save, on the first use of a registry (or once its record expired, or after a
+ * refusal): asks a registry store what it supports with reads only, and remembers the answers
+ * with the form it took, for 24 hours. Best effort: never fails the save (an abort still rejects).
+ */
+async function probeOnce(
+  store: EntryWriter,
+  o: SaveSettings,
+  remembered: RegistryState | undefined,
+  result: Attempt,
+  form: FormChoice,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (o.stateDir === false || store.probeCapabilities === undefined) return;
+  if (remembered?.capabilities !== undefined && form.refusedBy === undefined) return;
+  let values: Record<string, boolean | number> = {};
+  try {
+    values = {
+      ...(await store.probeCapabilities({
+        ...(result.probeBlob ? { blob: result.probeBlob } : {}),
+        ...(signal ? { signal } : {}),
+      })),
+    };
+  } catch {
+    signal?.throwIfAborted();
+  }
+  // What the save itself showed: the form the registry took.
+  if (form.refusedBy !== undefined) values.standardForm = false;
+  else if (form.form === 'standard') values.standardForm = true;
+  const at = new Date();
+  await rememberRegistry(o.stateDir, store.location, {
+    capabilities: {
+      values,
+      at: at.toISOString(),
+      until: new Date(at.getTime() + CAPABILITIES_TTL_MS).toISOString(),
+    },
+  });
+}
+
+/** The form of this save; `refusedBy` is set when the registry refused the standard form. */
+interface FormChoice {
+  form: EntryForm;
+  /** Retry in the compatible form at a refusal of the standard one. */
+  fallback: boolean;
+  refusedBy?: string;
+}
 
 async function saveOnce(
   store: EntryWriter,
@@ -85,13 +186,27 @@ async function saveOnce(
   known: Set<string>,
   options: SaveEntryOptions,
   base: BaseEntry | undefined,
+  choice: FormChoice,
 ): Promise<Attempt> {
   const { signal } = options;
   const params = chunkParams(o.avgChunkSize);
   const pusher = createBlobPusher(store, o, known);
   const pushed = await pushChunks(o, params, pusher, base, options.onProgress, signal);
-  const { top, manifestBytes } = await commitEntry(store, o, params, pusher, pushed, signal);
+  let committed: Awaited<ReturnType<typeof commitEntry>>;
+  try {
+    committed = await commitEntry(store, o, params, pusher, pushed, choice.form, signal);
+  } catch (err) {
+    if (choice.form !== 'standard' || !choice.fallback || !isFormRefusal(err)) throw err;
+    // The chunks are stored; only the config and the manifests differ between the forms.
+    committed = await commitEntry(store, o, params, pusher, pushed, 'compat', signal);
+    choice.form = 'compat';
+    choice.refusedBy = err.registryCode ?? err.code;
+  }
+  const { top, manifestBytes } = committed;
+  const probeBlob = pushed.layers[0];
   return {
+    ...(probeBlob ? { probeBlob } : {}),
+    form: choice.form,
     digest: top.digest,
     mediaType: top.mediaType,
     size: top.size,

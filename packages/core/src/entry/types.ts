@@ -12,7 +12,7 @@ import type {
   OciStore,
   Tagger,
 } from '@task-cache/oci';
-import type { EntryConfig } from './format.js';
+import type { EntryConfig, EntryForm } from './format.js';
 
 /**
  * What reading an entry needs (oras-go style: the narrowest capabilities): manifests and blobs.
@@ -24,14 +24,14 @@ export type EntryReader = ManifestFetcher & BlobFetcher & { readonly location?: 
 /**
  * What saving an entry needs: reading (the base entry whose chunks are reused), existence
  * checks, pushing blobs and manifests, tagging. `limits`, when the store declares them, are
- * honoured by the cached run.
+ * honoured by the cached run; `probeCapabilities`, when present, is asked once a day per registry.
  */
 export type EntryWriter = EntryReader &
   BlobChecker &
   BlobPusher &
   ManifestPusher &
   Tagger &
-  Pick<OciStore, 'location'>;
+  Pick<OciStore, 'location' | 'probeCapabilities'>;
 
 /** What {@link HasEntry} needs: manifests, and an existence check of the config. */
 export type EntryChecker = ManifestFetcher & BlobChecker;
@@ -149,15 +149,39 @@ export interface SaveEntryOptions {
    * @default `<defaultCacheDir(process.env)>/bases`
    */
   stateDir?: string | false;
+  /**
+   * The entry form to write (docs/format.md §4): `standard` (custom `artifactType` and config
+   * media type), `compat` (OCI image config media type, no `artifactType`: for registries that
+   * allowlist media types, such as GitLab's), or `auto`: `standard`, unless this registry refused
+   * it before (remembered under `stateDir` for 7 days); a refusal (`400 MANIFEST_INVALID`, `415`)
+   * retries the commit in the compatible form at once, remembers it and calls `onFallback`.
+   * A store URL's `?format=` sets this in `createCache()`.
+   * @default 'auto'
+   */
+  format?: 'auto' | 'standard' | 'compat';
+  /** Called once when the registry refused the standard form and the entry was saved in the compatible one. */
+  onFallback?: (info: FormFallback) => void;
   /** Called as transfer progresses. */
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
+}
+
+/** What {@link SaveEntryOptions.onFallback} receives. */
+export interface FormFallback {
+  /** The registry (`HOST[:PORT]`) that refused the standard form. */
+  registry: string;
+  from: 'standard';
+  to: 'compat';
+  /** The registry's error code (e.g. `MANIFEST_INVALID`). */
+  code: string;
 }
 
 /** What a save did. */
 export interface SaveEntryResult {
   /** Digest of the manifest (or index) the tag now points at. */
   digest: string;
+  /** The form the entry was written in. */
+  form: EntryForm;
   chunksTotal: number;
   chunksPushed: number;
   /** Uncompressed bytes of the entry. */

@@ -53,6 +53,21 @@ describe('formatEvent', () => {
       }),
     ).toBe('task: "build" restored from cache');
   });
+  it('prints the format fallback as a note, not a warning', () => {
+    expect(
+      formatEvent({
+        type: 'format-fallback',
+        task: 'b',
+        key: 'k',
+        registry: 'registry.gitlab.example',
+        from: 'standard',
+        to: 'compat',
+        code: 'MANIFEST_INVALID',
+      }),
+    ).toBe(
+      'task: "b" cache note: registry.gitlab.example refused the standard entry form (MANIFEST_INVALID); saved in the compatible form, which this registry gets from now on',
+    );
+  });
   it('prints warnings and nothing for progress', () => {
     expect(formatEvent({ type: 'warning', task: 'b', code: 'SAVE_FAILED', message: 'save failed: x' })).toBe(
       'task: "b" cache warning: save failed: x',

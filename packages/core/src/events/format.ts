@@ -32,6 +32,7 @@ export function formatBytes(bytes: number): string {
  * - lock-waiting: `task: "build" waiting for the cache lock`
  * - lock-peer-finished: `task: "build" built by another job, restoring`
  * - lock-unavailable: `task: "build" cache lock unavailable, building without it (<message>)`
+ * - format-fallback: `task: "build" cache note: registry.example.com refused the standard entry form (MANIFEST_INVALID); saved in the compatible form, which this registry gets from now on`
  * - warning: `task: "build" cache warning: <message>`
  */
 export function formatEvent(event: CacheEvent): string | undefined {
@@ -49,6 +50,8 @@ export function formatEvent(event: CacheEvent): string | undefined {
       return `task: ${task} built by another job, restoring`;
     case 'lock-unavailable':
       return `task: ${task} cache lock unavailable, building without it (${event.message})`;
+    case 'format-fallback':
+      return `task: ${task} cache note: ${event.registry} refused the standard entry form (${event.code}); saved in the compatible form, which this registry gets from now on`;
     case 'warning':
       return `task: ${task} cache warning: ${event.message}`;
     default:

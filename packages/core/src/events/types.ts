@@ -24,7 +24,9 @@ export type CacheWarningCode =
   | 'LOCK_TIMED_OUT'
   | 'LEASE_LOST'
   | 'CIRCUIT_OPEN'
-  | 'STORE_OUT_OF_MEMORY';
+  | 'STORE_OUT_OF_MEMORY'
+  /** The background prune of the local store failed (after the run's result; `task` is empty). */
+  | 'PRUNE_FAILED';
 
 /** The cache is asked for `key` in `store`. */
 export interface CacheLookupEvent extends CacheEventBase {
@@ -112,6 +114,21 @@ export interface CacheRestoredEvent extends CacheEventBase {
   durationMs: number;
 }
 /**
+ * Information, not a warning: the registry refused the standard entry form (it allowlists media
+ * types), the entry was saved in the compatible form in the same run, and later saves to this
+ * registry use the compatible form at once (docs/registries.md).
+ */
+export interface CacheFormatFallbackEvent extends CacheEventBase {
+  type: 'format-fallback';
+  key: string;
+  /** The registry (`HOST[:PORT]`). */
+  registry: string;
+  from: 'standard';
+  to: 'compat';
+  /** The registry's error code of the refusal (e.g. `MANIFEST_INVALID`). */
+  code: string;
+}
+/**
  * The outputs on disk already are exactly those of the entry `key` (checked against the local
  * stamp written when they were saved or restored): nothing was restored.
  */
@@ -144,6 +161,7 @@ export type CacheEvent =
   | CacheSavedEvent
   | CacheRestoredEvent
   | CacheUpToDateEvent
+  | CacheFormatFallbackEvent
   | CacheWarningEvent;
 
 /** Receives events; must not throw (a throwing listener is ignored). */

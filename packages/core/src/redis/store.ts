@@ -271,7 +271,11 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       const source = (async function* () {
         yield new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       })();
-      return verifyStream(source, descriptor, { location, ...(o?.signal ? { signal: o.signal } : {}) });
+      return verifyStream(source, descriptor, {
+        location,
+        checkDigest: o?.contentVerified !== true,
+        ...(o?.signal ? { signal: o.signal } : {}),
+      });
     },
 
     async blobExists(descriptor, o) {

@@ -3,9 +3,11 @@
  * (./context.ts) and exposes the run (./run.ts) and its steps (./steps) as the {@link Cache}.
  */
 import type { RestoreEntryResult, SaveEntryResult } from '../entry/types.js';
-import { TaskCacheError } from '../errors.js';
+import { CacheConfigError, InvalidOptionError, TaskCacheError } from '../errors.js';
+import { checkBoolean } from '../internal/validate.js';
 import { type ChecksumInputs, checksum } from '../key/checksum.js';
 import { urlsafe } from '../key/urlsafe.js';
+import { markInUse, type PruneOptions, type PruneResult, pruneLocal } from '../tier/prune.js';
 import {
   type CacheContext,
   type CallContext,
@@ -42,7 +44,15 @@ export interface Cache {
   restore(options: StepOptions): Promise<RestoreEntryResult | undefined>;
   /** Saves the task's outputs; `undefined` when not saved (read-only, outputs missing, trouble). */
   save(options: StepOptions): Promise<SaveEntryResult | undefined>;
-  /** Closes the store and the lock this cache opened (not the ones passed in as objects). */
+  /**
+   * Bounds the local store now (`maxSize`, `maxAge`: least-recently-used entries, then the blobs
+   * and lock files nothing uses) and prunes the state dir (remembered bases, old lock files).
+   * Safe while other processes save and restore. A store that cannot be pruned (a registry,
+   * Redis, memory) is left alone (`supported: false`); the state dir is pruned all the same.
+   * `dryRun` reports without removing. Errors (an unreadable layout) reject: this is for tools.
+   */
+  prune(options?: PruneOptions): Promise<PruneResult>;
+  /** Closes the store and the lock this cache opened (not the ones passed in as objects); waits for a background prune. */
   close(): Promise<void>;
 }
 
@@ -99,15 +109,37 @@ export function createCache(options: CacheOptions = {}): Cache {
       const { key, call } = await stepCall(cache, o, 'restore', true);
       const store = await call.openStore();
       if (!store || !cache.enabled) return undefined;
-      return restoreStep(call, store, o, { tag: key });
+      const use = await markInUse(store, key);
+      try {
+        return await restoreStep(call, store, o, { tag: key });
+      } finally {
+        await use?.release();
+      }
     },
 
     async save(o) {
-      const { files, call } = await stepCall(cache, o, 'save', true);
+      const { key, files, call } = await stepCall(cache, o, 'save', true);
       const store = await call.openStore();
       if (!store || !cache.enabled) return undefined;
-      const r = await saveStep(call, store, o, files, () => false);
-      return 'saved' in r ? r.saved : undefined;
+      const use = await markInUse(store, key);
+      try {
+        const r = await saveStep(call, store, o, files, () => false);
+        return 'saved' in r ? r.saved : undefined;
+      } finally {
+        await use?.release();
+      }
+    },
+
+    async prune(o = {}) {
+      if (cache.closed) throw new CacheConfigError('CACHE_ERR_CLOSED', 'prune: the cache is closed');
+      if (typeof o !== 'object' || o === null)
+        throw new InvalidOptionError('options', 'prune: options must be an object');
+      const dryRun = checkBoolean('dryRun', o.dryRun, false);
+      const store = await cache.store(o.signal);
+      return pruneLocal(store, cache.stateDir, cache.bounds, {
+        dryRun,
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
     },
 
     run: (o, build) => runTask(cache, o, build),

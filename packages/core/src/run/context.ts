@@ -15,6 +15,8 @@ import type { TransferProgress } from '../entry/types.js';
 import { CacheConfigError, CacheRunError } from '../errors.js';
 import type { CacheEvent, CacheWarningCode } from '../events/types.js';
 import { defaultCacheDir } from '../store/default-dir.js';
+import type { LocalBounds } from '../tier/bounds.js';
+import { createPruner, type Pruner } from '../tier/prune.js';
 import { type Breaker, createBreaker } from './breaker.js';
 import { type EntryOps, entryOps } from './entries.js';
 import { type CacheSettings, type ResolvedPolicy, resolvePolicy } from './options.js';
@@ -31,6 +33,8 @@ export interface CacheContext {
   readonly basesDir: string;
   /** The tag of the store URL: the key of every run when set. */
   readonly urlTag: string | undefined;
+  /** The entry form a store URL's `?format=` asks for (`undefined`: `auto`). */
+  readonly urlFormat: 'auto' | 'standard' | 'compat' | undefined;
   /** The lock key of the lock URL, if any. */
   readonly lockKey: string | undefined;
   /** Redacted lock location, for events. */
@@ -39,6 +43,10 @@ export interface CacheContext {
   readonly noLock: boolean;
   /** The entry data plane. */
   readonly entries: EntryOps;
+  /** Bounds of the local store. */
+  readonly bounds: LocalBounds;
+  /** The background prune after a save (only for a local store core opened from a URL). */
+  readonly pruner: Pruner;
   /** The store, opened on first use (a failed open is retried by the next call). */
   store(signal?: AbortSignal): Promise<OciStore>;
   /** The lock, opened on first use (a failed open is retried by the next call). */
@@ -83,6 +91,26 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const openedStore = once<OciStore>();
   const openedLock = once<CacheLock>();
   let closed = false;
+  const localUrl = 'url' in store && (store.url.kind === 'default' || store.url.kind === 'oci-layout');
+  const emit = (event: CacheEvent) => {
+    if (!onEvent) return;
+    try {
+      onEvent(event);
+    } catch {
+      // A throwing listener must not break the build.
+    }
+  };
+  const pruner = createPruner(localUrl, stateDir, settings.bounds, (error) =>
+    emit({
+      type: 'warning',
+      task: '',
+      code: 'PRUNE_FAILED',
+      message: `background prune failed: ${describe(error).message}`,
+      ...(typeof (error as { code?: unknown })?.code === 'string'
+        ? { causeCode: (error as { code: string }).code }
+        : {}),
+    }),
+  );
 
   return {
     env,
@@ -90,10 +118,13 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     stateDir,
     basesDir: join(stateDir, 'bases'),
     urlTag: 'url' in store && 'tag' in store.url ? store.url.tag : undefined,
+    urlFormat: 'url' in store && store.url.kind === 'oci' ? store.url.format : undefined,
     lockKey: lockUrl?.kind === 'redis' ? lockUrl.key : undefined,
     lockLocation: lockUrl?.kind === 'redis' ? describeLockUrl(lockUrl) : 'local',
     noLock: 'none' in lock,
     entries: entryOps,
+    bounds: settings.bounds,
+    pruner,
     store(signal) {
       if ('object' in store) return Promise.resolve(store.object);
       const url = store.url;
@@ -109,20 +140,15 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     },
     breaker: (policy) => breakerState.view(policy.circuitBreakerThreshold, policy.circuitBreakerCooldownMs),
     policy: (override) => resolvePolicy(settings.policy, override),
-    emit(event) {
-      if (!onEvent) return;
-      try {
-        onEvent(event);
-      } catch {
-        // A throwing listener must not break the build.
-      }
-    },
+    emit,
     get closed() {
       return closed;
     },
     async close() {
       if (closed) return;
       closed = true;
+      // A background prune finishes first: it uses the store.
+      await pruner.idle();
       const tasks: Promise<unknown>[] = [];
       const s = openedStore.current();
       const l = openedLock.current();

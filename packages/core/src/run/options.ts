@@ -21,6 +21,7 @@ import {
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { validateKey } from '../key/urlsafe.js';
+import { type LocalBounds, resolveBounds } from '../tier/bounds.js';
 import type { BuildFunction, CacheLock, CacheOptions, CachePolicy, RunOptions } from './types.js';
 
 /** A policy with every default filled in. */
@@ -87,6 +88,8 @@ export interface CacheSettings {
   lock: LockSetting;
   /** The policy fields set on `createCache()`. */
   policy: CachePolicy;
+  /** Bounds of the local store (`maxSize`, `maxAge`, `pruneIntervalMs`, or their env). */
+  bounds: LocalBounds;
 }
 
 const STORE_METHODS = [
@@ -153,6 +156,7 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     stateDir: o.stateDir === undefined ? undefined : checkString('stateDir', o.stateDir),
     store: storeSetting(o.store),
     lock: lockSetting(o.lock),
+    bounds: resolveBounds(o, o.env ?? process.env),
   };
 }
 
@@ -199,5 +203,10 @@ export function checkRunOptions(options: RunOptions, build: BuildFunction<unknow
   const { lockKey } = options;
   if (lockKey !== undefined && (typeof lockKey !== 'string' || lockKey === ''))
     throw new InvalidOptionError('lockKey', 'must be a non-empty string');
+  if (options.fallback !== undefined && options.fallback !== 'latest')
+    throw new InvalidOptionError(
+      'fallback',
+      `must be 'latest' or absent, got ${JSON.stringify(options.fallback)}`,
+    );
   return policy;
 }

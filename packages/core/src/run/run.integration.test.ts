@@ -351,6 +351,54 @@ describe('degradation: cache trouble never fails the build', () => {
     }
   });
 
+  it('registry rate-limiting blob pushes (429, Retry-After beyond the bound) → typed TOOMANYREQUESTS warning, the build result stands; strict → CacheRunError', async () => {
+    // The proxy answers every upload session with 429 and a Retry-After of an hour, as GHCR does
+    // once a token's layer pushes per minute are spent; everything else reaches the registry.
+    const proxy = await startProxy({
+      upstream: reg.baseUrl,
+      ca: reg.caPem!,
+      handle: (req) =>
+        req.method === 'POST' && req.url.includes('/blobs/uploads/')
+          ? {
+              kind: 'respond',
+              status: 429,
+              headers: { 'retry-after': '3600', 'content-type': 'application/json' },
+              body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limit exceeded"}]}',
+            }
+          : { kind: 'pass' },
+    });
+    try {
+      const dir = await project('rate-limited');
+      const env = ciEnv();
+      const url = `oci://${proxy.host}/task-cache/limited?plain-http=true`;
+      const opts = { task: 'build', dir, sources: ['src/**'], generates: ['dist/**'] };
+      const events: CacheEvent[] = [];
+      const cache = track(createCache({ store: url, lock: false, env, onEvent: (e) => events.push(e) }));
+      const build = buildSh(dir);
+      const r = await cache.run(opts, build);
+      expect(r).toMatchObject({ status: 'built', reason: 'save-failed' });
+      expect(build.calls).toBe(1);
+      expect(await readFile(join(dir, 'dist/app.map'), 'utf8')).toHaveLength(64);
+      const w = events.find((e) => e.type === 'warning' && e.code === 'SAVE_FAILED') as {
+        causeCode?: string;
+        message: string;
+      };
+      expect(w.causeCode).toBe('OCI_ERR_TOO_MANY_REQUESTS');
+      expect(w.message).not.toContain(reg.password);
+      // Retry-After (1 h) is beyond the bound: one session attempt per blob, no waiting it out.
+      const posts = proxy.requests.filter((q) => q.method === 'POST').length;
+      expect(posts).toBeGreaterThan(0);
+      expect(posts).toBeLessThanOrEqual(8);
+
+      const strict = track(createCache({ store: url, lock: false, env, strict: true }));
+      const err = await strict.run(opts, build).catch((e) => e);
+      expect(err).toBeInstanceOf(CacheRunError);
+      expect(err.cause).toMatchObject({ code: 'OCI_ERR_TOO_MANY_REQUESTS', statusCode: 429 });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('wrong registry password → warning with a clear reason; strict mode → CacheRunError', async () => {
     const dir = await project('wrong-password');
     const env = ciEnv({ TASK_CACHE_OCI_PASSWORD: 'not-the-password' });

@@ -4,6 +4,7 @@
  */
 import { CacheConfigError } from '../errors.js';
 import { removeStaleStaging } from '../internal/scratch.js';
+import { markInUse } from '../tier/prune.js';
 import { type CacheContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
 import { checkSourcesAndOutputs } from './outputs.js';
@@ -15,6 +16,7 @@ import { lookupStep } from './steps/lookup.js';
 import { holdLease } from './steps/release.js';
 import { type RestoreSource, restoreStep } from './steps/restore.js';
 import { saveStep } from './steps/save.js';
+import { warmStep } from './steps/warm.js';
 import type { BuildFunction, NotSavedReason, RunOptions, RunResult } from './types.js';
 
 /** Runs one task through the cache of `cache` (see `Cache.run`). */
@@ -45,7 +47,6 @@ export async function runTask<T>(
 
   // 2. Key.
   const { key, files } = await keyStep(cache, o, stats);
-
   const call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
   // Sources matching nothing warn; generates overlapping sources are refused — before the build.
   await checkSourcesAndOutputs(call, o, files);
@@ -66,82 +67,97 @@ export async function runTask<T>(
   }
 
   const store = await call.openStore();
-
-  const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> => {
-    if (!store) return undefined;
-    removeStamp(stamp);
-    if (!(await restoreStep(call, store, o, source))) return undefined;
-    writeStamp(stamp, key, o.dir, o.generates);
-    return finish({ status: 'restored', key });
-  };
-  const lookupAndRestore = async (): Promise<RunResult<T> | undefined> => {
-    if (!store || policy.force) return undefined;
-    const entry = await lookupStep(call, store);
-    return entry ? restoreFrom({ entry }) : undefined;
-  };
-
-  // 3. Lookup; hit → restore the entry the lookup resolved. No lock is taken.
-  const hit = await lookupAndRestore();
-  if (hit) return hit;
-  if (!store) return buildOnly(key, 'save-failed');
-  if (policy.readOnly) return buildOnly(key, 'read-only');
-
-  // 4. Miss → lock. A peer that finished meanwhile saved the entry: restore it.
-  const locked = cache.noLock
-    ? ({ kind: 'none' } as const)
-    : await lockStep(call, store, o.lockKey ?? cache.lockKey ?? `lock:${key}`, signal);
-  if (locked.kind === 'peer-finished') {
-    const restored = await restoreFrom({ tag: key });
-    if (restored) return restored;
-    // The peer's entry is not there after all: build without the lock.
-  }
-
-  const held = holdLease(locked.kind === 'acquired' ? locked.lease : undefined);
+  // NOTE: the key's entry is marked in use (local stores) before the lookup and until the run
+  // ends: a concurrent prune of any process keeps it while it is restored or saved.
+  const use = await markInUse(store, key);
   try {
-    // Acquired: a peer may have pushed while we waited.
-    if (held.lease) {
-      const restored = await lookupAndRestore();
-      if (restored) {
-        await held.release('built');
-        return restored;
-      }
+    const restoreFrom = async (source: RestoreSource): Promise<RunResult<T> | undefined> => {
+      if (!store) return undefined;
+      removeStamp(stamp);
+      if (!(await restoreStep(call, store, o, source))) return undefined;
+      writeStamp(stamp, key, o.dir, o.generates);
+      return finish({ status: 'restored', key });
+    };
+    const lookupAndRestore = async (): Promise<RunResult<T> | undefined> => {
+      if (!store || policy.force) return undefined;
+      const entry = await lookupStep(call, store);
+      return entry ? restoreFrom({ entry }) : undefined;
+    };
+
+    // 3. Lookup; hit → restore the entry the lookup resolved. No lock is taken.
+    const hit = await lookupAndRestore();
+    if (hit) return hit;
+    if (!store) return buildOnly(key, 'save-failed');
+    if (policy.readOnly) return buildOnly(key, 'read-only');
+
+    // 4. Miss → lock. A peer that finished meanwhile saved the entry: restore it.
+    const locked = cache.noLock
+      ? ({ kind: 'none' } as const)
+      : await lockStep(call, store, o.lockKey ?? cache.lockKey ?? `lock:${key}`, signal);
+    if (locked.kind === 'peer-finished') {
+      const restored = await restoreFrom({ tag: key });
+      if (restored) return restored;
+      // The peer's entry is not there after all: build without the lock.
     }
 
-    // 5. Build. A failure rejects with the build's own error; the lock is released `failed`.
-    removeStamp(stamp);
-    let value: T;
+    const held = holdLease(locked.kind === 'acquired' ? locked.lease : undefined);
     try {
-      value = await buildStep(build, { signal, key }, stats);
-    } catch (error) {
+      // Acquired: a peer may have pushed while we waited.
+      if (held.lease) {
+        const restored = await lookupAndRestore();
+        if (restored) {
+          await held.release('built');
+          return restored;
+        }
+      }
+
+      // The outputs are about to change (warm start, build): the stamp no longer holds.
+      removeStamp(stamp);
+      // Warm start: the task's newest entry into the outputs; the run stays a miss.
+      const restoredFrom = o.fallback === 'latest' ? await warmStep(call, store, o) : undefined;
+
+      // 5. Build. A failure rejects with the build's own error; the lock is released `failed`.
+      let value: T;
+      try {
+        value = await buildStep(build, { signal, key }, stats);
+      } catch (error) {
+        await held.release('failed');
+        throw error;
+      }
+      signal.throwIfAborted();
+      held.check();
+
+      // 6. Save (outputs missing → nothing saved, with a warning). A lost lease does not stop the
+      // save: entries are content-addressed and the tag is pushed last, so a concurrent builder's
+      // identical entry is harmless.
+      const before = snapshotOutputs(o.dir, o.generates);
+      const saved = await saveStep(call, store, o, files, held.lost);
+      if ('saved' in saved && before) writeStamp(stamp, key, o.dir, o.generates, before);
+
+      // 7. Release.
+      await held.release('saved' in saved ? 'built' : 'failed');
+      if (held.lost())
+        call.warn(
+          'LEASE_LOST',
+          'saved' in saved
+            ? 'the lock lease was lost during the build; the result was saved anyway (entries are content-addressed)'
+            : 'the lock lease was lost during the build',
+          held.lease?.signal.reason,
+        );
+      const base = {
+        key,
+        value,
+        ...(held.lost() ? { leaseLost: true } : {}),
+        ...(restoredFrom === undefined ? {} : { restoredFrom }),
+      };
+      return 'saved' in saved
+        ? finish({ status: 'saved', ...base })
+        : finish({ status: 'built', reason: saved.reason, ...base });
+    } finally {
+      held.dispose();
       await held.release('failed');
-      throw error;
     }
-    signal.throwIfAborted();
-    held.check();
-
-    // 6. Save (outputs missing → nothing saved, with a warning). A lost lease does not stop the
-    // save: entries are content-addressed and the tag is pushed last, so a concurrent builder's
-    // identical entry is harmless.
-    const before = snapshotOutputs(o.dir, o.generates);
-    const saved = await saveStep(call, store, o, files, held.lost);
-    if ('saved' in saved && before) writeStamp(stamp, key, o.dir, o.generates, before);
-
-    // 7. Release.
-    await held.release('saved' in saved ? 'built' : 'failed');
-    if (held.lost())
-      call.warn(
-        'LEASE_LOST',
-        'saved' in saved
-          ? 'the lock lease was lost during the build; the result was saved anyway (entries are content-addressed)'
-          : 'the lock lease was lost during the build',
-        held.lease?.signal.reason,
-      );
-    const base = { key, value, ...(held.lost() ? { leaseLost: true } : {}) };
-    return 'saved' in saved
-      ? finish({ status: 'saved', ...base })
-      : finish({ status: 'built', reason: saved.reason, ...base });
   } finally {
-    held.dispose();
-    await held.release('failed');
+    await use?.release();
   }
 }

@@ -86,6 +86,26 @@ export interface CacheOptions extends CachePolicy {
    * @default defaultCacheDir(env) — the cache dir, so `bases/` and `locks/` are under it
    */
   stateDir?: string;
+  /**
+   * Bound of the local store (the embedded default or an `oci-layout:` URL), in bytes: after a
+   * save, a background prune removes the least-recently-used entries (a restore counts as a
+   * use) until the blobs of the kept ones fit, then the blobs nothing references. The most
+   * recently used entry is always kept. `Infinity` lifts it. Other stores are not pruned.
+   * @default the `TASK_CACHE_MAX_SIZE` environment variable (e.g. `5GB`, `512MiB`, `off`), else 5 GiB
+   */
+  maxSize?: number;
+  /**
+   * Entries of the local store unused for longer than this (ms) are pruned, and so are the
+   * remembered bases of the state dir. `Infinity` lifts it.
+   * @default the `TASK_CACHE_MAX_AGE` environment variable (e.g. `14d`, `12h`, `off`), else 14 days
+   */
+  maxAge?: number;
+  /**
+   * The background prune after a save runs at most once per this interval (ms) for all the
+   * processes sharing the state dir (a stamp file, `prune-stamp`). `0`: after every save.
+   * @default 600000 (10 minutes)
+   */
+  pruneIntervalMs?: number;
   /** Receives every event (see {@link formatEvent}). */
   onEvent?: CacheEventListener;
 }
@@ -147,6 +167,15 @@ export interface RunOptions extends Omit<ChecksumInputs, 'dir' | 'sources' | 'si
   key?: string;
   /** Lock key. @default the lock URL's path, else `lock:<key>` */
   lockKey?: string;
+  /**
+   * Warm start: `'latest'` restores, on a miss and before the build, the task's newest entry (the
+   * pointer tag `<urlsafe(task)>.latest`) into the outputs, so an incremental build (TypeScript's
+   * `tsbuildinfo`, a bundler's cache) starts from the last good state. The run is still a miss: it
+   * builds, saves (pushing only the changed chunks) and reports `status: 'saved'` with
+   * `restoredFrom`. Not done for read-only runs.
+   * @default undefined (a miss builds from the outputs as they are)
+   */
+  fallback?: 'latest';
   /** Per-run policy overrides. */
   policy?: CachePolicy;
   signal?: AbortSignal;
@@ -200,5 +229,7 @@ export interface RunResult<T = unknown> {
   value?: T;
   /** `true` when the build ran while the lock was lost or unusable. */
   leaseLost?: boolean;
+  /** Warm start (`fallback: 'latest'`): the key of the entry restored before the build. */
+  restoredFrom?: string;
   stats: RunStats;
 }

@@ -2,6 +2,7 @@ import {
   type BlobBody,
   BlobUnknownError,
   type Descriptor,
+  type FetchBlobOptions,
   type FetchedManifest,
   ManifestBlobUnknownError,
   ManifestUnknownError,
@@ -90,7 +91,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       if (manifest) manifest.bytes = bytes;
       else blobs.set(digest, bytes);
     },
-    async fetchBlob(descriptor: Descriptor, opts?: RequestOptions) {
+    async fetchBlob(descriptor: Descriptor, opts?: FetchBlobOptions) {
       parseDigest(descriptor.digest);
       opts?.signal?.throwIfAborted();
       const bytes = blobs.get(descriptor.digest);
@@ -102,7 +103,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       async function* once() {
         yield bytes as Uint8Array;
       }
-      return verifyStream(once(), descriptor, { signal: opts?.signal, location });
+      return verifyStream(once(), descriptor, {
+        signal: opts?.signal,
+        location,
+        checkDigest: opts?.contentVerified !== true,
+      });
     },
     async blobExists(descriptor, opts) {
       parseDigest(descriptor.digest);

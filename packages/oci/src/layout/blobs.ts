@@ -13,6 +13,7 @@ import type {
   BlobFetcher,
   BlobPusher,
   Descriptor,
+  FetchBlobOptions,
   PushBlobOptions,
   RequestOptions,
 } from '../types.js';
@@ -64,7 +65,7 @@ export function createLayoutBlobs(ctx: LayoutContext): LayoutBlobs {
 
   async function fetchBlob(
     descriptor: Descriptor,
-    opts?: RequestOptions,
+    opts?: FetchBlobOptions,
   ): Promise<AsyncIterable<Uint8Array>> {
     const digest = checkDigest(descriptor?.digest);
     const size = checkSize(descriptor.size, digest);
@@ -82,7 +83,11 @@ export function createLayoutBlobs(ctx: LayoutContext): LayoutBlobs {
     const stream = handle.createReadStream({ highWaterMark: 1024 * 1024 });
     return (async function* () {
       try {
-        yield* verifyStream(stream, { digest, size }, { signal: opts?.signal, location });
+        yield* verifyStream(
+          stream,
+          { digest, size },
+          { signal: opts?.signal, location, checkDigest: opts?.contentVerified !== true },
+        );
       } finally {
         // Closes the file also when verification stopped before reading (abort, bad input).
         stream.destroy();

@@ -74,15 +74,19 @@ export async function lockIndex(ctx: LayoutContext, signal: AbortSignal | undefi
 
 /**
  * Read-modify-write of `index.json` under the cross-process lock; `change` returns the new
- * entries, or `undefined` to leave the file as it is.
+ * entries, or `undefined` to leave the file as it is. `check`, when given, runs first under the
+ * lock; its rejection leaves the file as it is.
  */
 export async function updateIndex(
   ctx: LayoutContext,
   signal: AbortSignal | undefined,
   change: (manifests: Descriptor[]) => Descriptor[] | undefined,
+  check?: () => Promise<void>,
 ): Promise<void> {
   const lock = await lockIndex(ctx, signal);
   try {
+    // A check that must hold under the lock (a tag's blobs are all there), before any change.
+    if (check) await check();
     const index: ImageIndex = (await readIndex(ctx)) ?? {
       schemaVersion: 2,
       mediaType: MEDIA_TYPE_IMAGE_INDEX,

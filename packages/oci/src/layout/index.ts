@@ -5,7 +5,10 @@ export {
   type LayoutGcOptions,
   type LayoutGcResult,
   type LayoutLocker,
+  type LayoutPruneOptions,
+  type LayoutPruneResult,
   type LayoutStore,
   type LayoutStoreOptions,
+  type LayoutUse,
   REF_NAME_ANNOTATION,
 } from './store.js';

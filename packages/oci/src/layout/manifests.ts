@@ -29,6 +29,7 @@ import type {
 import { checkDigest, checkSize, type LayoutBlobs } from './blobs.js';
 import { type LayoutContext, MAX_MANIFEST_BYTES, sizeOf } from './files.js';
 import { REF_NAME_ANNOTATION, readIndex, updateIndex } from './image-index.js';
+import { missingBlobs, recordUse } from './prune.js';
 
 /** The manifest and tag capabilities of a layout. */
 export type LayoutManifests = ManifestFetcher & ManifestPusher & Tagger & TagLister & ManifestDeleter;
@@ -110,11 +111,27 @@ export function createLayoutManifests(ctx: LayoutContext, blobs: LayoutBlobs): L
       annotations: { ...descriptor.annotations, [REF_NAME_ANNOTATION]: name },
     };
     if (descriptor.artifactType !== undefined) entry.artifactType = descriptor.artifactType;
-    await updateIndex(ctx, opts?.signal, (manifests) => [
-      // A tag move replaces the old descriptor for that ref name.
-      ...manifests.filter((d) => d.annotations?.[REF_NAME_ANNOTATION] !== name),
-      entry,
-    ]);
+    await updateIndex(
+      ctx,
+      opts?.signal,
+      (manifests) => [
+        // A tag move replaces the old descriptor for that ref name.
+        ...manifests.filter((d) => d.annotations?.[REF_NAME_ANNOTATION] !== name),
+        entry,
+      ],
+      async () => {
+        // NOTE: under the index lock, where a prune deletes blobs: a tag never commits an entry
+        // part of which a concurrent prune has just deleted (a save then re-pushes what is gone).
+        const missing = await missingBlobs(ctx, blobs, entry, opts?.signal);
+        if (missing.length > 0) {
+          throw new ManifestBlobUnknownError(
+            `cannot tag ${name}: manifest ${digest} references ${missing.length} blob(s) not in ${location}: ${missing.join(', ')}`,
+            { digest, missingDigests: missing },
+          );
+        }
+      },
+    );
+    await recordUse(ctx, name);
   }
 
   async function pushManifest(

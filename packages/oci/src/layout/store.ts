@@ -10,7 +10,8 @@
  *
  * The parts: `files.ts` (paths, `oci-layout`, atomic writes), `blobs.ts` (verified reads and
  * writes), `image-index.ts` (`index.json` under the cross-process lock), `manifests.ts`
- * (manifests and tags) and `gc.ts` (garbage collection).
+ * (manifests and tags), `gc.ts` (garbage collection) and `prune.ts` (least-recently-used bounds,
+ * last-use records and in-use markers).
  */
 import { resolve } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
@@ -20,11 +21,20 @@ import { type LayoutContext, layoutFiles } from './files.js';
 import { collectGarbage, type LayoutGcOptions, type LayoutGcResult } from './gc.js';
 import { inProcessLocker, type LayoutLocker } from './lock.js';
 import { createLayoutManifests } from './manifests.js';
+import {
+  type LayoutPruneOptions,
+  type LayoutPruneResult,
+  type LayoutUse,
+  markInUse,
+  pruneLayout,
+  recordUse,
+} from './prune.js';
 
 export { IMAGE_LAYOUT_VERSION } from './files.js';
 export type { LayoutGcOptions, LayoutGcResult } from './gc.js';
 export { REF_NAME_ANNOTATION } from './image-index.js';
 export type { LayoutLocker } from './lock.js';
+export type { LayoutPruneOptions, LayoutPruneResult, LayoutUse } from './prune.js';
 
 /** Options of {@link createLayoutStore}. */
 export interface LayoutStoreOptions {
@@ -76,6 +86,26 @@ export interface LayoutStore extends OciStore {
    * configs, layers and subjects) and abandoned temp files, older than `minAgeMs`.
    */
   gc(options?: LayoutGcOptions): Promise<LayoutGcResult>;
+  /**
+   * Bounds the layout: removes the least-recently-used entries (a tagged manifest with all its
+   * tags) until the blobs the kept ones reference fit `maxSize`, and the entries unused for
+   * longer than `maxAgeMs`; then deletes the blobs only removed entries referenced (at once) and
+   * other unreferenced blobs and temp files older than `minAgeMs`. Entries marked in use
+   * ({@link LayoutStore.markInUse}) by any process are kept, and so is the most recently used
+   * entry. Runs under the `index.json` lock: safe with other processes saving and restoring.
+   */
+  prune(options?: LayoutPruneOptions): Promise<LayoutPruneResult>;
+  /**
+   * Marks `tag` in use until released (a file under `in-use/`, seen by every process): prune
+   * keeps its entry and blobs. Also records a use of `tag`. Take it before resolving the tag.
+   */
+  markInUse(tag: string, options?: RequestOptions): Promise<LayoutUse>;
+  /**
+   * Records a use of `tag` now (the mtime of `access/<tag>`; blobs are not rewritten), for the
+   * least-recently-used order of {@link LayoutStore.prune}. A tag (and so a save) records one
+   * itself. Best effort: never rejects.
+   */
+  recordUse(tag: string): Promise<void>;
   /** Nothing to release (no handle stays open between calls); present for symmetry. */
   close(): Promise<void>;
 }
@@ -126,6 +156,9 @@ export function createLayoutStore(dir: string, options: LayoutStoreOptions = {})
     ...blobCapabilities,
     ...createLayoutManifests(ctx, blobs),
     gc: (gcOptions) => collectGarbage(ctx, blobs, gcOptions),
+    prune: (pruneOptions) => pruneLayout(ctx, blobs, pruneOptions),
+    markInUse: (tag, useOptions) => markInUse(ctx, tag, useOptions),
+    recordUse: (tag) => recordUse(ctx, tag),
     close: async () => {},
   };
 }

@@ -2,7 +2,7 @@
 // reader, resumed with `Range` after a dropped connection or an idle-body timeout.
 import { BlobUnknownError, OciError, RegistryError } from '../errors.js';
 import { discard, header, type Response, sleep, wrapNetworkError } from '../internal/transport/index.js';
-import type { BlobChecker, BlobFetcher, Descriptor, RequestOptions } from '../types.js';
+import type { BlobChecker, BlobFetcher, Descriptor, FetchBlobOptions, RequestOptions } from '../types.js';
 import { verifyStream } from '../verify.js';
 import { blobUrl, checkDescriptor, failure, type RepositoryContext, scopes } from './context.js';
 
@@ -49,7 +49,7 @@ export function createBlobReader(ctx: RepositoryContext): BlobFetcher & BlobChec
 
   async function fetchBlob(
     descriptor: Descriptor,
-    options?: RequestOptions,
+    options?: FetchBlobOptions,
   ): Promise<AsyncIterable<Uint8Array>> {
     checkDescriptor(descriptor, true);
     const signal = options?.signal;
@@ -124,7 +124,11 @@ export function createBlobReader(ctx: RepositoryContext): BlobFetcher & BlobChec
         release();
       }
     }
-    return verifyStream(raw(), descriptor, { signal, location: `${location}@${descriptor.digest}` });
+    return verifyStream(raw(), descriptor, {
+      signal,
+      location: `${location}@${descriptor.digest}`,
+      checkDigest: options?.contentVerified !== true,
+    });
   }
 
   return { blobExists, fetchBlob };

@@ -3,6 +3,7 @@
 // response becomes a typed error.
 import { parseDigest } from '../digest.js';
 import { type OciError, SizeInvalidError } from '../errors.js';
+import type { PushRateLimiter } from '../internal/push-rate.js';
 import { type ErrorContext, errorFromResponse } from '../internal/response-error.js';
 import type { Semaphore } from '../internal/semaphore.js';
 import { header, type Response, type Transport } from '../internal/transport/index.js';
@@ -21,7 +22,12 @@ export interface RepositoryContext {
   origin: string;
   /** `oci://registry/name` (no credentials), for messages. */
   location: string;
+  /** `PATCH` body size of a chunked upload. */
   chunkSize: number;
+  /** Blobs up to this size go up in one `PUT`. */
+  monolithicUploadMaxBytes: number;
+  /** Caps the blob pushes of the whole client per minute, when configured. */
+  pushRate: PushRateLimiter | undefined;
   maxManifestBytes: number;
   tagPageSize: number;
 }

@@ -88,11 +88,28 @@ export interface OciClientOptions {
    */
   maxConcurrentTransfers?: number;
   /**
-   * Blobs larger than this go up as chunked `PATCH` uploads of this size (each chunk is buffered
-   * so it can be retried); smaller ones as one monolithic `PUT`.
-   * @default 8388608 (8 MiB)
+   * Blobs up to this size go up monolithically: `POST` then one `PUT` carrying the whole blob
+   * (distribution-spec v1.1.1 "monolithic upload"), the fewest requests and the least registry
+   * CPU. Larger blobs go up as chunked `PATCH`es of `chunkSize`. A registry (or a proxy in front
+   * of it) answering a monolithic `PUT` with 413 Payload Too Large gets the blob again in chunks.
+   * @default Number.MAX_SAFE_INTEGER (every blob monolithic unless the registry answers 413)
+   */
+  monolithicUploadMaxBytes?: number;
+  /**
+   * Body size of each `PATCH` of a chunked upload (each is buffered so it can be retried). Chunked
+   * uploads only happen above `monolithicUploadMaxBytes` or after a 413. Registries disagree on
+   * the bounds: GHCR refuses `PATCH` bodies over 4 MiB, ECR requires every part but the last to
+   * be at least 5 MiB; the default follows the registry's host.
+   * @default 5242880 (5 MiB) for `*.dkr.ecr.*.amazonaws.com[.cn]` (ECR), else 4194304 (4 MiB)
    */
   chunkSize?: number;
+  /**
+   * Most blob pushes (upload sessions, counting mounts and retries) started in any 60 s window,
+   * for registries that rate-limit layer pushes per token (GHCR allows about 2,000 a minute).
+   * Pushes beyond it wait (abortably) for the window to slide.
+   * @default undefined (no cap)
+   */
+  maxBlobPushesPerMinute?: number;
   /**
    * Largest manifest accepted on fetch.
    * @default 4194304 (4 MiB)
@@ -118,10 +135,23 @@ export interface ResolvedClientOptions extends Omit<TransportConfig, 'credential
   env: Record<string, string | undefined>;
   maxConcurrentTransfers: number;
   chunkSize: number;
+  monolithicUploadMaxBytes: number;
+  maxBlobPushesPerMinute: number | undefined;
   maxManifestBytes: number;
   tagPageSize: number;
   /** The Agent the client owns (closed by `close()`), if it made one. */
   ownAgent: LazyAgent | undefined;
+}
+
+/** ECR's registry hosts (`<account>.dkr.ecr.<region>.amazonaws.com`, `.com.cn` in China). */
+const ECR_HOST = /\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?(?::\d+)?$/i;
+
+/**
+ * The `PATCH` body size a chunked upload uses by default on `registry`: 5 MiB on ECR (its parts
+ * must be at least 5 MiB but the last), 4 MiB elsewhere (GHCR refuses bodies over 4 MiB).
+ */
+export function defaultUploadChunkSize(registry: string): number {
+  return ECR_HOST.test(registry) ? 5 * 1024 * 1024 : 4 * 1024 * 1024;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -157,7 +187,17 @@ export function resolveClientOptions(options: OciClientOptions): ResolvedClientO
     headersTimeoutMs: positiveInt('headersTimeoutMs', options.headersTimeoutMs, 60_000),
     bodyTimeoutMs: positiveInt('bodyTimeoutMs', options.bodyTimeoutMs, 30_000),
     maxConcurrentTransfers: positiveInt('maxConcurrentTransfers', options.maxConcurrentTransfers, 8),
-    chunkSize: positiveInt('chunkSize', options.chunkSize, 8 * 1024 * 1024),
+    chunkSize: positiveInt('chunkSize', options.chunkSize, defaultUploadChunkSize(registry)),
+    monolithicUploadMaxBytes: positiveInt(
+      'monolithicUploadMaxBytes',
+      options.monolithicUploadMaxBytes,
+      Number.MAX_SAFE_INTEGER,
+      0,
+    ),
+    maxBlobPushesPerMinute:
+      options.maxBlobPushesPerMinute === undefined
+        ? undefined
+        : positiveInt('maxBlobPushesPerMinute', options.maxBlobPushesPerMinute, 0),
     maxManifestBytes: positiveInt('maxManifestBytes', options.maxManifestBytes, 4 * 1024 * 1024),
     tagPageSize: positiveInt('tagPageSize', options.tagPageSize, 1000),
     userAgent: options.userAgent ?? 'task-cache-oci/0.1',

@@ -1,7 +1,9 @@
 // Pushing blobs to a registry (distribution-spec v1.1.1 "Pushing blobs"): an optional
-// cross-repository mount, then a session (`POST`) finished by one monolithic `PUT` or by chunked
-// `PATCH`es and a closing `PUT`. A failed upload restarts from a new session while the retry
-// policy calls it transient and the body can be replayed.
+// cross-repository mount, then a session (`POST`) finished by one monolithic `PUT` (the default:
+// two requests per blob) or, above `monolithicUploadMaxBytes` or after a 413, by chunked `PATCH`es
+// of `chunkSize` and a closing `PUT`. A failed upload restarts from a new session while the retry
+// policy calls it transient and the body can be replayed. Every session start (and mount) takes a
+// slot of the client's push-rate cap, when one is set.
 
 import {
   DeniedError,
@@ -86,6 +88,7 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
   }
 
   async function startUpload(signal?: AbortSignal): Promise<string> {
+    await ctx.pushRate?.take(signal);
     const url = `${origin}/v2/${name}/blobs/uploads/`;
     const res = await transport.send({
       method: 'POST',
@@ -108,6 +111,7 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
     signal?: AbortSignal,
   ): Promise<true | string | undefined> {
     validateRepository(from);
+    await ctx.pushRate?.take(signal);
     const url = `${origin}/v2/${name}/blobs/uploads/?mount=${encodeURIComponent(descriptor.digest)}&from=${encodeURIComponent(from)}`;
     let res: Response;
     try {
@@ -251,11 +255,12 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
         }
       }
       const replayable = isReplayable(body);
+      let chunked = descriptor.size > ctx.monolithicUploadMaxBytes;
       for (let attempt = 0; ; attempt++) {
         const loc = session ?? (await startUpload(signal));
         session = undefined;
         try {
-          if (descriptor.size > ctx.chunkSize) {
+          if (chunked) {
             const source =
               body instanceof Uint8Array ? bytesSource(body) : typeof body === 'function' ? body() : body;
             await uploadChunked(loc, descriptor, source, signal);
@@ -265,6 +270,13 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
           return;
         } catch (error) {
           if (signal?.aborted) throw signal.reason;
+          if (!chunked && replayable && (error as OciError).statusCode === 413) {
+            // NOTE: the registry (or a proxy in front of it) caps request bodies: the same bytes
+            // again as chunked PATCHes, at once (413 is no rate limit). The session of the refused
+            // PUT is abandoned; registries expire such sessions.
+            chunked = true;
+            continue;
+          }
           const retryAfterMs = retryAfterOf.get(error as OciError);
           const wait = replayable ? transport.policy.delay(attempt, { error, retryAfterMs }) : undefined;
           if (wait === undefined) throw error;

@@ -59,6 +59,8 @@ export async function saveStep(
         concurrency: policy.concurrency,
         ...(Number.isFinite(maxEntrySize) ? { maxEntrySize } : {}),
         stateDir: cache.basesDir,
+        ...(cache.urlFormat ? { format: cache.urlFormat } : {}),
+        onFallback: (info) => cache.emit({ type: 'format-fallback', task, key, ...info }),
         onProgress: call.progress,
         ...(signal ? { signal } : {}),
       });
@@ -86,5 +88,7 @@ export async function saveStep(
     durationMs: saved.durationMs,
     ...(leaseLost() ? { leaseLost: true } : {}),
   });
+  // Bounds the local store in the background (at most once per interval); never awaited.
+  cache.pruner.schedule(store);
   return { saved };
 }

@@ -1,0 +1,129 @@
+/**
+ * `task-cache ls [--task NAME]` and `task-cache inspect KEY`: read-only views of a store's entries,
+ * through core's `openStore` and `lookupEntry` (no download of the chunks).
+ */
+import { parseArgs } from 'node:util';
+import { formatBytes, lookupEntry, openStore, redactUrl, urlsafe } from '@task-cache/core';
+import { CliError, EXIT } from './errors.js';
+import type { CliIo } from './run.js';
+
+const OPTIONS = {
+  cache: { type: 'string' },
+  task: { type: 'string', short: 't' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const LS_USAGE = `Usage: task-cache ls [--cache URL] [--task NAME] [--json]
+
+Lists the entries (tags) of the store (TASK_CACHE_URL, default the embedded cache), of one task with
+--task. The pointer tags (<task>.latest) are left out.
+`;
+
+export const INSPECT_USAGE = `Usage: task-cache inspect KEY [--cache URL] [--json]
+
+Shows an entry without downloading it: task, creation time, producer, files, sizes, chunks, the
+source files of its key (inputs). Exit 1 when there is no entry KEY.
+`;
+
+function parse(argv: readonly string[], command: string) {
+  try {
+    return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new CliError('CLI_ERR_USAGE', `${command}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function withStore<T>(
+  io: CliIo,
+  url: string | undefined,
+  fn: (store: Awaited<ReturnType<typeof openStore>>['store']) => Promise<T>,
+): Promise<T> {
+  const { store } = await openStore(url ?? io.env.TASK_CACHE_URL ?? '', { env: io.env });
+  try {
+    return await fn(store);
+  } finally {
+    await (store as { close?: () => Promise<void> }).close?.();
+  }
+}
+
+/** `task-cache ls`. */
+export async function lsCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(argv, 'ls');
+  if (values.help) {
+    io.stdout.write(LS_USAGE);
+    return EXIT.ok;
+  }
+  if (positionals.length > 0) throw new CliError('CLI_ERR_USAGE', `ls: unexpected ${positionals.join(' ')}`);
+  const prefix = values.task === undefined ? undefined : `${urlsafe(values.task)}-`;
+  return withStore(io, values.cache, async (store) => {
+    if (!store.listTags) {
+      io.stderr.write(`task-cache: ls: this store cannot list its tags\n`);
+      return EXIT.doctorFailed;
+    }
+    const tags: string[] = [];
+    for await (const tag of store.listTags()) {
+      if (tag.endsWith('.latest')) continue;
+      if (prefix === undefined || tag.startsWith(prefix)) tags.push(tag);
+    }
+    io.stdout.write(values.json ? `${JSON.stringify(tags)}\n` : tags.map((t) => `${t}\n`).join(''));
+    return EXIT.ok;
+  });
+}
+
+/** `task-cache inspect KEY`. */
+export async function inspectCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(argv, 'inspect');
+  if (values.help) {
+    io.stdout.write(INSPECT_USAGE);
+    return EXIT.ok;
+  }
+  const [key, ...rest] = positionals;
+  if (key === undefined || rest.length > 0)
+    throw new CliError('CLI_ERR_USAGE', 'inspect: give exactly one KEY (see task-cache ls)');
+  return withStore(io, values.cache, async (store) => {
+    const entry = await lookupEntry(store, { tag: key });
+    if (!entry) {
+      io.stderr.write(
+        `task-cache: inspect: no entry ${key} in ${redactUrl(values.cache ?? io.env.TASK_CACHE_URL ?? '') || 'the embedded cache'}\n`,
+      );
+      return EXIT.doctorFailed;
+    }
+    const c = entry.config;
+    const compressed = entry.layers.reduce((n, l) => n + l.size, 0);
+    const view = {
+      key: entry.tag,
+      digest: entry.digest,
+      task: c.task,
+      created: c.created,
+      producer: `${c.producer.name} ${c.producer.version}`,
+      files: c.files,
+      size: c.size,
+      compressedSize: compressed,
+      chunks: c.chunks.length,
+      chunking: c.chunking,
+      compression: c.compression,
+      inputs: c.sources,
+      signature: 'none (entries are not signed)',
+    };
+    if (values.json) io.stdout.write(`${JSON.stringify(view)}\n`);
+    else
+      io.stdout.write(
+        [
+          `key:         ${view.key}`,
+          `digest:      ${view.digest}`,
+          `task:        ${view.task}`,
+          `created:     ${view.created}`,
+          `producer:    ${view.producer}`,
+          `files:       ${view.files}`,
+          `size:        ${formatBytes(view.size)} (${formatBytes(compressed)} compressed)`,
+          `chunks:      ${view.chunks} (${c.chunking.algorithm}, avg ${formatBytes(c.chunking.avgSize)}; ${c.compression.algorithm} level ${c.compression.level})`,
+          `signature:   ${view.signature}`,
+          `inputs:      ${c.sources.length} source files`,
+          ...c.sources.map((s) => `  ${s.digest.slice(0, 19)}…  ${s.path}`),
+          '',
+        ].join('\n'),
+      );
+    return EXIT.ok;
+  });
+}
