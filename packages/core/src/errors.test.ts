@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CacheConfigError,
   CacheRunError,
+  CacheTimeoutError,
   EntryCorruptError,
   EntryError,
   EntryOutputsError,
@@ -71,6 +72,13 @@ describe('core errors', () => {
       true,
     ],
     [
+      new CacheTimeoutError('lookup took longer than its budget of 10 ms', { cause, timeoutMs: 10 }),
+      'CacheTimeoutError',
+      'CACHE_ERR_TIMEOUT',
+      'lookup took longer than its budget of 10 ms',
+      false,
+    ],
+    [
       new EntryOutputsError('outputs', { cause }),
       'EntryOutputsError',
       'CACHE_ERR_ENTRY_OUTPUTS',
@@ -97,5 +105,6 @@ describe('core errors', () => {
     expect(e).toBeInstanceOf(CacheConfigError);
     expect(e.code).toBe('CACHE_ERR_INVALID_OPTION');
     expect(new CacheRunError('LEASE_LOST', 'm').reason).toBe('LEASE_LOST');
+    expect(new CacheTimeoutError('m', { timeoutMs: 5 }).timeoutMs).toBe(5);
   });
 });

@@ -169,3 +169,19 @@ export class EntryOutputsError extends EntryError {
     super('CACHE_ERR_ENTRY_OUTPUTS', message, options);
   }
 }
+
+/**
+ * A store operation of a run (lookup, save, restore) took longer than its budget (the
+ * `timeouts` option of `createCache()`): cache trouble like any other, reported as the step's
+ * warning with this as its cause, or thrown (as the cause of a {@link CacheRunError}) in strict mode.
+ */
+export class CacheTimeoutError extends TaskCacheError {
+  override name = 'CacheTimeoutError';
+  declare readonly code: 'CACHE_ERR_TIMEOUT';
+  /** The budget that ran out, in milliseconds. */
+  readonly timeoutMs: number;
+  constructor(message: string, fields: { timeoutMs: number } & TaskCacheErrorOptions) {
+    super('CACHE_ERR_TIMEOUT', message, fields);
+    this.timeoutMs = fields.timeoutMs;
+  }
+}

@@ -46,6 +46,7 @@ export { restoreEntry, saveEntry } from './entry/lazy.js';
 export { hasEntry, lookupEntry } from './entry/resolve.js';
 export type {
   EntryChecker,
+  EntryLimits,
   EntryReader,
   EntryWriter,
   FormFallback,
@@ -67,6 +68,7 @@ export {
   type CacheConfigErrorCode,
   CacheRunError,
   type CacheRunErrorCode,
+  CacheTimeoutError,
   EntryCorruptError,
   EntryError,
   type EntryErrorCode,
@@ -111,9 +113,11 @@ export type {
   AcquireOrWaitOptions,
   BuildFunction,
   CacheLease,
+  CacheLimits,
   CacheLock,
   CacheOptions,
   CachePolicy,
+  CacheTimeouts,
   KeyOptions,
   LeaseOutcome,
   LockAcquireResult,

@@ -8,7 +8,7 @@
  * `src/registry/` (options, blobs, uploads, manifests, tags) and the HTTP engine in
  * `src/internal/transport/` (auth, retry and redirect layers).
  */
-import { type ResolveCredentialsOptions, resolveCredentials } from './credentials.js';
+import { credentialSources, type ResolveCredentialsOptions, resolveCredentials } from './credentials.js';
 import { InvalidOptionError } from './errors.js';
 import { createPushRateLimiter } from './internal/push-rate.js';
 import { Semaphore } from './internal/semaphore.js';
@@ -88,6 +88,7 @@ export function createOciClient(options: OciClientOptions): OciClient {
   const transport = createTransport({
     ...o,
     credentials: () => resolveCredentials(o.registry, credentialOptions),
+    credentialSources: credentialSources(credentialOptions),
   });
   const transfers = new Semaphore(o.maxConcurrentTransfers);
   const pushRate =
@@ -114,6 +115,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
         pushRate,
         maxManifestBytes: o.maxManifestBytes,
         tagPageSize: o.tagPageSize,
+        maxErrorBodyBytes: o.maxErrorBodyBytes,
+        maxTagPages: o.maxTagPages,
       });
     },
     async close() {

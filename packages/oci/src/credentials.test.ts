@@ -2,7 +2,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credentialsFromConfig, defaultAuthFiles, resolveCredentials } from './credentials.js';
+import {
+  credentialSources,
+  credentialsFromConfig,
+  defaultAuthFiles,
+  resolveCredentials,
+} from './credentials.js';
 import { InvalidOptionError } from './errors.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -91,10 +96,42 @@ describe('resolveCredentials', () => {
       JSON.stringify({ auths: { 'x.example': { auth: b64('x:3') } } }),
     );
     const env = { DOCKER_CONFIG: dir, XDG_RUNTIME_DIR: xdg, HOME: '/nonexistent' };
-    expect(defaultAuthFiles(env)).toEqual([join(dir, 'config.json'), join(xdg, 'containers', 'auth.json')]);
-    expect(defaultAuthFiles({ HOME: '/home/u' })).toEqual(['/home/u/.docker/config.json']);
+    expect(defaultAuthFiles(env)).toEqual([
+      join(dir, 'config.json'),
+      join(xdg, 'containers', 'auth.json'),
+      '/nonexistent/.config/containers/auth.json',
+    ]);
+    expect(defaultAuthFiles({ HOME: '/home/u' })).toEqual([
+      '/home/u/.docker/config.json',
+      '/home/u/.config/containers/auth.json',
+    ]);
     expect(await resolveCredentials('x.example', { env })).toEqual({ username: 'x', password: '3' });
     expect(await resolveCredentials('docker.example', { env })).toEqual({ username: 'd', password: '1' });
+  });
+
+  // Regression (issue 16): docs/troubleshooting.md listed REGISTRY_AUTH_FILE, which was never read.
+  it("reads $REGISTRY_AUTH_FILE first, then podman's $XDG_CONFIG_HOME/containers/auth.json", async () => {
+    const podman = join(dir, 'cfg');
+    await import('node:fs/promises').then((fs) => fs.mkdir(join(podman, 'containers'), { recursive: true }));
+    await writeFile(
+      join(podman, 'containers', 'auth.json'),
+      JSON.stringify({ auths: { 'p.example': { auth: b64('p:5') } } }),
+    );
+    const authFile = join(dir, 'registry-auth.json');
+    await writeFile(authFile, JSON.stringify({ auths: { 'docker.example': { auth: b64('r:4') } } }));
+    const env = {
+      REGISTRY_AUTH_FILE: authFile,
+      DOCKER_CONFIG: dir,
+      XDG_CONFIG_HOME: podman,
+      HOME: '/nonexistent',
+    };
+    expect(defaultAuthFiles(env)[0]).toBe(authFile);
+    expect(await resolveCredentials('docker.example', { env })).toEqual({ username: 'r', password: '4' });
+    expect(await resolveCredentials('p.example', { env })).toEqual({ username: 'p', password: '5' });
+    expect(credentialSources({ env })).toEqual([
+      'TASK_CACHE_OCI_USER/TASK_CACHE_OCI_PASSWORD',
+      ...defaultAuthFiles(env),
+    ]);
   });
 
   it('refuses a half-set environment pair without echoing the value', async () => {

@@ -1,8 +1,9 @@
 /**
  * Where registry credentials come from, in order: explicit options, the environment
- * (`TASK_CACHE_OCI_USER` / `TASK_CACHE_OCI_PASSWORD`), then the docker/podman `config.json`
- * `auths` users already have (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, then
- * `${XDG_RUNTIME_DIR}/containers/auth.json`).
+ * (`TASK_CACHE_OCI_USER` / `TASK_CACHE_OCI_PASSWORD`), then the `auths` of the auth files users
+ * already have: `$REGISTRY_AUTH_FILE` (podman, skopeo, buildah), docker's
+ * `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, then podman's
+ * `${XDG_RUNTIME_DIR}/containers/auth.json` and `${XDG_CONFIG_HOME:-~/.config}/containers/auth.json`.
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -27,20 +28,37 @@ export interface ResolveCredentialsOptions {
   env?: Record<string, string | undefined>;
   /**
    * Auth files to read, in order. `null` disables config files.
-   * @default `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`), then `${XDG_RUNTIME_DIR}/containers/auth.json`
+   * @default {@link defaultAuthFiles}`(env)`
    */
   configFiles?: string[] | null;
 }
 
-/** Default config file locations for an environment. */
+/**
+ * Default auth file locations for an environment, in the order they are read:
+ * `$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`),
+ * `${XDG_RUNTIME_DIR}/containers/auth.json`, `${XDG_CONFIG_HOME:-~/.config}/containers/auth.json`.
+ */
 export function defaultAuthFiles(env: Record<string, string | undefined> = process.env): string[] {
   const files: string[] = [];
   const home = env.HOME || homedir();
+  if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
   files.push(
     env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : join(home, '.docker', 'config.json'),
   );
   if (env.XDG_RUNTIME_DIR) files.push(join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
-  return files;
+  files.push(join(env.XDG_CONFIG_HOME || join(home, '.config'), 'containers', 'auth.json'));
+  return [...new Set(files)];
+}
+
+/**
+ * Where {@link resolveCredentials} looks, for messages ("no credentials were found for HOST
+ * (looked in …)"): the environment variables, then each auth file.
+ */
+export function credentialSources(options: ResolveCredentialsOptions = {}): string[] {
+  if (options.credentials) return ['the credentials option'];
+  const env = options.env ?? process.env;
+  const files = options.configFiles === null ? [] : (options.configFiles ?? defaultAuthFiles(env));
+  return ['TASK_CACHE_OCI_USER/TASK_CACHE_OCI_PASSWORD', ...files];
 }
 
 /**

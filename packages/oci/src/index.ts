@@ -10,6 +10,7 @@ export {
 } from './client.js';
 export {
   type Credentials,
+  credentialSources,
   credentialsFromConfig,
   defaultAuthFiles,
   type ResolveCredentialsOptions,

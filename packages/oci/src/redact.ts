@@ -20,6 +20,8 @@ import type { Credentials } from './credentials.js';
 const SCHEME = /[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 /** What may follow the user-info's `@`: a host (reg-name, IPv4, `[IPv6]`, even unclosed) and a port. */
 const HOST_AFTER_AT = /^(?:\[[^\]\s/?#@]*\]?|[A-Za-z0-9._~%-]*)(?::\d*)?(?=$|[^A-Za-z0-9._~%:@[\]-])/;
+/** What follows the `@` of a digest reference (`repo@sha256:…`): not the end of a user-info. */
+const DIGEST_AFTER_AT = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}/;
 // NOTE: upload `Location`s carry signed state (distribution's `_state`), S3 presigned URLs carry
 // signatures and session tokens; none of it may reach an error message or an event.
 const SENSITIVE_QUERY = /sig|token|credential|secret|password|passwd|pwd|auth|key|state|session/i;
@@ -79,6 +81,18 @@ function redactAuthorityAndQuery(rest: string, textMode: boolean): string {
     if (HOST_AFTER_AT.test(rest.slice(i + 1))) {
       at = i;
       break;
+    }
+  }
+  if (at < 0) {
+    // NOTE: no `@` is followed by a plausible host (a broken port such as `host:5000:x`, a
+    // stray character): the user-info still ends at an `@`, so hide up to the last one, unless
+    // it starts a digest (`repo@sha256:…`) or, in free text, is followed by white space.
+    for (let i = rest.lastIndexOf('@'); i >= 0; i = i === 0 ? -1 : rest.lastIndexOf('@', i - 1)) {
+      const after = rest.slice(i + 1);
+      if (!DIGEST_AFTER_AT.test(after) && !(textMode && /^(?:\s|$)/.test(after))) {
+        at = i;
+        break;
+      }
     }
   }
   let head = '';

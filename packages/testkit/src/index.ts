@@ -8,6 +8,12 @@ export {
   startProxy,
 } from './fault-proxy.js';
 export {
+  type HostileMode,
+  type HostileRegistry,
+  type HostileRegistryOptions,
+  startHostileRegistry,
+} from './hostile-registry.js';
+export {
   hostileTar,
   type TarEndRecord,
   type TarEntryRecord,

@@ -9,6 +9,7 @@ import {
 } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import { createLayoutStore, createOciBackend } from '@task-cache/oci';
+import type { CacheLimits, CacheTimeouts } from '../run/types.js';
 import { defaultCacheDir } from '../store/default-dir.js';
 import { createMemoryStore, type MemoryStore } from '../store/memory.js';
 import { CacheConfigError } from './errors.js';
@@ -22,6 +23,16 @@ export interface OpenStoreOptions {
    * @default process.env
    */
   env?: Record<string, string | undefined>;
+  /**
+   * Registry time budgets (`connectMs`, `headersMs`, `bodyIdleMs`, `requestMs`).
+   * @default TIMEOUT_DEFAULTS
+   */
+  timeouts?: Pick<CacheTimeouts, 'connectMs' | 'headersMs' | 'bodyIdleMs' | 'requestMs'>;
+  /**
+   * Registry caps (`maxManifestBytes`, `maxTokenBytes`, `maxErrorBodyBytes`, `maxTagPages`).
+   * @default the registry client's
+   */
+  limits?: Pick<CacheLimits, 'maxManifestBytes' | 'maxTokenBytes' | 'maxErrorBodyBytes' | 'maxTagPages'>;
   signal?: AbortSignal;
 }
 
@@ -96,7 +107,7 @@ export async function openStore(
       return { store };
     }
     case 'oci': {
-      const store = await openRegistryStore(parsed, env);
+      const store = await openRegistryStore(parsed, env, options);
       return parsed.tag === undefined ? { store } : { store, tag: parsed.tag };
     }
   }
@@ -105,7 +116,10 @@ export async function openStore(
 async function openRegistryStore(
   parsed: Extract<StoreUrl, { kind: 'oci' }>,
   env: Record<string, string | undefined>,
+  options: OpenStoreOptions,
 ): Promise<OciStore> {
+  const t = options.timeouts ?? {};
+  const l = options.limits ?? {};
   const ca = parsed.ca ?? (env.TASK_CACHE_OCI_CA || undefined);
   // NOTE: a cache must cost seconds, not minutes, when the registry is down: fewer and shorter
   // retries than the client's defaults (the run's circuit breaker does the rest).
@@ -120,8 +134,14 @@ async function openRegistryStore(
     retries: 2,
     maxRetryDelayMs: 2_000,
     maxRetryAfterMs: 10_000,
-    connectTimeoutMs: 5_000,
-    headersTimeoutMs: 30_000,
+    connectTimeoutMs: t.connectMs ?? 5_000,
+    headersTimeoutMs: t.headersMs ?? 10_000,
+    bodyTimeoutMs: t.bodyIdleMs ?? 10_000,
+    requestTimeoutMs: t.requestMs ?? 30_000,
+    ...(l.maxManifestBytes === undefined ? {} : { maxManifestBytes: l.maxManifestBytes }),
+    ...(l.maxTokenBytes === undefined ? {} : { maxTokenBytes: l.maxTokenBytes }),
+    ...(l.maxErrorBodyBytes === undefined ? {} : { maxErrorBodyBytes: l.maxErrorBodyBytes }),
+    ...(l.maxTagPages === undefined ? {} : { maxTagPages: l.maxTagPages }),
   });
 }
 

@@ -79,6 +79,13 @@ export function parseStoreUrl(url: string): StoreUrl {
   const text = url.trim();
   if (text.startsWith('oci://')) {
     const rest = text.slice('oci://'.length);
+    // NOTE: user-info is found the way redaction finds it (on the raw string: a password may hold
+    // `/ ? # @`), so no later message quotes a piece of it as a "repository" or a "tag".
+    if (redactUrl(text).startsWith('oci://***'))
+      fail(
+        text,
+        'credentials do not belong in the URL (it ends up in task files and logs); set TASK_CACHE_OCI_USER and TASK_CACHE_OCI_PASSWORD, or log in with docker/podman',
+      );
     const q = rest.indexOf('?');
     const main = q === -1 ? rest : rest.slice(0, q);
     const query = new URLSearchParams(q === -1 ? '' : rest.slice(q + 1));
@@ -142,9 +149,7 @@ export function parseStoreUrl(url: string): StoreUrl {
       throw new CacheConfigError(
         'CACHE_ERR_INVALID_URL',
         `invalid cache URL "${redactUrl(text)}": not a URL`,
-        {
-          cause,
-        },
+        { cause: safeUrlCause(cause) },
       );
     }
     if (parsed.hostname === '')
@@ -163,4 +168,16 @@ export function parseStoreUrl(url: string): StoreUrl {
     text,
     'unknown scheme; use oci://, oci-layout:, redis://, rediss://, memory:// or leave it empty',
   );
+}
+
+/**
+ * The cause to keep for a failed `new URL(text)`: Node's `TypeError` carries the whole input
+ * (`error.input`, shown by `JSON.stringify` and by util.inspect), password included. A copy with
+ * the same name, code and (redacted) message, and nothing else.
+ */
+export function safeUrlCause(error: unknown): Error {
+  const copy = new TypeError(redactUrl(error instanceof Error ? error.message : String(error)));
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') Object.defineProperty(copy, 'code', { value: code, enumerable: true });
+  return copy;
 }

@@ -8,6 +8,7 @@ import {
   BlobUnknownError,
   type Descriptor,
   DigestMismatchError,
+  ManifestInvalidError,
   ManifestUnknownError,
   NameUnknownError,
   SizeMismatchError,
@@ -24,10 +25,49 @@ import {
   parseJson,
   parseManifest,
 } from './format.js';
-import type { EntryChecker, EntryReader, HasEntry, LookupEntry, ResolvedEntry } from './types.js';
+import type {
+  EntryChecker,
+  EntryLimits,
+  EntryReader,
+  HasEntry,
+  LookupEntry,
+  ResolvedEntry,
+} from './types.js';
 
 /** Default cap of a restored entry (uncompressed bytes): 16 GiB. */
 export const DEFAULT_RESTORE_MAX_ENTRY = 16 * 1024 * 1024 * 1024;
+
+/** {@link EntryLimits} with every default filled in. */
+export type ResolvedLimits = Required<EntryLimits>;
+
+/** The default {@link EntryLimits}. */
+export const DEFAULT_ENTRY_LIMITS: ResolvedLimits = Object.freeze({
+  maxManifestBytes: MAX_MANIFEST_SIZE,
+  maxConfigBytes: MAX_CONFIG_SIZE,
+  maxIndexChildren: 256,
+  maxLayers: 100_000,
+});
+
+/** Validates `limits` (each a positive integer) and fills in the defaults. */
+export function checkLimits(limits: EntryLimits | undefined, prefix = 'limits.'): ResolvedLimits {
+  if (limits === undefined) return DEFAULT_ENTRY_LIMITS;
+  if (typeof limits !== 'object' || limits === null)
+    throw new InvalidOptionError(prefix.slice(0, -1), 'must be an object');
+  const out = { ...DEFAULT_ENTRY_LIMITS };
+  for (const k of Object.keys(DEFAULT_ENTRY_LIMITS) as (keyof ResolvedLimits)[]) {
+    out[k] = checkSize(`${prefix}${k}`, limits[k], DEFAULT_ENTRY_LIMITS[k]);
+    if (out[k] < 1) throw new InvalidOptionError(`${prefix}${k}`, 'must be at least 1');
+  }
+  return out;
+}
+
+function tooLarge(what: string, size: number, limit: number, name: string, digest?: string) {
+  return new EntryTooLargeError(`${what} (${size}) is above ${name} (${limit}); not fetched`, {
+    limit,
+    size,
+    ...(digest ? { digest } : {}),
+  });
+}
 
 /** `true` for the store errors that mean "this part is not there" (a miss, not a failure). */
 export function isMissing(err: unknown): boolean {
@@ -75,25 +115,57 @@ async function resolveManifests(
   store: Pick<EntryReader, 'fetchManifest'>,
   tag: string,
   signal: AbortSignal | undefined,
+  limits: ResolvedLimits = DEFAULT_ENTRY_LIMITS,
 ): Promise<ResolvedManifests | undefined> {
-  const top = await store.fetchManifest(tag, { signal });
+  const top = await fetchManifestTyped(store, tag, signal, limits);
   if (top === undefined) return undefined;
-  if (top.bytes.byteLength > MAX_MANIFEST_SIZE)
-    throw new EntryCorruptError('manifest is larger than 4 MiB', { digest: top.descriptor.digest });
   const doc = parseJson(top.bytes, 'manifest');
   const isIndex =
     doc.mediaType === OCI_INDEX_MEDIA_TYPE || (doc.mediaType === undefined && Array.isArray(doc.manifests));
   const manifests = [];
+  let layerCount = 0;
   if (isIndex) {
-    for (const child of parseIndex(doc)) {
-      const m = await store.fetchManifest(child.digest, { signal });
+    const children = parseIndex(doc);
+    // NOTE (issue 16): every declared count and size is checked before the first child is
+    // fetched: 1,500 children of 4 MiB once took 4.3 GB and a V8 out-of-memory.
+    if (children.length > limits.maxIndexChildren)
+      throw tooLarge(
+        'index children',
+        children.length,
+        limits.maxIndexChildren,
+        'maxIndexChildren',
+        top.descriptor.digest,
+      );
+    for (const child of children) {
+      if (child.size > limits.maxManifestBytes)
+        throw tooLarge(
+          'child manifest size',
+          child.size,
+          limits.maxManifestBytes,
+          'maxManifestBytes',
+          child.digest,
+        );
+    }
+    for (const child of children) {
+      const m = await fetchManifestTyped(store, child.digest, signal, limits);
       if (m === undefined) return undefined;
-      if (m.bytes.byteLength > MAX_MANIFEST_SIZE)
-        throw new EntryCorruptError('manifest is larger than 4 MiB', { digest: child.digest });
-      manifests.push(parseManifest(parseJson(m.bytes, `child manifest ${child.digest}`)));
+      const manifest = parseManifest(parseJson(m.bytes, `child manifest ${child.digest}`));
+      layerCount += manifest.layers.length;
+      if (layerCount > limits.maxLayers)
+        throw tooLarge('layer count', layerCount, limits.maxLayers, 'maxLayers', top.descriptor.digest);
+      manifests.push(manifest);
     }
   } else {
-    manifests.push(parseManifest(doc));
+    const manifest = parseManifest(doc);
+    if (manifest.layers.length > limits.maxLayers)
+      throw tooLarge(
+        'layer count',
+        manifest.layers.length,
+        limits.maxLayers,
+        'maxLayers',
+        top.descriptor.digest,
+      );
+    manifests.push(manifest);
   }
   const first = manifests[0];
   if (first === undefined) throw new EntryCorruptError('entry has no manifests');
@@ -102,6 +174,38 @@ async function resolveManifests(
     throw new EntryCorruptError('the manifests of an index entry reference different configs');
   }
   return { digest: top.descriptor.digest, configDescriptor, layers: manifests.flatMap((m) => m.layers) };
+}
+
+/**
+ * A manifest fetch whose size refusals are entry errors: a store refuses an oversized manifest
+ * with its own error (`OCI_ERR_MANIFEST_INVALID` from the registry client); a reader promises
+ * `CACHE_ERR_ENTRY_*` (docs/format.md §8).
+ */
+async function fetchManifestTyped(
+  store: Pick<EntryReader, 'fetchManifest'>,
+  reference: string,
+  signal: AbortSignal | undefined,
+  limits: ResolvedLimits,
+) {
+  let m: Awaited<ReturnType<EntryReader['fetchManifest']>>;
+  try {
+    m = await store.fetchManifest(reference, { signal });
+  } catch (err) {
+    if (err instanceof ManifestInvalidError || err instanceof SizeMismatchError)
+      throw new EntryCorruptError(`manifest ${reference} refused by the store: ${(err as Error).message}`, {
+        cause: err,
+      });
+    throw err;
+  }
+  if (m !== undefined && m.bytes.byteLength > limits.maxManifestBytes)
+    throw tooLarge(
+      'manifest size',
+      m.bytes.byteLength,
+      limits.maxManifestBytes,
+      'maxManifestBytes',
+      m.descriptor.digest,
+    );
+  return m;
 }
 
 // NOTE: the entries `lookupEntry` produced. `restoreEntry({ entry })` trusts an entry's parsed
@@ -131,17 +235,35 @@ export function isResolvedEntry(entry: unknown): entry is ResolvedEntry {
 export async function resolveEntry(
   store: EntryReader,
   tag: string,
-  options: { signal?: AbortSignal | undefined; maxEntrySize: number },
+  options: { signal?: AbortSignal | undefined; maxEntrySize: number; limits?: ResolvedLimits },
 ): Promise<ResolvedEntry | undefined> {
   const { signal } = options;
-  const manifests = await resolveManifests(store, tag, signal);
+  const limits = options.limits ?? DEFAULT_ENTRY_LIMITS;
+  const manifests = await resolveManifests(store, tag, signal, limits);
   if (manifests === undefined) return undefined;
   const { configDescriptor, layers } = manifests;
-  if (configDescriptor.size > MAX_CONFIG_SIZE)
-    throw new EntryCorruptError(`config is larger than ${MAX_CONFIG_SIZE} bytes`);
+  if (configDescriptor.size > limits.maxConfigBytes)
+    throw tooLarge(
+      'config size',
+      configDescriptor.size,
+      limits.maxConfigBytes,
+      'maxConfigBytes',
+      configDescriptor.digest,
+    );
+  if (Number.isFinite(options.maxEntrySize)) {
+    // The chunks are compressed: their sum may exceed the uncompressed size only by zstd's
+    // worst-case growth (a few bytes per chunk, well under 1/128 of the data).
+    const declared = layers.reduce((n, l) => n + l.size, 0);
+    const bound = options.maxEntrySize + Math.ceil(options.maxEntrySize / 128) + layers.length * 1024;
+    if (declared > bound)
+      throw new EntryTooLargeError(
+        `entry chunks (${declared} bytes) are above maxEntrySize (${options.maxEntrySize}); not fetched`,
+        { limit: options.maxEntrySize, size: declared, digest: manifests.digest },
+      );
+  }
   let configBytes: Buffer;
   try {
-    configBytes = await readAll(await store.fetchBlob(configDescriptor, { signal }), MAX_CONFIG_SIZE);
+    configBytes = await readAll(await store.fetchBlob(configDescriptor, { signal }), limits.maxConfigBytes);
   } catch (err) {
     if (isMissing(err)) return undefined;
     if (isVerificationFailure(err)) throw corruptBlob(err);
@@ -173,9 +295,10 @@ export const lookupEntry: LookupEntry = async (store, options) => {
     throw new InvalidOptionError('options', 'must be an object');
   const tag = checkTag(options.tag);
   const maxEntrySize = checkSize('maxEntrySize', options.maxEntrySize, DEFAULT_RESTORE_MAX_ENTRY);
+  const limits = checkLimits(options.limits);
   options.signal?.throwIfAborted();
   try {
-    return await resolveEntry(store, tag, { signal: options.signal, maxEntrySize });
+    return await resolveEntry(store, tag, { signal: options.signal, maxEntrySize, limits });
   } catch (err) {
     if (isMissing(err)) return undefined;
     throw err;

@@ -56,7 +56,38 @@ export interface LookupEntryOptions {
   tag: string;
   /** Treat entries larger than this many uncompressed bytes as too large. @default 17179869184 (16 GiB) */
   maxEntrySize?: number;
+  /** Caps checked against what a document declares, before the part it describes is fetched. */
+  limits?: EntryLimits;
   signal?: AbortSignal;
+}
+
+/**
+ * Caps a reader applies to an entry, each checked against what the manifest or index declares
+ * BEFORE the part it describes is fetched: an entry above one is refused with
+ * `EntryTooLargeError` (`CACHE_ERR_ENTRY_TOO_LARGE`) at flat memory, whatever a registry (or
+ * anyone who can push a tag) serves.
+ */
+export interface EntryLimits {
+  /**
+   * Largest manifest (or index) accepted.
+   * @default 4194304 (4 MiB)
+   */
+  maxManifestBytes?: number;
+  /**
+   * Largest entry config accepted.
+   * @default 33554432 (32 MiB)
+   */
+  maxConfigBytes?: number;
+  /**
+   * Most child manifests of an index entry (an entry has one child per `layerCap` = 500 chunks).
+   * @default 256
+   */
+  maxIndexChildren?: number;
+  /**
+   * Most layers (chunks) of an entry, over all its manifests.
+   * @default 100000
+   */
+  maxLayers?: number;
 }
 
 /** Progress of a push or a restore, for progress bars. */

@@ -27,6 +27,7 @@ import {
   verifyStream,
 } from '@task-cache/oci';
 import { Redis, type RedisOptions } from 'ioredis';
+import { safeUrlCause } from '../config/urls.js';
 import { InvalidOptionError, TaskCacheError } from '../errors.js';
 
 /** Codes of {@link RedisStoreError}. */
@@ -153,7 +154,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       parsed = new URL(url);
     } catch (cause) {
       throw new InvalidOptionError('url', `createRedisStore: \`url\` ${redactUrl(url)} is not a URL`, {
-        cause,
+        cause: safeUrlCause(cause),
       });
     }
     if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')

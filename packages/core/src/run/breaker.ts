@@ -12,6 +12,11 @@ export interface Breaker {
   isOpen(): boolean;
   success(): void;
   failure(): void;
+  /**
+   * Opens at once, whatever the threshold: the store did not answer in time (a black hole, a
+   * slow-loris), so the next runs of this cache skip it instead of paying the same wait.
+   */
+  trip(): void;
 }
 
 /** A breaker state; `view` reads and updates it with a call's thresholds. */
@@ -33,6 +38,10 @@ export function createBreaker(now: () => number = Date.now): BreakerState {
       failure: () => {
         failures += 1;
         if (failures >= threshold) openUntil = now() + cooldownMs;
+      },
+      trip: () => {
+        failures = Math.max(failures, threshold);
+        openUntil = now() + cooldownMs;
       },
     }),
   };

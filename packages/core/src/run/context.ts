@@ -12,15 +12,21 @@ import { describeLockUrl } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
 import { openLock, openStore } from '../config/open.js';
 import type { TransferProgress } from '../entry/types.js';
-import { CacheConfigError, CacheRunError } from '../errors.js';
+import { CacheConfigError, CacheRunError, CacheTimeoutError } from '../errors.js';
 import type { CacheEvent, CacheWarningCode } from '../events/types.js';
 import { defaultCacheDir } from '../store/default-dir.js';
 import type { LocalBounds } from '../tier/bounds.js';
 import { createPruner, type Pruner } from '../tier/prune.js';
 import { type Breaker, createBreaker } from './breaker.js';
 import { type EntryOps, entryOps } from './entries.js';
-import { type CacheSettings, type ResolvedPolicy, resolvePolicy } from './options.js';
-import { countsAgainstStore, describe, isAbort, storeTrouble } from './trouble.js';
+import {
+  type CacheSettings,
+  type ResolvedCacheLimits,
+  type ResolvedPolicy,
+  type ResolvedTimeouts,
+  resolvePolicy,
+} from './options.js';
+import { countsAgainstStore, describe, isAbort, isUnreachable, storeTrouble } from './trouble.js';
 import type { CacheLock, CachePolicy, RunStats } from './types.js';
 
 /** The state of one cache instance (see the module comment). */
@@ -43,6 +49,10 @@ export interface CacheContext {
   readonly noLock: boolean;
   /** The entry data plane. */
   readonly entries: EntryOps;
+  /** Time budgets (the `timeouts` option, defaults filled in). */
+  readonly timeouts: ResolvedTimeouts;
+  /** Size and count caps (the `limits` option, defaults filled in). */
+  readonly limits: ResolvedCacheLimits;
   /** Bounds of the local store. */
   readonly bounds: LocalBounds;
   /** The background prune after a save (only for a local store core opened from a URL). */
@@ -123,13 +133,20 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     lockLocation: lockUrl?.kind === 'redis' ? describeLockUrl(lockUrl) : 'local',
     noLock: 'none' in lock,
     entries: entryOps,
+    timeouts: settings.timeouts,
+    limits: settings.limits,
     bounds: settings.bounds,
     pruner,
     store(signal) {
       if ('object' in store) return Promise.resolve(store.object);
       const url = store.url;
       return openedStore.get(() =>
-        openStore(url, { env, ...(signal ? { signal } : {}) }).then((r) => r.store),
+        openStore(url, {
+          env,
+          timeouts: settings.timeouts,
+          limits: settings.limits,
+          ...(signal ? { signal } : {}),
+        }).then((r) => r.store),
       );
     },
     lock() {
@@ -190,15 +207,21 @@ export interface CallContext {
   /** A `warning` event (strict mode: throws {@link CacheRunError} instead of returning). */
   warn(code: CacheWarningCode, message: string, cause?: unknown): void;
   /**
-   * Runs a store operation: trouble → warning + `undefined` (strict: throws), an open breaker →
-   * `CIRCUIT_OPEN` warning + `undefined` without calling it. An abort propagates.
+   * Runs a store operation within `budgetMs` (`fn` gets the signal to pass on: the call's,
+   * plus the budget): trouble → warning + `undefined` (strict: throws), an open breaker →
+   * `CIRCUIT_OPEN` warning + `undefined` without calling it. After the store timed out or was
+   * unreachable once in this call, later operations are skipped at once (their cause was
+   * already reported). An abort of the call's signal propagates.
    */
   guard<R>(
     store: OciStore,
     code: CacheWarningCode,
     what: string,
-    fn: () => Promise<R>,
+    fn: (signal: AbortSignal | undefined) => Promise<R>,
+    budgetMs?: number,
   ): Promise<R | undefined>;
+  /** Set once a store operation of this call timed out or found the store unreachable. */
+  readonly storeDown: boolean;
   /** `true` (with a `CIRCUIT_OPEN` warning) when the breaker skips the store for `what`. */
   circuitOpen(store: OciStore, what: string): boolean;
   /** Forwards transfer progress as `progress` events. */
@@ -214,6 +237,10 @@ export function createCallContext(
 ): CallContext {
   const { task, key, policy, stats, signal } = call;
   const breaker = cache.breaker(policy);
+  // NOTE (issue 16): one warning per cause per call; a dead registry printed `lookup failed`
+  // twice (the lookup before the lock and the one after it).
+  const warned = new Set<string>();
+  let storeDown = false;
   const ctx: CallContext = {
     cache,
     task,
@@ -221,9 +248,18 @@ export function createCallContext(
     policy,
     stats,
     signal,
+    get storeDown() {
+      return storeDown;
+    },
     warn(code, message, cause) {
-      stats.warnings += 1;
       const causeCode = (cause as { code?: unknown } | undefined)?.code;
+      const id = code === 'CIRCUIT_OPEN' ? code : `${code}\n${message}`;
+      if (warned.has(id)) {
+        if (policy.strict) throw new CacheRunError(code, `task "${task}": ${message}`, { cause });
+        return;
+      }
+      warned.add(id);
+      stats.warnings += 1;
       cache.emit({
         type: 'warning',
         task,
@@ -236,28 +272,57 @@ export function createCallContext(
     },
     circuitOpen(store, what) {
       if (!breaker.isOpen()) return false;
+      // This call already reported why (it opened the breaker): skip without a second warning.
+      if (storeDown) return true;
       ctx.warn(
         'CIRCUIT_OPEN',
         `${what} skipped: ${store.location} failed repeatedly, skipping it for a while`,
       );
       return true;
     },
-    async guard(store, code, what, fn) {
+    async guard(store, code, what, fn, budgetMs) {
       if (ctx.circuitOpen(store, what)) return undefined;
+      if (storeDown) return undefined;
+      const budget = budgetMs === undefined ? undefined : new AbortController();
+      const timer =
+        budget &&
+        setTimeout(() => {
+          budget.abort(
+            new CacheTimeoutError(`${what} took longer than its budget of ${budgetMs} ms`, {
+              timeoutMs: budgetMs as number,
+            }),
+          );
+        }, budgetMs);
+      timer?.unref?.();
+      const opSignal = budget ? (signal ? AbortSignal.any([signal, budget.signal]) : budget.signal) : signal;
       try {
-        const r = await fn();
+        const r = await fn(opSignal);
         breaker.success();
         return r;
       } catch (error) {
-        if (isAbort(error, signal)) throw error;
-        signal?.throwIfAborted();
-        if (countsAgainstStore(error)) breaker.failure();
+        // The budget's abort is trouble, whatever shape the aborted operation gave it; the
+        // call's own abort propagates.
+        const timedOut = budget?.signal.aborted === true && signal?.aborted !== true;
+        if (!timedOut) {
+          if (isAbort(error, signal)) throw error;
+          signal?.throwIfAborted();
+        }
+        const failure: unknown = timedOut ? budget?.signal.reason : error;
+        if (countsAgainstStore(failure)) breaker.failure();
+        if (timedOut || isUnreachable(failure)) {
+          // NOTE (issue 16): a store that did not answer costs its wait once per process, not
+          // once per run until the threshold: the next runs skip it at once.
+          storeDown = true;
+          breaker.trip();
+        }
         ctx.warn(
-          storeTrouble(error, code),
-          `${what} failed (${store.location}): ${describe(error).message}`,
-          error,
+          storeTrouble(failure, code),
+          `${what} failed (${store.location}): ${describe(failure).message}`,
+          failure,
         );
         return undefined;
+      } finally {
+        if (timer) clearTimeout(timer);
       }
     },
     progress(p) {

@@ -50,6 +50,13 @@ describe('createCache validates every option at construction (issue 13)', () => 
     ['store', { store: 42 as never }],
     ['store', { store: { fetchManifest: () => undefined } as never }],
     ['lock', { lock: { acquire: () => undefined } as never }],
+    // Issue 16: the time budgets and size caps.
+    ['timeouts', { timeouts: 5_000 as never }],
+    ['timeouts.lookupMs', { timeouts: { lookupMs: 0 } }],
+    ['timeouts.requestMs', { timeouts: { requestMs: 1.5 } }],
+    ['timeouts.lookupMS', { timeouts: { lookupMS: 10 } as never }],
+    ['limits.maxIndexChildren', { limits: { maxIndexChildren: -1 } }],
+    ['limits.maxTokenBytes', { limits: { maxTokenBytes: Number.POSITIVE_INFINITY } }],
   ];
   it.each(cases)('%s: %j', (field, options) => {
     const err = thrown(() => createCache({ stateDir, ...options }));
@@ -58,6 +65,30 @@ describe('createCache validates every option at construction (issue 13)', () => 
     expect(err).toBeInstanceOf(CacheConfigError);
     expect(err).toMatchObject({ code: 'CACHE_ERR_INVALID_OPTION', field });
     expect((err as Error).message).toContain(field);
+  });
+
+  it('accepts timeouts and limits (any subset of the fields)', () => {
+    expect(() =>
+      createCache({
+        stateDir,
+        timeouts: {
+          lookupMs: 1,
+          saveMs: 2,
+          restoreMs: 3,
+          connectMs: 4,
+          headersMs: 5,
+          bodyIdleMs: 6,
+          requestMs: 7,
+        },
+        limits: {
+          maxIndexChildren: 1,
+          maxLayers: 2,
+          maxConfigBytes: 3,
+          maxManifestBytes: 4,
+          maxTokenBytes: 5,
+        },
+      }),
+    ).not.toThrow();
   });
 
   it('accepts the bounds the entry functions accept', () => {

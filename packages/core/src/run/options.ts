@@ -8,6 +8,7 @@
 import type { OciStore } from '@task-cache/oci';
 import { type LockUrl, parseLockOption } from '../config/lock-url.js';
 import { parseStoreUrl, redactUrl, type StoreUrl } from '../config/urls.js';
+import { checkLimits, type ResolvedLimits } from '../entry/resolve.js';
 import { CacheConfigError, InvalidOptionError } from '../errors.js';
 import type { CacheEventListener } from '../events/types.js';
 import {
@@ -22,7 +23,73 @@ import {
 } from '../internal/validate.js';
 import { validateKey } from '../key/urlsafe.js';
 import { type LocalBounds, resolveBounds } from '../tier/bounds.js';
-import type { BuildFunction, CacheLock, CacheOptions, CachePolicy, RunOptions } from './types.js';
+import type {
+  BuildFunction,
+  CacheLimits,
+  CacheLock,
+  CacheOptions,
+  CachePolicy,
+  CacheTimeouts,
+  RunOptions,
+} from './types.js';
+
+/** {@link CacheTimeouts} with every default filled in. */
+export type ResolvedTimeouts = Required<CacheTimeouts>;
+/** {@link CacheLimits} with every default filled in. */
+export type ResolvedCacheLimits = Required<CacheLimits>;
+
+/** The default {@link CacheTimeouts}: a dead registry costs ≤ 30 s per run in total. */
+export const TIMEOUT_DEFAULTS: ResolvedTimeouts = Object.freeze({
+  lookupMs: 10_000,
+  saveMs: 600_000,
+  restoreMs: 600_000,
+  connectMs: 5_000,
+  headersMs: 10_000,
+  bodyIdleMs: 10_000,
+  requestMs: 30_000,
+});
+
+const REGISTRY_LIMIT_DEFAULTS = {
+  maxTokenBytes: 1024 * 1024,
+  maxErrorBodyBytes: 64 * 1024,
+  maxTagPages: 1000,
+};
+
+function checkObject(field: string, v: unknown): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null) throw new InvalidOptionError(field, 'must be an object');
+  return v as Record<string, unknown>;
+}
+
+function positiveFields<T extends Record<string, number>>(field: string, v: unknown, defaults: T): T {
+  const o = checkObject(field, v);
+  const known = Object.keys(defaults);
+  for (const k of Object.keys(o)) {
+    if (!known.includes(k))
+      throw new InvalidOptionError(`${field}.${k}`, `unknown field (known: ${known.join(', ')})`);
+  }
+  const out: Record<string, number> = {};
+  for (const k of known) {
+    const value = o[k];
+    out[k] = defaults[k]!;
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+      throw new InvalidOptionError(`${field}.${k}`, `must be a positive integer, got ${String(value)}`);
+    out[k] = value;
+  }
+  return out as T;
+}
+
+/** Validates `timeouts` (positive integers, known fields) and fills in the defaults. */
+export function checkTimeouts(v: unknown): ResolvedTimeouts {
+  return positiveFields('timeouts', v, TIMEOUT_DEFAULTS);
+}
+
+/** Validates `limits` (positive integers, known fields) and fills in the defaults. */
+export function checkCacheLimits(v: unknown): ResolvedCacheLimits {
+  const entry: ResolvedLimits = checkLimits(undefined);
+  return positiveFields('limits', v, { ...entry, ...REGISTRY_LIMIT_DEFAULTS });
+}
 
 /** A policy with every default filled in. */
 export type ResolvedPolicy = Required<Omit<CachePolicy, 'shouldRestore' | 'shouldSave'>> &
@@ -88,6 +155,8 @@ export interface CacheSettings {
   lock: LockSetting;
   /** The policy fields set on `createCache()`. */
   policy: CachePolicy;
+  timeouts: ResolvedTimeouts;
+  limits: ResolvedCacheLimits;
   /** Bounds of the local store (`maxSize`, `maxAge`, `pruneIntervalMs`, or their env). */
   bounds: LocalBounds;
 }
@@ -156,6 +225,8 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     stateDir: o.stateDir === undefined ? undefined : checkString('stateDir', o.stateDir),
     store: storeSetting(o.store),
     lock: lockSetting(o.lock),
+    timeouts: checkTimeouts(o.timeouts),
+    limits: checkCacheLimits(o.limits),
     bounds: resolveBounds(o, o.env ?? process.env),
   };
 }

@@ -26,6 +26,18 @@ export function describe(error: unknown): { message: string; code?: string } {
   return { message: redactUrls(String(error)) };
 }
 
+/** Codes that say the store did not answer (as opposed to answering with a refusal). */
+const UNREACHABLE_CODES = new Set(['OCI_ERR_TIMEOUT', 'OCI_ERR_NETWORK', 'CACHE_ERR_TIMEOUT']);
+
+/**
+ * `true` when a failure says the store did not answer in time (a timeout, a refused or reset
+ * connection): the rest of the call skips it rather than paying the same wait again.
+ */
+export function isUnreachable(error: unknown): boolean {
+  const code = codeOf(error);
+  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
+}
+
 /** Redis refused a write for lack of memory (the entry store or the lock's server). */
 export function isOom(error: unknown): boolean {
   // NOTE: by code and classification only (a typed store or lock error, or a raw Redis `OOM` reply

@@ -1,5 +1,6 @@
 import type { AcquireOptions, AcquireOutcome, Lease, LockAcquirer, ReleaseOutcome } from '@task-cache/lock';
 import type { OciStore } from '@task-cache/oci';
+import type { EntryLimits } from '../entry/types.js';
 import type { CacheEventListener } from '../events/types.js';
 import type { ChecksumInputs } from '../key/checksum.js';
 
@@ -108,6 +109,81 @@ export interface CacheOptions extends CachePolicy {
   pruneIntervalMs?: number;
   /** Receives every event (see {@link formatEvent}). */
   onEvent?: CacheEventListener;
+  /**
+   * Time budgets of the cache's network work. The defaults keep a dead, black-holed or
+   * slow-loris registry at ≤ 30 s per run in total (the circuit breaker then skips it at once).
+   * @default see {@link CacheTimeouts}
+   */
+  timeouts?: CacheTimeouts;
+  /**
+   * Size and count caps, checked against what a registry declares before anything is fetched:
+   * a hostile or oversized entry is a miss with a typed reason, at flat memory.
+   * @default see {@link CacheLimits}
+   */
+  limits?: CacheLimits;
+}
+
+/**
+ * Time budgets (milliseconds). A lookup or save over its budget is cache trouble like any
+ * other: a warning, and the build's result is returned (strict mode: an error). The registry
+ * ones apply to `oci://` stores the cache opens from a URL.
+ */
+export interface CacheTimeouts {
+  /**
+   * Budget of one lookup (the entry's manifests and config), retries included.
+   * @default 10000
+   */
+  lookupMs?: number;
+  /**
+   * Budget of one save (every chunk, manifest and the tag), retries included.
+   * @default 600000
+   */
+  saveMs?: number;
+  /**
+   * Budget of one restore (the chunk downloads and the extraction).
+   * @default 600000
+   */
+  restoreMs?: number;
+  /**
+   * Registry: TCP+TLS connect timeout.
+   * @default 5000
+   */
+  connectMs?: number;
+  /**
+   * Registry: wait for the response headers of one request.
+   * @default 10000
+   */
+  headersMs?: number;
+  /**
+   * Registry: longest pause between two pieces of a response body.
+   * @default 10000
+   */
+  bodyIdleMs?: number;
+  /**
+   * Registry: budget of one request attempt, through the last byte of its answer (not blob
+   * transfers, which `bodyIdleMs` and the step budgets bound).
+   * @default 30000
+   */
+  requestMs?: number;
+}
+
+/** Caps on what the cache reads from a store (see {@link EntryLimits}), plus the registry's own. */
+export interface CacheLimits extends EntryLimits {
+  /**
+   * Registry: largest token-server answer.
+   * @default 1048576 (1 MiB)
+   */
+  maxTokenBytes?: number;
+  /**
+   * Registry: largest error body read.
+   * @default 65536 (64 KiB)
+   */
+  maxErrorBodyBytes?: number;
+  /**
+   * Registry: most tag-list pages read.
+   * @default 1000
+   */
+  maxTagPages?: number;
 }
 
 /** Options that identify a task's key (see `Cache.key`). */

@@ -34,21 +34,34 @@ interface RegistryErrorBody {
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
+/** Longest time spent reading an error body. */
+const ERROR_BODY_WAIT_MS = 5_000;
 
-async function readErrorBody(res: Response): Promise<RegistryErrorBody[]> {
+async function readErrorBody(res: Response, max: number): Promise<RegistryErrorBody[]> {
+  // NOTE: at most `max` bytes are read, then the body is cut: an endless error body must cost
+  // neither memory nor time. A trickling one is cut after ERROR_BODY_WAIT_MS (the request budget
+  // does not cover the error bodies of blob transfers).
   const chunks: Uint8Array[] = [];
   let total = 0;
+  const timer = setTimeout(() => res.body.destroy(), ERROR_BODY_WAIT_MS);
+  timer.unref?.();
   try {
     for await (const chunk of res.body) {
-      if (total < MAX_ERROR_BODY) chunks.push(chunk as Uint8Array);
+      chunks.push(chunk as Uint8Array);
       total += (chunk as Uint8Array).byteLength;
+      if (total >= max) {
+        res.body.destroy();
+        break;
+      }
     }
   } catch {
-    return [];
+    // Cut or failed: what arrived may still be a whole JSON document.
+  } finally {
+    clearTimeout(timer);
   }
   if (total === 0) return [];
   try {
-    const json = JSON.parse(Buffer.concat(chunks).toString('utf8').slice(0, MAX_ERROR_BODY)) as {
+    const json = JSON.parse(Buffer.concat(chunks).toString('utf8').slice(0, max)) as {
       errors?: unknown;
     };
     return Array.isArray(json.errors) ? (json.errors as RegistryErrorBody[]) : [];
@@ -80,6 +93,13 @@ export interface ErrorContext {
   action: string;
   /** Secrets to scrub from what the registry wrote (credentials, tokens). */
   secrets?: Iterable<Secret>;
+  /**
+   * Largest error body read.
+   * @default 65536
+   */
+  maxBodyBytes?: number;
+  /** "no credentials were found for HOST (looked in …)", named by a 401 without credentials. */
+  noCredentialsHint?: string;
 }
 
 /** Builds the typed error for a failed response and consumes its body. */
@@ -88,7 +108,7 @@ export async function errorFromResponse(
   method: string,
   context: ErrorContext,
 ): Promise<OciError> {
-  const errors = method === 'HEAD' ? [] : await readErrorBody(res);
+  const errors = method === 'HEAD' ? [] : await readErrorBody(res, context.maxBodyBytes ?? MAX_ERROR_BODY);
   if (method === 'HEAD') await discard(res);
   const first = errors[0];
   const code = typeof first?.code === 'string' ? first.code : undefined;
@@ -114,7 +134,7 @@ export async function errorFromResponse(
     const bearer = parseWwwAuthenticate(res.headers['www-authenticate']).find((c) => c.scheme === 'bearer');
     if (bearer?.params.error === 'insufficient_scope' && !res.authenticated) {
       return new UnauthorizedError(
-        `${context.action} failed: the registry requires authentication and no credentials are configured`,
+        `${context.action} failed: the registry requires authentication and ${context.noCredentialsHint ?? 'no credentials are configured'}`,
         options,
       );
     }
@@ -127,6 +147,13 @@ export async function errorFromResponse(
         options,
       );
     }
+  }
+  if (res.statusCode === 401 && !res.authenticated && context.noCredentialsHint) {
+    // The fix is to configure credentials: say where we looked, not "check the credentials".
+    return new UnauthorizedError(
+      `${context.action} failed: the registry requires authentication and ${context.noCredentialsHint}`,
+      options,
+    );
   }
   switch (code) {
     case 'BLOB_UNKNOWN':

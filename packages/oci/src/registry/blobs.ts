@@ -29,7 +29,8 @@ export function createBlobReader(ctx: RepositoryContext): BlobFetcher & BlobChec
     const url = blobUrl(ctx, descriptor.digest);
     const headers: Record<string, string> = {};
     if (offset > 0) headers.range = `bytes=${offset}-`;
-    const res = await transport.send({ method: 'GET', url, headers, scopes: pull, signal });
+    // A blob body is bounded by the idle timeout and the caller's signal, not the request budget.
+    const res = await transport.send({ method: 'GET', url, headers, scopes: pull, signal, budget: false });
     if (res.statusCode === 200 || (res.statusCode === 206 && offset > 0)) return res;
     if (res.statusCode === 404) {
       await discard(res);

@@ -30,6 +30,10 @@ export interface RepositoryContext {
   pushRate: PushRateLimiter | undefined;
   maxManifestBytes: number;
   tagPageSize: number;
+  /** Largest error body read. */
+  maxErrorBodyBytes: number;
+  /** Most tag-list pages read. */
+  maxTagPages: number;
 }
 
 /** Token scopes of a repository. */
@@ -54,9 +58,14 @@ export function failure(
   ctx: RepositoryContext,
   res: Response,
   method: string,
-  context: Omit<ErrorContext, 'secrets'>,
+  context: Omit<ErrorContext, 'secrets' | 'maxBodyBytes' | 'noCredentialsHint'>,
 ): Promise<OciError> {
-  return errorFromResponse(res, method, { ...context, secrets: ctx.transport.secrets() });
+  return errorFromResponse(res, method, {
+    ...context,
+    secrets: ctx.transport.secrets(),
+    maxBodyBytes: ctx.maxErrorBodyBytes,
+    noCredentialsHint: ctx.transport.noCredentialsHint(),
+  });
 }
 
 /** Validates a caller's descriptor before any request. */

@@ -26,8 +26,8 @@ export interface OciClientOptions {
   /** PEM text of extra CA certificates, trusted in addition to the system CAs and `ca`. */
   caPem?: string;
   /**
-   * Credentials. When absent: `TASK_CACHE_OCI_USER`/`TASK_CACHE_OCI_PASSWORD`, then docker/podman
-   * `config.json` `auths`, else anonymous.
+   * Credentials. When absent: `TASK_CACHE_OCI_USER`/`TASK_CACHE_OCI_PASSWORD`, then the `auths`
+   * of the auth files (see `authFiles`), else anonymous.
    * @default resolved from the environment and auth files
    */
   credentials?: Credentials;
@@ -38,7 +38,7 @@ export interface OciClientOptions {
   env?: Record<string, string | undefined>;
   /**
    * Auth files to read (`null` disables them).
-   * @default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, then `${XDG_RUNTIME_DIR}/containers/auth.json`
+   * @default `$REGISTRY_AUTH_FILE`, then `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, then podman's `${XDG_RUNTIME_DIR}/containers/auth.json` and `${XDG_CONFIG_HOME:-~/.config}/containers/auth.json`
    */
   authFiles?: string[] | null;
   /**
@@ -69,19 +69,43 @@ export interface OciClientOptions {
   maxRetryAfterMs?: number;
   /**
    * TCP+TLS connect timeout (own `Agent` only).
-   * @default 10000
+   * @default 5000
    */
   connectTimeoutMs?: number;
   /**
    * Time to wait for response headers.
-   * @default 60000
+   * @default 10000
    */
   headersTimeoutMs?: number;
   /**
    * Longest pause between two pieces of a response body.
-   * @default 30000
+   * @default 10000
    */
   bodyTimeoutMs?: number;
+  /**
+   * Budget of one attempt of a request, from sending it to the last byte of its answer (a
+   * manifest, a token, a tag page, an error body, a `HEAD`): a server that sends one byte per
+   * second never trips `bodyTimeoutMs`, it trips this. Blob transfers (a blob `GET`'s body, an
+   * upload's `PATCH`/`PUT` with data) are bounded by `headersTimeoutMs` and `bodyTimeoutMs`
+   * instead, and by the caller's `signal` (the cache's `timeouts`).
+   * @default 30000
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Largest error body read (the rest is dropped and the connection closed).
+   * @default 65536 (64 KiB)
+   */
+  maxErrorBodyBytes?: number;
+  /**
+   * Largest token-server answer accepted; a larger one fails the request with `UNAUTHORIZED`.
+   * @default 1048576 (1 MiB)
+   */
+  maxTokenBytes?: number;
+  /**
+   * Most tag-list pages read by `listTags` (`Link: rel=next`); more is a `REGISTRY` error.
+   * @default 1000
+   */
+  maxTagPages?: number;
   /**
    * Concurrent blob transfers (pushes and fetches) per client.
    * @default 8
@@ -130,7 +154,8 @@ export interface OciClientOptions {
 }
 
 /** Options after validation, with their defaults applied: the transport's settings and the client's. */
-export interface ResolvedClientOptions extends Omit<TransportConfig, 'credentials' | 'random'> {
+export interface ResolvedClientOptions
+  extends Omit<TransportConfig, 'credentials' | 'credentialSources' | 'random'> {
   registry: string;
   env: Record<string, string | undefined>;
   maxConcurrentTransfers: number;
@@ -139,6 +164,8 @@ export interface ResolvedClientOptions extends Omit<TransportConfig, 'credential
   maxBlobPushesPerMinute: number | undefined;
   maxManifestBytes: number;
   tagPageSize: number;
+  maxErrorBodyBytes: number;
+  maxTagPages: number;
   /** The Agent the client owns (closed by `close()`), if it made one. */
   ownAgent: LazyAgent | undefined;
 }
@@ -184,8 +211,12 @@ export function resolveClientOptions(options: OciClientOptions): ResolvedClientO
     minRetryDelayMs: positiveInt('minRetryDelayMs', options.minRetryDelayMs, 200, 0),
     maxRetryDelayMs: positiveInt('maxRetryDelayMs', options.maxRetryDelayMs, 10_000, 0),
     maxRetryAfterMs: positiveInt('maxRetryAfterMs', options.maxRetryAfterMs, 30_000, 0),
-    headersTimeoutMs: positiveInt('headersTimeoutMs', options.headersTimeoutMs, 60_000),
-    bodyTimeoutMs: positiveInt('bodyTimeoutMs', options.bodyTimeoutMs, 30_000),
+    headersTimeoutMs: positiveInt('headersTimeoutMs', options.headersTimeoutMs, 10_000),
+    bodyTimeoutMs: positiveInt('bodyTimeoutMs', options.bodyTimeoutMs, 10_000),
+    requestTimeoutMs: positiveInt('requestTimeoutMs', options.requestTimeoutMs, 30_000),
+    maxErrorBodyBytes: positiveInt('maxErrorBodyBytes', options.maxErrorBodyBytes, 64 * 1024),
+    maxTokenBytes: positiveInt('maxTokenBytes', options.maxTokenBytes, 1024 * 1024),
+    maxTagPages: positiveInt('maxTagPages', options.maxTagPages, 1000),
     maxConcurrentTransfers: positiveInt('maxConcurrentTransfers', options.maxConcurrentTransfers, 8),
     chunkSize: positiveInt('chunkSize', options.chunkSize, defaultUploadChunkSize(registry)),
     monolithicUploadMaxBytes: positiveInt(
@@ -203,7 +234,7 @@ export function resolveClientOptions(options: OciClientOptions): ResolvedClientO
     userAgent: options.userAgent ?? 'task-cache-oci/0.1',
     onWarning: options.onWarning,
   };
-  const connectTimeoutMs = positiveInt('connectTimeoutMs', options.connectTimeoutMs, 10_000);
+  const connectTimeoutMs = positiveInt('connectTimeoutMs', options.connectTimeoutMs, 5_000);
   if (resolved.tagPageSize > 1000) {
     throw new InvalidOptionError(`option "tagPageSize" must be at most 1000, got ${resolved.tagPageSize}`);
   }

@@ -151,7 +151,8 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
       method: 'PUT',
       url,
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
-      ...(body === undefined ? {} : { body }),
+      // A body is a blob transfer: bounded by the idle timeouts and the caller's signal.
+      ...(body === undefined ? {} : { body, budget: false }),
       scopes: push,
       signal,
       // The upload session may be gone after a failed PUT: the caller restarts the whole upload.
@@ -195,6 +196,7 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
           'content-range': `${offset}-${end}`,
         },
         body: chunk,
+        budget: false,
         scopes: push,
         signal,
       });

@@ -8,12 +8,17 @@ import type { CallContext } from '../context.js';
 
 /** The entry of the call's key, or `undefined` on a miss (or, with a warning, on trouble). */
 export async function lookupStep(call: CallContext, store: OciStore): Promise<ResolvedEntry | undefined> {
-  const { cache, task, key, signal, stats } = call;
+  const { cache, task, key, stats } = call;
   const t = performance.now();
   try {
     cache.emit({ type: 'lookup', task, key, store: store.location });
-    const entry = await call.guard(store, 'LOOKUP_FAILED', 'lookup', () =>
-      cache.entries.lookupEntry(store, { tag: key, ...(signal ? { signal } : {}) }),
+    const entry = await call.guard(
+      store,
+      'LOOKUP_FAILED',
+      'lookup',
+      (s) =>
+        cache.entries.lookupEntry(store, { tag: key, limits: cache.limits, ...(s ? { signal: s } : {}) }),
+      cache.timeouts.lookupMs,
     );
     cache.emit({ type: entry ? 'hit' : 'miss', task, key });
     return entry;

@@ -21,23 +21,28 @@ export async function restoreStep(
   },
   source: RestoreSource,
 ): Promise<RestoreEntryResult | undefined> {
-  const { cache, task, key, policy, stats, signal } = call;
+  const { cache, task, key, policy, stats } = call;
   if (policy.shouldRestore && !(await policy.shouldRestore({ task, key, store: store.location })))
     return undefined;
   const t = performance.now();
-  const result = await call.guard(store, 'RESTORE_FAILED', 'restore', () =>
-    cache.entries.restoreEntry(store, {
-      dir: outputs.dir,
-      generates: outputs.generates,
-      // A restore never writes, replaces or removes a source file (issue 16).
-      protect: outputs.sources,
-      ...(outputs.allowBroadGenerates ? { allowBroadGenerates: true } : {}),
-      ...source,
-      concurrency: policy.concurrency,
-      stateDir: cache.basesDir,
-      onProgress: call.progress,
-      ...(signal ? { signal } : {}),
-    }),
+  const result = await call.guard(
+    store,
+    'RESTORE_FAILED',
+    'restore',
+    (opSignal) =>
+      cache.entries.restoreEntry(store, {
+        dir: outputs.dir,
+        generates: outputs.generates,
+        // A restore never writes, replaces or removes a source file (issue 16).
+        protect: outputs.sources,
+        ...(outputs.allowBroadGenerates ? { allowBroadGenerates: true } : {}),
+        ...source,
+        concurrency: policy.concurrency,
+        stateDir: cache.basesDir,
+        onProgress: call.progress,
+        ...(opSignal ? { signal: opSignal } : {}),
+      }),
+    cache.timeouts.restoreMs,
   );
   stats.restoreMs += performance.now() - t;
   if (result) {

@@ -27,7 +27,7 @@ export async function saveStep(
   files: SourceDigest[] | undefined,
   leaseLost: () => boolean,
 ): Promise<SaveOutcome> {
-  const { cache, task, key, policy, stats, signal } = call;
+  const { cache, task, key, policy, stats } = call;
   if (policy.readOnly) return { reason: 'read-only' };
   const missing = await missingOutputs(o.dir, o.generates);
   if (missing.length > 0) {
@@ -44,31 +44,37 @@ export async function saveStep(
   const maxEntrySize = storeCap === undefined ? policy.maxEntrySize : Math.min(storeCap, policy.maxEntrySize);
   const t = performance.now();
   let tooLarge = false;
-  const saved = await call.guard(store, 'SAVE_FAILED', 'save', async () => {
-    try {
-      return await cache.entries.saveEntry(store, {
-        dir: o.dir,
-        generates: o.generates,
-        protect: o.sources,
-        ...(o.allowBroadGenerates ? { allowBroadGenerates: true } : {}),
-        tag: key,
-        task,
-        key,
-        ...(files ? { sources: files.map((f) => ({ path: f.path, digest: f.digest })) } : {}),
-        compressionLevel: policy.compressionLevel,
-        concurrency: policy.concurrency,
-        ...(Number.isFinite(maxEntrySize) ? { maxEntrySize } : {}),
-        stateDir: cache.basesDir,
-        ...(cache.urlFormat ? { format: cache.urlFormat } : {}),
-        onFallback: (info) => cache.emit({ type: 'format-fallback', task, key, ...info }),
-        onProgress: call.progress,
-        ...(signal ? { signal } : {}),
-      });
-    } catch (error) {
-      tooLarge = isEntryTooLarge(error);
-      throw error;
-    }
-  });
+  const saved = await call.guard(
+    store,
+    'SAVE_FAILED',
+    'save',
+    async (opSignal) => {
+      try {
+        return await cache.entries.saveEntry(store, {
+          dir: o.dir,
+          generates: o.generates,
+          protect: o.sources,
+          ...(o.allowBroadGenerates ? { allowBroadGenerates: true } : {}),
+          tag: key,
+          task,
+          key,
+          ...(files ? { sources: files.map((f) => ({ path: f.path, digest: f.digest })) } : {}),
+          compressionLevel: policy.compressionLevel,
+          concurrency: policy.concurrency,
+          ...(Number.isFinite(maxEntrySize) ? { maxEntrySize } : {}),
+          stateDir: cache.basesDir,
+          ...(cache.urlFormat ? { format: cache.urlFormat } : {}),
+          onFallback: (info) => cache.emit({ type: 'format-fallback', task, key, ...info }),
+          onProgress: call.progress,
+          ...(opSignal ? { signal: opSignal } : {}),
+        });
+      } catch (error) {
+        tooLarge = isEntryTooLarge(error);
+        throw error;
+      }
+    },
+    cache.timeouts.saveMs,
+  );
   stats.saveMs += performance.now() - t;
   if (!saved) return { reason: tooLarge ? 'entry-too-large' : 'save-failed' };
   stats.chunksPushed = saved.chunksPushed;

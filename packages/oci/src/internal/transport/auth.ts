@@ -4,11 +4,12 @@
 // the client; concurrent fetches of one token are coalesced. Credentials only go to the registry's
 // own origin.
 import type { Credentials } from '../../credentials.js';
-import { DeniedError, InsecureRedirectError, UnauthorizedError } from '../../errors.js';
+import { DeniedError, InsecureRedirectError, OciError, UnauthorizedError } from '../../errors.js';
 import type { Secret } from '../../redact.js';
 import { type AuthChallenge, parseWwwAuthenticate } from '../headers.js';
 import { mergeScopes, scopeKey } from '../scopes.js';
-import { discard, isReplayable, type Layer, type Send } from './types.js';
+import { wrapNetworkError } from './retry.js';
+import { discard, isReplayable, type Layer, readCapped, type Send } from './types.js';
 
 interface TokenEntry {
   token: string;
@@ -23,6 +24,15 @@ export interface AuthOptions {
   credentials: () => Promise<Credentials | undefined>;
   /** The token service's transport: the HTTP exchange with retries (no auth, no redirects). */
   tokenSend: Send;
+  /** Largest token-server answer read. */
+  maxTokenBytes: number;
+  /** Where credentials were looked for (for "no credentials were found" messages). */
+  credentialSources: readonly string[];
+}
+
+/** The fix a "no credentials" message names: where they were looked for. */
+export function noCredentialsHint(origin: string, sources: readonly string[]): string {
+  return `no credentials were found for ${new URL(origin).host} (looked in ${sources.join(', ') || 'nothing: auth files are disabled'})`;
 }
 
 /** The auth state of one client and its layer. */
@@ -174,7 +184,7 @@ export function createAuth(options: AuthOptions): Auth {
       throw new UnauthorizedError(
         creds
           ? 'token server rejected the credentials'
-          : 'token server requires credentials; none were configured',
+          : `token server requires credentials: ${noCredentialsHint(origin, options.credentialSources)}`,
         { method: 'GET', url, statusCode: 401 },
       );
     }
@@ -191,8 +201,21 @@ export function createAuth(options: AuthOptions): Auth {
       });
     }
     let json: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    let text: Buffer | undefined;
     try {
-      json = (await res.body.json()) as typeof json;
+      text = await readCapped(res, options.maxTokenBytes);
+    } catch (cause) {
+      if (cause instanceof OciError) throw cause;
+      throw wrapNetworkError(cause, 'GET', url);
+    }
+    if (text === undefined) {
+      throw new UnauthorizedError(
+        `token server answer is larger than maxTokenBytes (${options.maxTokenBytes})`,
+        { method: 'GET', url, statusCode: 200 },
+      );
+    }
+    try {
+      json = JSON.parse(text.toString('utf8')) as typeof json;
     } catch (cause) {
       throw new UnauthorizedError('token server sent invalid JSON', { method: 'GET', url, cause });
     }

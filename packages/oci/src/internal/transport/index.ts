@@ -7,7 +7,7 @@
 // carries no credentials, and a 401 after a token expiry is answered once per hop.
 import type { Credentials } from '../../credentials.js';
 import type { Secret } from '../../redact.js';
-import { createAuth } from './auth.js';
+import { createAuth, noCredentialsHint } from './auth.js';
 import { httpSend } from './http.js';
 import type { RequestDispatcher } from './lazy-agent.js';
 import { redirectLayer } from './redirect.js';
@@ -16,7 +16,7 @@ import type { Send, WarningEvent } from './types.js';
 
 export { isTransientError, isTransientStatus, type RetryPolicy, sleep, wrapNetworkError } from './retry.js';
 export type { Method, RequestBody, Response, SendOptions, WarningEvent } from './types.js';
-export { discard, header, isReplayable } from './types.js';
+export { discard, header, isReplayable, readCapped } from './types.js';
 
 /** Settings of {@link createTransport}: the retry policy's and the HTTP exchange's. */
 export interface TransportConfig extends RetryPolicyOptions {
@@ -26,6 +26,12 @@ export interface TransportConfig extends RetryPolicyOptions {
   credentials: () => Promise<Credentials | undefined>;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
+  /** Budget of one attempt, through the last byte of the answer (unless `budget: false`). */
+  requestTimeoutMs: number;
+  /** Largest token-server answer read. */
+  maxTokenBytes: number;
+  /** Where credentials were looked for (named by "no credentials were found" messages). */
+  credentialSources: readonly string[];
   userAgent: string;
   onWarning?: ((event: WarningEvent) => void) | undefined;
 }
@@ -40,6 +46,8 @@ export interface Transport {
   secrets(): Secret[];
   /** Credentials, resolved once. */
   credentials(): Promise<Credentials | undefined>;
+  /** "no credentials were found for HOST (looked in …)": the fix a 401 without credentials names. */
+  noCredentialsHint(): string;
   /** Token requests made so far (diagnostics; every attempt counts). */
   readonly tokenRequests: number;
 }
@@ -52,6 +60,7 @@ export function createTransport(config: TransportConfig): Transport {
     dispatcher: config.dispatcher,
     headersTimeoutMs: config.headersTimeoutMs,
     bodyTimeoutMs: config.bodyTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
     userAgent: config.userAgent,
     onWarning: config.onWarning,
     secrets,
@@ -61,6 +70,8 @@ export function createTransport(config: TransportConfig): Transport {
   const auth = createAuth({
     origin: config.origin,
     credentials: config.credentials,
+    maxTokenBytes: config.maxTokenBytes,
+    credentialSources: config.credentialSources,
     tokenSend: retry((request) => {
       tokenRequests++;
       return http(request);
@@ -72,6 +83,7 @@ export function createTransport(config: TransportConfig): Transport {
     policy,
     secrets,
     credentials: auth.credentials,
+    noCredentialsHint: () => noCredentialsHint(config.origin, config.credentialSources),
     get tokenRequests() {
       return tokenRequests;
     },

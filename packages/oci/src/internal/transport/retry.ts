@@ -18,6 +18,13 @@ const NETWORK_CODES = new Set([
   'EHOSTUNREACH',
 ]);
 
+/** OpenSSL's codes for a TLS handshake answered by something that does not speak TLS. */
+const PLAIN_HTTP_CODES = new Set([
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_PACKET_LENGTH_TOO_LONG',
+  'ERR_SSL_HTTP_REQUEST',
+]);
+
 /**
  * `true` for statuses worth another attempt: 408, 429 and 5xx, except 501 (Not Implemented) and
  * 505 (HTTP Version Not Supported), which say the same the next time.
@@ -136,6 +143,13 @@ export function wrapNetworkError(error: unknown, method: string, url: string): O
           ? 'no response headers within the headers timeout'
           : 'body idle timeout';
     return new OciTimeoutError(`registry request failed: ${what}`, { method, url, cause: error });
+  }
+  if (code !== undefined && PLAIN_HTTP_CODES.has(code) && url.startsWith('https:')) {
+    // NOTE: OpenSSL's own text ("ssl3_get_record:wrong version number") names no fix.
+    return new NetworkError(
+      `registry request failed: the TLS handshake got a non-TLS answer [${code}]; the registry seems to speak plain HTTP on this port: add ?plain-http=true to the store URL (or plainHttp: true)`,
+      { method, url, cause: error },
+    );
   }
   return new NetworkError(`registry request failed: ${code ? `${code} ` : ''}${message}`, {
     method,
