@@ -42,9 +42,8 @@ export {
   type EntryConfig,
   type EntryForm,
 } from './entry/format.js';
+export { restoreEntry, saveEntry } from './entry/lazy.js';
 export { hasEntry, lookupEntry } from './entry/resolve.js';
-export { restoreEntry } from './entry/restore.js';
-export { saveEntry } from './entry/save.js';
 export type {
   EntryChecker,
   EntryLimits,
@@ -94,6 +93,7 @@ export type {
   CacheReadOnlyEvent,
   CacheRestoredEvent,
   CacheSavedEvent,
+  CacheUpToDateEvent,
   CacheWarningCode,
   CacheWarningEvent,
   LockAcquiredEvent,

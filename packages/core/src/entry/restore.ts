@@ -20,18 +20,19 @@ import { knownDigests } from '../internal/known.js';
 import { mapOrdered } from '../internal/ordered.js';
 import { removeStaleStaging, stagingPrefix } from '../internal/scratch.js';
 import { swapIntoPlace } from '../internal/swap.js';
+import type { ExtractedEntry } from '../internal/tar-extract.js';
 import {
   checkBoolean,
   checkGenerates,
   checkProtect,
+  checkSize,
   checkString,
   checkTag,
   outputSelection,
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
-import { codecPool, type WorkerCodec } from '../workers/codec-pool.js';
-import { extractInWorker } from '../workers/extract.js';
+import type { CodecPool, WorkerCodec } from '../workers/codec-pool.js';
 import { createSlotPool, type Slot, type SlotPool } from '../workers/slots.js';
 import { compressBound, type EntryConfig } from './format.js';
 import {
@@ -42,6 +43,7 @@ import {
   isVerificationFailure,
   resolveEntry,
 } from './resolve.js';
+import { DEFAULT_INLINE_BELOW, restoreInline } from './restore-inline.js';
 import type { EntryReader, RestoreEntry, RestoreEntryResult, TransferProgress } from './types.js';
 
 /** Chunks handed to the extract worker and not yet written. */
@@ -84,6 +86,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   const concurrency = SHARED_OPTIONS.concurrency('concurrency', options.concurrency);
   const codec = getZstdCodec(SHARED_OPTIONS.codec('codec', options.codec)).name;
   const stateDir = SHARED_OPTIONS.stateDir('stateDir', options.stateDir) ?? defaultStateDir();
+  const inlineBelow = checkSize('inlineBelow', options.inlineBelow, DEFAULT_INLINE_BELOW);
   const { signal } = options;
   signal?.throwIfAborted();
   const dirStat = await stat(dir).catch(() => undefined);
@@ -125,70 +128,97 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   signal?.addEventListener('abort', onAbort, { once: true });
   // Staging left by a killed restore goes first (never a live one: see internal/scratch.ts).
   await removeStaleStaging(dir);
+  let archiveSize = 0;
+  for (const c of config.chunks) archiveSize += c.size;
   const staging = await mkdtemp(stagingPrefix(dir));
   try {
-    // Every chunk passes through two reused slots of shared memory: its compressed bytes (read
-    // in place by a codec worker) and its verified uncompressed bytes (read in place by the
-    // extract worker). Nothing is allocated per chunk on this side.
-    let maxIn = 1;
-    let maxOut = 1;
-    layers.forEach((layer, i) => {
-      const size = (config.chunks[i] as ChunkInfo).size;
-      maxOut = Math.max(maxOut, size);
-      maxIn = Math.max(maxIn, Math.min(layer.size, compressBound(size)));
-    });
-    const inSlots = createSlotPool(concurrency, maxIn);
-    const outSlots = createSlotPool(OUT_SLOTS, maxOut);
-    const held = new Map<Uint8Array, Slot>();
-    // NOTE: output slots are taken strictly in chunk order, so the chunk the extractor waits for
-    // is never starved by later ones (any number of slots is deadlock-free).
-    let outTurn: Promise<unknown> = Promise.resolve();
-    const chunks = mapOrdered(
-      layers.map((layer, i) => ({ layer, info: config.chunks[i] as ChunkInfo })),
-      concurrency,
-      async ({ layer, info }, i) => {
-        // The output slot is taken once this chunk is downloaded and the previous chunk has its
-        // slot: downloads run `concurrency` wide while verified chunks wait in few slots.
-        let fetched: () => void = () => {};
-        const downloaded = new Promise<void>((resolve) => {
-          fetched = resolve;
-        });
-        const turn = Promise.all([outTurn, downloaded]).then(() => outSlots.acquire(inner.signal));
-        outTurn = turn.catch(() => {});
-        let data: Uint8Array;
-        let out: Slot | undefined;
-        try {
-          data = await fetchChunk(store, codec, layer, info, i, inner.signal, inSlots, async () => {
-            fetched();
-            out = await turn;
-            return out.view;
+    let entries: ExtractedEntry[];
+    if (archiveSize < inlineBelow) {
+      // Small: on this thread, no worker started (restore-inline.ts).
+      entries = await restoreInline(store, layers, config.chunks, staging, {
+        codec,
+        generates,
+        keepMtimes: config.archive.mtimes === 'kept',
+        concurrency,
+        signal: inner.signal,
+        onChunk(layer, size) {
+          knownDigests(store).add(layer.digest);
+          progress.chunksDone++;
+          progress.bytesDone += layer.size;
+          progress.bytesProcessed += size;
+          options.onProgress?.({ ...progress });
+        },
+      });
+    } else {
+      // NOTE: the worker drivers load only for an entry that needs them (issue 14).
+      const [{ codecPool }, { extractInWorker }] = await Promise.all([
+        import('../workers/codec-pool.js'),
+        import('../workers/extract.js'),
+      ]);
+      const pool = codecPool();
+      // Every chunk passes through two reused slots of shared memory: its compressed bytes (read
+      // in place by a codec worker) and its verified uncompressed bytes (read in place by the
+      // extract worker). Nothing is allocated per chunk on this side.
+      let maxIn = 1;
+      let maxOut = 1;
+      layers.forEach((layer, i) => {
+        const size = (config.chunks[i] as ChunkInfo).size;
+        maxOut = Math.max(maxOut, size);
+        maxIn = Math.max(maxIn, Math.min(layer.size, compressBound(size)));
+      });
+      const inSlots = createSlotPool(concurrency, maxIn);
+      const outSlots = createSlotPool(OUT_SLOTS, maxOut);
+      const held = new Map<Uint8Array, Slot>();
+      // NOTE: output slots are taken strictly in chunk order, so the chunk the extractor waits for
+      // is never starved by later ones (any number of slots is deadlock-free).
+      let outTurn: Promise<unknown> = Promise.resolve();
+      const chunks = mapOrdered(
+        layers.map((layer, i) => ({ layer, info: config.chunks[i] as ChunkInfo })),
+        concurrency,
+        async ({ layer, info }, i) => {
+          // The output slot is taken once this chunk is downloaded and the previous chunk has its
+          // slot: downloads run `concurrency` wide while verified chunks wait in few slots.
+          let fetched: () => void = () => {};
+          const downloaded = new Promise<void>((resolve) => {
+            fetched = resolve;
           });
-        } catch (err) {
-          fetched();
-          turn.then((s) => s.release()).catch(() => {});
-          throw err;
-        }
-        held.set(data, out as Slot);
-        knownDigests(store).add(layer.digest);
-        progress.chunksDone++;
-        progress.bytesDone += layer.size;
-        progress.bytesProcessed += data.byteLength;
-        options.onProgress?.({ ...progress });
-        return data;
-      },
-      (err) => inner.abort(err),
-    );
-    const entries = await extractInWorker(staging, chunks, {
-      generates,
-      keepMtimes: config.archive.mtimes === 'kept',
-      signal: inner.signal,
-      onFail: (err) => inner.abort(err),
-      window: EXTRACT_WINDOW,
-      onWritten: (piece) => {
-        held.get(piece)?.release();
-        held.delete(piece);
-      },
-    });
+          const turn = Promise.all([outTurn, downloaded]).then(() => outSlots.acquire(inner.signal));
+          outTurn = turn.catch(() => {});
+          let data: Uint8Array;
+          let out: Slot | undefined;
+          try {
+            data = await fetchChunk(store, pool, codec, layer, info, i, inner.signal, inSlots, async () => {
+              fetched();
+              out = await turn;
+              return out.view;
+            });
+          } catch (err) {
+            fetched();
+            turn.then((s) => s.release()).catch(() => {});
+            throw err;
+          }
+          held.set(data, out as Slot);
+          knownDigests(store).add(layer.digest);
+          progress.chunksDone++;
+          progress.bytesDone += layer.size;
+          progress.bytesProcessed += data.byteLength;
+          options.onProgress?.({ ...progress });
+          return data;
+        },
+        (err) => inner.abort(err),
+      );
+      entries = await extractInWorker(staging, chunks, {
+        generates,
+        keepMtimes: config.archive.mtimes === 'kept',
+        signal: inner.signal,
+        onFail: (err) => inner.abort(err),
+        window: EXTRACT_WINDOW,
+        onWritten: (piece) => {
+          held.get(piece)?.release();
+          held.delete(piece);
+        },
+      });
+    }
     signal?.throwIfAborted();
     // NOTE: once the swap starts it runs to the end (or rolls back); it is short (renames only).
     const removed = await swapIntoPlace(dir, staging, entries, generates);
@@ -242,6 +272,7 @@ function restoreFailure(err: unknown, dir: string): unknown {
 
 async function fetchChunk(
   store: EntryReader,
+  pool: CodecPool,
   codec: WorkerCodec,
   layer: Readonly<Descriptor>,
   info: ChunkInfo,
@@ -279,7 +310,7 @@ async function fetchChunk(
     }
     signal.throwIfAborted();
     const into = await output();
-    return await codecPool().decompress(
+    return await pool.decompress(
       codec,
       compressed.subarray(0, pos),
       info.size,

@@ -272,6 +272,14 @@ export interface RestoreEntryCommonOptions {
    * @default `<defaultCacheDir(process.env)>/bases`
    */
   stateDir?: string | false;
+  /**
+   * Entries whose uncompressed archive is smaller than this many bytes are restored on the calling
+   * thread (no worker thread started: a fresh process restores a small entry faster that way);
+   * larger ones by the codec and extract workers. Both paths run the same checks. `0` always uses
+   * the workers.
+   * @default 4194304 (4 MiB)
+   */
+  inlineBelow?: number;
   onProgress?: (progress: TransferProgress) => void;
   signal?: AbortSignal;
 }

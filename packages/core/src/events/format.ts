@@ -29,6 +29,7 @@ export function formatBytes(bytes: number): string {
  *
  * - saved: `task: "build" saved to cache (pushed 42/42 chunks, 13.5 MB)` (size = compressed bytes uploaded)
  * - restored: `task: "build" restored from cache`
+ * - up-to-date: `task: "build" up to date (cache)`
  * - lock-waiting: `task: "build" waiting for the cache lock`
  * - lock-peer-finished: `task: "build" built by another job, restoring`
  * - lock-unavailable: `task: "build" cache lock unavailable, building without it (<message>)`
@@ -44,6 +45,8 @@ export function formatEvent(event: CacheEvent): string | undefined {
       return `task: ${task} saved to cache (pushed ${event.chunksPushed}/${event.chunksTotal} chunks, ${formatBytes(event.bytesPushed)})`;
     case 'restored':
       return `task: ${task} restored from cache`;
+    case 'up-to-date':
+      return `task: ${task} up to date (cache)`;
     case 'lock-waiting':
       return `task: ${task} waiting for the cache lock`;
     case 'lock-peer-finished':

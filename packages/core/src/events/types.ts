@@ -145,6 +145,16 @@ export interface CacheFormatFallbackEvent extends CacheEventBase {
   /** The registry's error code of the refusal (e.g. `MANIFEST_INVALID`). */
   code: string;
 }
+/**
+ * The outputs on disk already are exactly those of the entry `key` (checked against the local
+ * stamp written when they were saved or restored): nothing was restored.
+ */
+export interface CacheUpToDateEvent extends CacheEventBase {
+  type: 'up-to-date';
+  key: string;
+  /** Outputs (files and symlinks) checked. */
+  files: number;
+}
 /** The cache could not do its part; the build runs or its result stands. */
 export interface CacheWarningEvent extends CacheEventBase {
   type: 'warning';
@@ -168,6 +178,7 @@ export type CacheEvent =
   | CacheProgressEvent
   | CacheSavedEvent
   | CacheRestoredEvent
+  | CacheUpToDateEvent
   | CacheFormatFallbackEvent
   | CacheWarningEvent;
 

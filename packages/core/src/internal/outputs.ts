@@ -46,7 +46,7 @@ export function protectedMatcher(generates: readonly string[]): (path: string) =
 }
 
 /** Static base directories of the globs, where the walk starts. */
-function bases(generates: readonly string[]): string[] {
+export function bases(generates: readonly string[]): string[] {
   const out = new Set<string>();
   for (const g of generates) {
     if (g.startsWith('!')) continue;

@@ -1,6 +1,5 @@
+import { restoreEntry, saveEntry } from '../entry/lazy.js';
 import { hasEntry, lookupEntry } from '../entry/resolve.js';
-import { restoreEntry } from '../entry/restore.js';
-import { saveEntry } from '../entry/save.js';
 import type { HasEntry, LookupEntry, RestoreEntry, SaveEntry } from '../entry/types.js';
 
 /** The entry data plane the run drives: the public entry functions, nothing else. */

@@ -10,6 +10,7 @@ import { markInUse } from '../tier/prune.js';
 import { type CacheContext, type CallContext, createCallContext, newStats } from './context.js';
 import { checkRunOptions } from './options.js';
 import { checkSourcesAndOutputs } from './outputs.js';
+import { isUpToDate, removeStamp, snapshotOutputs, stampPath, writeStamp } from './stamp.js';
 import { buildStep } from './steps/build.js';
 import { keyStep } from './steps/key.js';
 import { lockStep } from './steps/lock.js';
@@ -64,6 +65,22 @@ export async function runTask<T>(
   call = createCallContext(cache, { task: o.task, key, policy, stats, signal: o.signal });
   // Sources matching nothing warn; generates overlapping sources are refused — before the build.
   await checkSourcesAndOutputs(call, o, files);
+
+  // 2b. Up to date: the outputs on disk are exactly those of the entry `key` (run/stamp.ts) →
+  // nothing to restore, no store call. Not with `force`, nor with a `shouldRestore` policy (it
+  // decides per store, and no store is asked here).
+  const stamp = stampPath(cache.stateDir, o.task, o.dir, o.generates);
+  if (!policy.force && !policy.shouldRestore) {
+    const t = performance.now();
+    const { upToDate, files: count } = isUpToDate(stamp, key, o.dir, o.generates);
+    stats.restoreMs += performance.now() - t;
+    if (upToDate) {
+      stats.files = count;
+      cache.emit({ type: 'up-to-date', task: o.task, key, files: count });
+      return finish({ status: 'restored', key, reason: 'up-to-date' });
+    }
+  }
+
   const store = await call.openStore();
   storeLocation = store?.location ?? '';
   if (policy.readOnlyReason !== undefined)
@@ -85,10 +102,17 @@ export async function runTask<T>(
     const restoreFrom = async (
       source: RestoreSource,
       from: OciStore | undefined = store,
-    ): Promise<RunResult<T> | undefined> =>
-      from && (await restoreStep(call, from, o, source))
-        ? finish({ status: 'restored', key, ...(cache.readScopeCount > 0 ? { scope: from.location } : {}) })
-        : undefined;
+    ): Promise<RunResult<T> | undefined> => {
+      if (!from) return undefined;
+      removeStamp(stamp);
+      if (!(await restoreStep(call, from, o, source))) return undefined;
+      writeStamp(stamp, key, o.dir, o.generates);
+      return finish({
+        status: 'restored',
+        key,
+        ...(cache.readScopeCount > 0 ? { scope: from.location } : {}),
+      });
+    };
     // Scoped reads: after the own store misses, each read scope in order (never written).
     const lookupScopes = async (): Promise<RunResult<T> | undefined> => {
       for (let i = 0; i < cache.readScopeCount; i++) {
@@ -144,6 +168,8 @@ export async function runTask<T>(
         }
       }
 
+      // The outputs are about to change (warm start, build): the stamp no longer holds.
+      removeStamp(stamp);
       // Warm start: the task's newest entry into the outputs; the run stays a miss.
       const restoredFrom = o.fallback === 'latest' ? await warmStep(call, store, o) : undefined;
 
@@ -161,7 +187,9 @@ export async function runTask<T>(
       // 6. Save (outputs missing → nothing saved, with a warning). A lost lease does not stop the
       // save: entries are content-addressed and the tag is pushed last, so a concurrent builder's
       // identical entry is harmless.
+      const before = snapshotOutputs(o.dir, o.generates);
       const saved = await saveStep(call, store, o, files, held.lost, inputs);
+      if ('saved' in saved && before) writeStamp(stamp, key, o.dir, o.generates, before);
 
       // 7. Release.
       await held.release('saved' in saved ? 'built' : 'failed');

@@ -350,7 +350,11 @@ export interface RunResult<T = unknown> {
   /** `restored` (from the cache), `saved` (built and saved) or `built` (built, not saved: see `reason`). */
   status: 'restored' | 'saved' | 'built';
   key: string;
-  reason?: NotSavedReason;
+  /**
+   * With `built`: why nothing was saved. With `restored`: `up-to-date` when the outputs on disk
+   * already were exactly the entry's (a local stamp said so) and nothing was restored.
+   */
+  reason?: NotSavedReason | 'up-to-date';
   /** The build function's return value (absent when restored). */
   value?: T;
   /** `true` when the build ran while the lock was lost or unusable. */

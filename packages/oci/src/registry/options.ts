@@ -2,10 +2,11 @@
 // InvalidOptionError names the field), and the undici Agent they configure.
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Credentials } from '../credentials.js';
 import { InvalidOptionError } from '../errors.js';
 import type { TransportConfig, WarningEvent } from '../internal/transport/index.js';
+import { type LazyAgent, lazyAgent } from '../internal/transport/lazy-agent.js';
 import { isValidRegistry } from '../reference.js';
 
 /** Options of `createOciClient`. */
@@ -166,7 +167,7 @@ export interface ResolvedClientOptions
   maxErrorBodyBytes: number;
   maxTagPages: number;
   /** The Agent the client owns (closed by `close()`), if it made one. */
-  ownAgent: Agent | undefined;
+  ownAgent: LazyAgent | undefined;
 }
 
 /** ECR's registry hosts (`<account>.dkr.ecr.<region>.amazonaws.com`, `.com.cn` in China). */
@@ -254,7 +255,7 @@ export function resolveClientOptions(options: OciClientOptions): ResolvedClientO
     }
   }
   if (options.caPem) extra.push(options.caPem);
-  const ownAgent = new Agent({
+  const ownAgent = lazyAgent({
     connect: {
       timeout: connectTimeoutMs,
       ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}),

@@ -4,11 +4,12 @@ import type { Dispatcher } from 'undici';
 import { OciTimeoutError } from '../../errors.js';
 import { redactUrl, type Secret, scrubSecrets } from '../../redact.js';
 import { parseWarnings } from '../headers.js';
+import type { RequestDispatcher } from './lazy-agent.js';
 import type { Send, WarningEvent } from './types.js';
 
 /** Settings of {@link httpSend}. */
 export interface HttpOptions {
-  dispatcher: Dispatcher;
+  dispatcher: RequestDispatcher;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
   /** Budget of one exchange, through the last byte of the body unless `request.budget === false`. */

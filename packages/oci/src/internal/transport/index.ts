@@ -5,11 +5,11 @@
 //
 // so a retried request is redirected and authorised afresh, a redirect hop to another origin
 // carries no credentials, and a 401 after a token expiry is answered once per hop.
-import type { Dispatcher } from 'undici';
 import type { Credentials } from '../../credentials.js';
 import type { Secret } from '../../redact.js';
 import { createAuth, noCredentialsHint } from './auth.js';
 import { httpSend } from './http.js';
+import type { RequestDispatcher } from './lazy-agent.js';
 import { redirectLayer } from './redirect.js';
 import { createRetryPolicy, type RetryPolicy, type RetryPolicyOptions, retryLayer } from './retry.js';
 import type { Send, WarningEvent } from './types.js';
@@ -22,7 +22,7 @@ export { discard, header, isReplayable, readCapped } from './types.js';
 export interface TransportConfig extends RetryPolicyOptions {
   /** `https://host:port` or `http://host:port` of the registry. */
   origin: string;
-  dispatcher: Dispatcher;
+  dispatcher: RequestDispatcher;
   credentials: () => Promise<Credentials | undefined>;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
