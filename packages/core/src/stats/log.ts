@@ -18,7 +18,7 @@ export interface RunRecord {
   /** Redacted store location (`''` when the cache is disabled or the store could not be opened). */
   store: string;
   status: 'restored' | 'saved' | 'built';
-  reason?: NotSavedReason;
+  reason?: NotSavedReason | 'up-to-date';
   missReason?: MissReason;
   explanation?: Explanation;
   timeSavedMs?: number;
