@@ -27,6 +27,8 @@ export interface Tamper {
   declaredDigest?: string;
   /** The config's `archive.mtimes` (`kept`: the restore applies the archive's mtimes). @default 'zero' */
   mtimes?: 'zero' | 'kept';
+  /** The config's `task` (a poisoned entry claims the running task to get past the collision check). @default 'hostile' */
+  task?: string;
 }
 
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -83,7 +85,7 @@ export async function pushArchive(
   const size = tamper.declaredSize ?? raw.byteLength;
   const configDoc = {
     formatVersion: 1,
-    task: 'hostile',
+    task: tamper.task ?? 'hostile',
     key: tag,
     created: new Date().toISOString(),
     producer: { name: 'hand', version: '0' },

@@ -121,7 +121,9 @@ describe.each<[string, () => Promise<OciStore>]>([
       allowBroadGenerates: true,
     };
     const key = await cache.key(o);
-    await pushHostile(store, key, [tarDir('src'), tarFile('src/main.ts', 'process.exit(13)')]);
+    await pushHostile(store, key, [tarDir('src'), tarFile('src/main.ts', 'process.exit(13)')], {
+      task: 'build',
+    });
     const b = counted();
     const r = await cache.run(o, b.build);
     expect(r.status).not.toBe('restored');

@@ -210,6 +210,8 @@ describe('time saved', () => {
       await curl(`${reg.baseUrl}/v2/trust/time/blobs/${(m.config as { digest: string }).digest}`),
     );
     expect(config.buildDurationMs).toBeGreaterThanOrEqual(300);
+    // Outputs gone: a real restore (not the up-to-date stamp's hit).
+    await rm(join(dir, 'dist'), { recursive: true, force: true });
     const hit = await cache.run(spec(dir), builder(dir));
     expect(hit.status).toBe('restored');
     expect(hit.timeSavedMs).toBe(Math.max(0, config.buildDurationMs - hit.stats.restoreMs));
