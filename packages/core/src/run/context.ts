@@ -3,6 +3,8 @@
  * step: environment, state directory, policy, the store and lock getters, the circuit breaker and
  * the event sink. Nothing here is shared between instances or kept at module level, so two caches
  * in one process (two tests, two tenants) never see each other's state.
+ * NOTE (size): ~410 lines: the instance context and the per-call context (guard, warnings, budgets)
+ * are two halves of one state machine and stay together.
  *
  * A call (`run()`, `lookup()`, …) adds a {@link CallContext}: the task, its key and policy, its
  * stats, its signal, and the warning/strict handling that turns cache trouble into events.
