@@ -146,6 +146,11 @@ function channel() {
       await wait();
       return !closed;
     },
+    /** The reader is gone (its consumer finished or failed without reading on): `put` stops waiting. */
+    close() {
+      closed = true;
+      wakeWriter?.();
+    },
     end() {
       if (closed) return;
       slot = { done: true };
@@ -220,6 +225,7 @@ export function tieredStore(
       })
       .catch((error) => {
         teeing = false;
+        ch.close();
         report('local', 'pushBlob', error);
       });
     return {
@@ -380,12 +386,16 @@ export function tieredStore(
       }
       let localBody: BlobBody = body;
       let remoteBody: BlobBody = body;
+      let closeLocal = () => {};
+      let closeRemote = () => {};
       if (toLocal && toRemote && !replayable(body)) {
         // A read-once body feeds both tiers in lockstep.
         const a = channel();
         const b = channel();
         localBody = a.iterable;
         remoteBody = b.iterable;
+        closeLocal = a.close;
+        closeRemote = b.close;
         void (async () => {
           let la = true;
           let lb = true;
@@ -409,8 +419,9 @@ export function tieredStore(
       }
       await writeBoth(
         'pushBlob',
-        toLocal ? () => local.pushBlob(descriptor, localBody, opts) : undefined,
-        toRemote ? () => remote.pushBlob(descriptor, remoteBody, opts) : undefined,
+        // A tier that fails without reading the body on must not hold the other one up.
+        toLocal ? () => local.pushBlob(descriptor, localBody, opts).finally(closeLocal) : undefined,
+        toRemote ? () => remote.pushBlob(descriptor, remoteBody, opts).finally(closeRemote) : undefined,
       );
       if (toLocal) known.local.add(descriptor.digest);
       if (toRemote) known.remote.add(descriptor.digest);
