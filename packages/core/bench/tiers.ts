@@ -29,7 +29,9 @@ const load = () =>
   loadavg()
     .map((l) => l.toFixed(2))
     .join(' ');
-console.log(`load average ${load()}; entry ${size / MB} MB; ${repeat} hits per side; Node ${process.version}`);
+console.log(
+  `load average ${load()}; entry ${size / MB} MB; ${repeat} hits per side; Node ${process.version}`,
+);
 
 let n = 0;
 async function hit(tiers: boolean): Promise<number> {
