@@ -37,6 +37,9 @@ export interface TierModes {
   remote?: TierMode;
 }
 
+/** Manifests read from the remote waiting for their blobs in the local tier, at most. */
+const MAX_PENDING = 64;
+
 const MODES: readonly TierMode[] = ['rw', 'r', 'w', 'off'];
 
 /**
@@ -318,6 +321,8 @@ export function tieredStore(
         } catch {
           return hit;
         }
+        // NOTE: a manifest only looked up (its blobs never read) stays pending; keep the newest few.
+        if (pending.size >= MAX_PENDING) pending.delete(pending.keys().next().value as string);
         pending.set(reference, {
           manifest: hit,
           tag: reference.includes(':') ? undefined : reference,
