@@ -1,6 +1,6 @@
 /**
  * Two tiers (issue 20): a hit of a 100 MB entry (random, incompressible) from the local tier vs the
- * same hit from the loopback registry (testkit's docker-registry, anonymous, plain HTTP). Each hit
+ * same hit from the loopback registry, and from the same layout as the only store (the floor) (testkit's docker-registry, anonymous, plain HTTP). Each hit
  * is a fresh cache (as a new process), a fresh state dir (no up-to-date stamp) and no outputs on disk.
  *
  * `cd packages/core && TSX_TSCONFIG_PATH=../../tsconfig.json npx tsx bench/tiers.ts`; BENCH_SCALE=4
@@ -34,9 +34,15 @@ console.log(
 );
 
 let n = 0;
-async function hit(tiers: boolean): Promise<number> {
+async function hit(tiers: boolean, layoutAlone = false): Promise<number> {
   await rm(join(dir, 'dist'), { recursive: true, force: true });
-  const cache = createCache({ store, tiers, lock: false, stateDir: join(work, `state-${n++}`), env });
+  const cache = createCache({
+    store: layoutAlone ? `oci-layout:${env.TASK_CACHE_DIR}` : store,
+    tiers,
+    lock: false,
+    stateDir: join(work, `state-${n++}`),
+    env,
+  });
   const t0 = performance.now();
   const r = await cache.run(task, async () => {
     throw new Error('the hit built');
@@ -61,10 +67,13 @@ try {
   const fill = await hit(true); // the remote hit that fills the local tier
   const local: number[] = [];
   for (let i = 0; i < repeat; i++) local.push(await hit(true));
+  const alone: number[] = [];
+  for (let i = 0; i < repeat; i++) alone.push(await hit(false, true));
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
   console.log(`registry hit (ms): ${fmt(remote)} — median ${median(remote).toFixed(0)}`);
   console.log(`first hit through the tiers, filling the local tier (ms): ${fill.toFixed(0)}`);
   console.log(`local-tier hit (ms): ${fmt(local)} — median ${median(local).toFixed(0)}`);
+  console.log(`the same layout as the only store (ms): ${fmt(alone)} — median ${median(alone).toFixed(0)}`);
   console.log(`speed-up: ${(median(remote) / median(local)).toFixed(2)}×; load average ${load()}`);
 } finally {
   await reg.close();
