@@ -70,13 +70,15 @@ saves its outputs and output on a miss (only when it exits 0). TASK names a task
       --read-only        restore, never save                     [TASK_CACHE_READ_ONLY]
       --force            rebuild and overwrite the entry         [TASK_CACHE_FORCE]
       --no-progress      no progress line on a TTY               [TASK_CACHE_NO_PROGRESS]
+      --explain          on a miss, print which inputs changed   [TASK_CACHE_EXPLAIN]
+      --summary FILE     write the run summary JSON to FILE      [TASK_CACHE_SUMMARY]
 
 Exit: the command's code on a miss; 0 on a hit; 64 usage error; 78 cache configuration error
 (--strict); 75 cache trouble (--strict); 127 command not found; 128+N killed by signal N.
 `;
 
-/** The resolved settings of one run. */
-interface Settings {
+/** The resolved settings of one run (or of `explain`, which computes the same key). */
+export interface Settings {
   task: string;
   dir: string;
   command: { file: string; args: string[]; line: string };
@@ -92,9 +94,13 @@ interface Settings {
   readOnly: boolean | 'auto';
   force: boolean;
   progress: boolean;
+  explain: boolean;
+  /** Where the run summary JSON goes (absolute), if anywhere. */
+  summary?: string;
 }
 
-async function settings(flags: RunFlags, io: CliIo): Promise<Settings> {
+/** Merges the flags, their environment twins and the config file's task (`command` names the subcommand in errors). */
+export async function settings(flags: RunFlags, io: CliIo, where = 'run'): Promise<Settings> {
   const e = io.env;
   const dir = resolve(io.cwd, flags.cwd ?? e[ENV_TWINS.cwd] ?? '.');
   const config = await loadConfig(dir);
@@ -105,17 +111,17 @@ async function settings(flags: RunFlags, io: CliIo): Promise<Settings> {
     throw new CliError(
       'CLI_ERR_USAGE',
       config.file
-        ? `run: no task ${JSON.stringify(configTask)} in ${config.file} (tasks: ${known.join(', ') || 'none'})`
-        : `run: no task ${JSON.stringify(configTask)}: no task-cache.json or package.json "taskCache" in ${dir}; put the command after '--'`,
+        ? `${where}: no task ${JSON.stringify(configTask)} in ${config.file} (tasks: ${known.join(', ') || 'none'})`
+        : `${where}: no task ${JSON.stringify(configTask)}: no task-cache.json or package.json "taskCache" in ${dir}; put the command after '--'`,
     );
   }
   const task = flags.task ?? e[ENV_TWINS.task] ?? configTask;
-  if (!task) throw new CliError('CLI_ERR_USAGE', 'run: give the task name: --task NAME (or TASK_CACHE_TASK)');
+  if (!task) throw new CliError('CLI_ERR_USAGE', `${where}: give the task name: --task NAME (or TASK_CACHE_TASK)`);
   const raw = flags.command ?? ct?.command;
   if (raw === undefined || raw.length === 0)
     throw new CliError(
       'CLI_ERR_USAGE',
-      `run: no command for task ${JSON.stringify(task)}: put it after '--'`,
+      `${where}: no command for task ${JSON.stringify(task)}: put it after '--'`,
     );
   const command =
     typeof raw === 'string'
@@ -124,6 +130,7 @@ async function settings(flags: RunFlags, io: CliIo): Promise<Settings> {
   const flag = (v: boolean | undefined, k: keyof typeof ENV_TWINS) =>
     v ?? envFlag(ENV_TWINS[k], e[ENV_TWINS[k]]) ?? false;
   const json = flag(flags.json, 'json');
+  const summary = flags.summary ?? e[ENV_TWINS.summary];
   return {
     task,
     dir,
@@ -144,6 +151,22 @@ async function settings(flags: RunFlags, io: CliIo): Promise<Settings> {
     readOnly: flags.readOnly ?? envFlag(ENV_TWINS['read-only'], e[ENV_TWINS['read-only']]) ?? 'auto',
     force: flag(flags.force, 'force'),
     progress: !json && !flag(flags.noProgress, 'no-progress') && io.stderr.isTTY === true,
+    explain: flag(flags.explain, 'explain'),
+    ...(summary ? { summary: resolve(io.cwd, summary) } : {}),
+  };
+}
+
+/** The key inputs of the run: what `cache.run()` gets, and `cache.explain()` for `task-cache explain`. */
+export function keyOptions(s: Settings, io: CliIo) {
+  return {
+    task: s.task,
+    dir: s.dir,
+    // NOTE: the logs are outputs, never inputs: a `**` source would otherwise hash the last log.
+    sources: s.sources.length > 0 ? [...s.sources, '!.task-cache/**'] : [],
+    commands: [s.command.line],
+    env: s.env,
+    envValues: io.env,
+    tools: s.tools,
   };
 }
 
@@ -234,8 +257,15 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     io.stderr.write(`${line}\n`);
   };
   let restoredLine: string | undefined;
+  let missSaid = false;
   const onEvent = (event: CacheEvent) => {
     if (event.type === 'progress') return progress.update(event);
+    // NOTE: core looks up again once it holds the lock (a peer may have saved meanwhile) and
+    // reports that second miss too: one "cache miss" line per run is enough.
+    if (event.type === 'miss') {
+      if (missSaid) return;
+      missSaid = true;
+    }
     const line = formatEvent(event);
     if (line === undefined) return;
     // The restored line comes after the replayed log, as the last word of a hit.
@@ -248,6 +278,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     strict: s.strict,
     readOnly: s.readOnly,
     force: s.force,
+    explain: s.explain,
     env: io.env,
     onEvent,
   };
@@ -300,6 +331,7 @@ async function runOnce(
 
   const log = logPath(urlsafe(s.task));
   let started = false;
+  let retry = false;
   const report = (status: string, exitCode: number, result?: RunResult) => {
     progress.clear();
     if (!s.json) return;
@@ -317,15 +349,8 @@ async function runOnce(
   try {
     const result = await cache.run(
       {
-        task: s.task,
-        dir: s.dir,
-        // NOTE: the logs are outputs, never inputs: a `**` source would otherwise hash the last log.
-        sources: s.sources.length > 0 ? [...s.sources, '!.task-cache/**'] : [],
+        ...keyOptions(s, io),
         generates: [...s.generates, log],
-        commands: [s.command.line],
-        env: s.env,
-        envValues: io.env,
-        tools: s.tools,
         signal: controller.signal,
       },
       async ({ signal }) => {
@@ -360,6 +385,7 @@ async function runOnce(
     }
     if (error instanceof CacheConfigError && !started && !s.strict) {
       say(`task: ${JSON.stringify(s.task)} cache warning: ${error.message}; running without the cache`);
+      retry = true;
       return RETRY_UNCACHED;
     }
     if (error instanceof CacheConfigError) {
@@ -375,6 +401,14 @@ async function runOnce(
     throw error;
   } finally {
     for (const sig of signals) process.off(sig, onSignal);
+    if (s.summary !== undefined && !retry) {
+      // A summary that cannot be written is cache trouble, not the build's: a warning.
+      try {
+        await cache.summary({ file: s.summary });
+      } catch (error) {
+        say(`task: ${JSON.stringify(s.task)} cache warning: cannot write the summary ${s.summary}: ${(error as Error).message}`);
+      }
+    }
     await cache.close();
   }
 }
