@@ -40,16 +40,24 @@ source files of its key (inputs), its signature: checked against TASK_CACHE_TRUS
 `;
 
 /** The signature status of `entry` looked up as `key`: core's own check when trusted keys are given. */
-function signatureStatus(entry: ResolvedEntry, key: string, io: CliIo): { signed: boolean; signer?: string; verified?: boolean; text: string } {
+function signatureStatus(
+  entry: ResolvedEntry,
+  key: string,
+  io: CliIo,
+): { signed: boolean; signer?: string; verified?: boolean; text: string } {
   const signer = entry.annotations?.[SIGNER_ANNOTATION];
   const signed = entry.annotations?.[SIGNATURE_ANNOTATION] !== undefined;
   const trusted = io.env.TASK_CACHE_TRUSTED_KEYS;
   const by = signer ? ` by ${signer}` : '';
   if (trusted === undefined || trusted.trim() === '')
     return signed
-      ? { signed, ...(signer ? { signer } : {}), text: `signed${by} (not checked: TASK_CACHE_TRUSTED_KEYS is not set)` }
+      ? {
+          signed,
+          ...(signer ? { signer } : {}),
+          text: `signed${by} (not checked: TASK_CACHE_TRUSTED_KEYS is not set)`,
+        }
       : { signed, text: 'none (the entry is not signed)' };
-  let keys;
+  let keys: ReturnType<typeof loadTrustedKeys>;
   try {
     keys = loadTrustedKeys('TASK_CACHE_TRUSTED_KEYS', trusted);
   } catch (error) {

@@ -67,7 +67,7 @@ export async function explainCommand(argv: readonly string[], io: CliIo): Promis
   const lines = [`task:      ${e.task}`, `key:       ${e.key}`];
   if (e.previous.status === 'found') {
     lines.push(`previous:  ${e.previous.key} (${e.previous.created})`);
-    if (e.previous.key === e.key) lines.push('the key is the previous entry\'s: a hit');
+    if (e.previous.key === e.key) lines.push("the key is the previous entry's: a hit");
     else if (e.changes.length === 0) lines.push(describeExplanation(e));
     else lines.push('changed:', ...e.changes.map((c) => `  ${describeChange(c)}`));
   } else lines.push(`previous:  ${describeExplanation(e)}`);
@@ -83,9 +83,10 @@ const OPTIONS = {
 } as const;
 
 function parse(argv: readonly string[], command: string, allowed: readonly string[]) {
-  let parsed;
+  const parse = () => parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  let parsed: ReturnType<typeof parse>;
   try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parse();
   } catch (error) {
     throw new CliError('CLI_ERR_USAGE', `${command}: ${(error as Error).message}`, { cause: error });
   }
@@ -98,7 +99,14 @@ function parse(argv: readonly string[], command: string, allowed: readonly strin
 
 const pad = (cells: readonly string[][]): string => {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  return cells.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 };
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

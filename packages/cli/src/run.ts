@@ -116,7 +116,8 @@ export async function settings(flags: RunFlags, io: CliIo, where = 'run'): Promi
     );
   }
   const task = flags.task ?? e[ENV_TWINS.task] ?? configTask;
-  if (!task) throw new CliError('CLI_ERR_USAGE', `${where}: give the task name: --task NAME (or TASK_CACHE_TASK)`);
+  if (!task)
+    throw new CliError('CLI_ERR_USAGE', `${where}: give the task name: --task NAME (or TASK_CACHE_TASK)`);
   const raw = flags.command ?? ct?.command;
   if (raw === undefined || raw.length === 0)
     throw new CliError(
@@ -406,7 +407,9 @@ async function runOnce(
       try {
         await cache.summary({ file: s.summary });
       } catch (error) {
-        say(`task: ${JSON.stringify(s.task)} cache warning: cannot write the summary ${s.summary}: ${(error as Error).message}`);
+        say(
+          `task: ${JSON.stringify(s.task)} cache warning: cannot write the summary ${s.summary}: ${(error as Error).message}`,
+        );
       }
     }
     await cache.close();
