@@ -2,7 +2,7 @@
  * Finds a task's outputs: the paths under `dir` matching its `generates` globs, without
  * following symlinks (a symlink is an output itself, never a way out of the directory).
  */
-import type { Dirent, Stats } from 'node:fs';
+import { type Dirent, lstatSync, readdirSync, type Stats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import picomatch from 'picomatch';
@@ -133,4 +133,53 @@ export function symlinkStaysInside(path: string, target: string): boolean {
   if (target === '' || posix.isAbsolute(target) || target.includes('\0')) return false;
   const resolved = posix.normalize(posix.join(posix.dirname(path), target));
   return resolved !== '..' && !resolved.startsWith('../');
+}
+
+/**
+ * Walks the outputs of `dir` matching `generates` (synchronously; staging dirs skipped), calling
+ * `make` with each match's relative path and `lstat`, in no particular order. The one walk behind
+ * the pack's output list and the up-to-date stamp.
+ */
+export function walkOutputsSync<T>(
+  dir: string,
+  generates: readonly string[],
+  make: (path: string, stats: Stats) => T,
+  aborted: () => boolean = () => false,
+): T[] {
+  const match = outputMatcher(generates);
+  const found: T[] = [];
+  const visit = (rel: string): void => {
+    if (aborted()) throw new Error('aborted');
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(rel === '' ? dir : join(dir, rel), { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw err;
+    }
+    const subdirs: string[] = [];
+    for (const e of entries) {
+      if (rel === '' && e.name.startsWith(SCRATCH_PREFIX)) continue;
+      const p = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) subdirs.push(p);
+      if (match(p)) found.push(make(p, lstatSync(join(dir, p))));
+    }
+    for (const s of subdirs) visit(s);
+  };
+  for (const base of bases(generates)) {
+    if (base === '') {
+      visit('');
+      continue;
+    }
+    let stats: Stats;
+    try {
+      stats = lstatSync(join(dir, base));
+    } catch {
+      continue;
+    }
+    if (!base.startsWith(SCRATCH_PREFIX) && match(base)) found.push(make(base, stats));
+    if (stats.isDirectory()) visit(base);
+  }
+  return found;
 }

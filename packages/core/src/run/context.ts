@@ -3,6 +3,8 @@
  * step: environment, state directory, policy, the store and lock getters, the circuit breaker and
  * the event sink. Nothing here is shared between instances or kept at module level, so two caches
  * in one process (two tests, two tenants) never see each other's state.
+ * NOTE (size): ~410 lines: the instance context and the per-call context (guard, warnings, budgets)
+ * are two halves of one state machine and stay together.
  *
  * A call (`run()`, `lookup()`, …) adds a {@link CallContext}: the task, its key and policy, its
  * stats, its signal, and the warning/strict handling that turns cache trouble into events.
@@ -119,6 +121,14 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const openedStore = once<OciStore>();
   const openedLock = once<CacheLock>();
   const openedScopes = settings.readScopes.map(() => once<OciStore>());
+  // The run's store and every read scope open with the same environment, budgets and limits.
+  const openUrl = (url: Parameters<typeof openStore>[0], signal?: AbortSignal): Promise<OciStore> =>
+    openStore(url, {
+      env,
+      timeouts: settings.timeouts,
+      limits: settings.limits,
+      ...(signal ? { signal } : {}),
+    }).then((r) => r.store);
   const untrustedContext = detectUntrustedContext(env);
   let closed = false;
   const runLog = createRunLog(stateDir);
@@ -165,14 +175,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     store(signal) {
       if ('object' in store) return Promise.resolve(store.object);
       const url = store.url;
-      return openedStore.get(() =>
-        openStore(url, {
-          env,
-          timeouts: settings.timeouts,
-          limits: settings.limits,
-          ...(signal ? { signal } : {}),
-        }).then((r) => r.store),
-      );
+      return openedStore.get(() => openUrl(url, signal));
     },
     readScopeCount: settings.readScopes.length,
     readScope(i, signal) {
@@ -182,14 +185,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
         return Promise.reject(new RangeError(`no read scope ${i}`));
       if ('object' in setting) return Promise.resolve(setting.object);
       const url = setting.url;
-      return opened.get(() =>
-        openStore(url, {
-          env,
-          timeouts: settings.timeouts,
-          limits: settings.limits,
-          ...(signal ? { signal } : {}),
-        }).then((r) => r.store),
-      );
+      return opened.get(() => openUrl(url, signal));
     },
     lock() {
       if ('object' in lock) return Promise.resolve(lock.object);

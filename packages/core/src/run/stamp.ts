@@ -11,19 +11,9 @@
  * user tool, so even a rewrite that keeps the size and resets the mtime is seen.
  */
 import { createHash } from 'node:crypto';
-import {
-  type Dirent,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  type Stats,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, type Stats, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { bases, outputMatcher, SCRATCH_PREFIX } from '../internal/outputs.js';
+import { walkOutputsSync } from '../internal/outputs.js';
 
 const VERSION = 1;
 
@@ -55,38 +45,7 @@ function row(path: string, s: Stats): Row {
 
 /** The outputs of `dir` matching `generates`, as rows, in a stable order. */
 function currentRows(dir: string, generates: readonly string[]): Row[] {
-  const match = outputMatcher(generates);
-  const rows: Row[] = [];
-  const visit = (rel: string): void => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(rel === '' ? dir : join(dir, rel), { withFileTypes: true });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return;
-      throw err;
-    }
-    for (const e of entries) {
-      if (rel === '' && e.name.startsWith(SCRATCH_PREFIX)) continue;
-      const p = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (match(p)) rows.push(row(p, lstatSync(join(dir, p))));
-      if (e.isDirectory()) visit(p);
-    }
-  };
-  for (const base of bases(generates)) {
-    if (base === '') {
-      visit('');
-      continue;
-    }
-    let s: Stats;
-    try {
-      s = lstatSync(join(dir, base));
-    } catch {
-      continue;
-    }
-    if (!base.startsWith(SCRATCH_PREFIX) && match(base)) rows.push(row(base, s));
-    if (s.isDirectory()) visit(base);
-  }
+  const rows = walkOutputsSync(dir, generates, row);
   return rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 

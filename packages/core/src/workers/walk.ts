@@ -3,13 +3,12 @@
  * doing `readdirSync`/`lstatSync` lists ~10× more files per second than awaited async calls.
  * Same selection, same order.
  */
-import { type Dirent, lstatSync, readdirSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import type { Dirent, Stats } from 'node:fs';
 import picomatch from 'picomatch';
-import { outputMatcher, SCRATCH_PREFIX } from '../internal/outputs.js';
+import { walkOutputsSync } from '../internal/outputs.js';
 import type { PackOutput } from './protocol.js';
 
-function bases(generates: readonly string[]): string[] {
+function _bases(generates: readonly string[]): string[] {
   const out = new Set<string>();
   for (const g of generates) if (!g.startsWith('!')) out.add(picomatch.scan(g).base.replace(/\/+$/, ''));
   const sorted = [...out].sort((a, b) => a.length - b.length);
@@ -39,41 +38,7 @@ export function listOutputsSync(
   generates: readonly string[],
   aborted: () => boolean,
 ): PackOutput[] {
-  const match = outputMatcher(generates);
-  const found: PackOutput[] = [];
-  const visit = (rel: string): void => {
-    if (aborted()) throw new Error('aborted');
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(rel === '' ? dir : join(dir, rel), { withFileTypes: true });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return;
-      throw err;
-    }
-    const subdirs: string[] = [];
-    for (const e of entries) {
-      if (rel === '' && e.name.startsWith(SCRATCH_PREFIX)) continue;
-      const p = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (e.isDirectory()) subdirs.push(p);
-      if (match(p)) found.push(output(p, lstatSync(join(dir, p))));
-    }
-    for (const s of subdirs) visit(s);
-  };
-  for (const base of bases(generates)) {
-    if (base === '') {
-      visit('');
-      continue;
-    }
-    let stats: Stats;
-    try {
-      stats = lstatSync(join(dir, base));
-    } catch {
-      continue;
-    }
-    if (!base.startsWith(SCRATCH_PREFIX) && match(base)) found.push(output(base, stats));
-    if (stats.isDirectory()) visit(base);
-  }
+  const found = walkOutputsSync(dir, generates, output, aborted);
   // NOTE: sort on precomputed UTF-8 keys (comparePaths encodes both paths on every comparison).
   const keyed = found.map((o) => ({ o, key: Buffer.from(o.path) }));
   keyed.sort((a, b) => Buffer.compare(a.key, b.key));

@@ -1,3 +1,5 @@
+// NOTE (size): ~420 lines: connection options, creation, readiness and closing for the four Redis
+// deployments (standalone, TLS, Sentinel, Cluster); diagnosis of a failed connect is in diagnose.ts.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';

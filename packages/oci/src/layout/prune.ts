@@ -1,3 +1,6 @@
+// NOTE (size): ~420 lines: the LRU choice, the in-use markers and the blob sweep run under one lock
+// and share its reads; split, they would re-read index.json and the manifests.
+//
 // Bounding a layout: least-recently-used entries go first (by size cap or age), then the blobs
 // nothing references any more. Besides the spec's files, a layout that is pruned keeps two small
 // directories of its own that image-layout readers (skopeo, oras) ignore:
