@@ -12,7 +12,7 @@ import {
 } from '@task-cache/core';
 import { ENV_TWINS, parseRunArgs } from './args.js';
 import { CliError, EXIT } from './errors.js';
-import { type CliIo, keyOptions, settings } from './run.js';
+import { type CliIo, keyOptions, settings } from './settings.js';
 
 export const EXPLAIN_USAGE = `Usage: task-cache explain [options] TASK
        task-cache explain [options] --task NAME [-- COMMAND [ARGS...]]
