@@ -158,6 +158,9 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     if (event.type === 'progress') return progress.update(event);
     // NOTE: core looks up again once it holds the lock (a peer may have saved meanwhile) and
     // reports that second miss too: one "cache miss" line per run is enough.
+    // NOTE: an up-to-date hit (core's stamp: the outputs are already the entry's) ends like any hit,
+    // with the guide's "restored from cache" line after the replayed log; --json says reason up-to-date.
+    if (event.type === 'up-to-date') return;
     if (event.type === 'miss') {
       if (missSaid) return;
       missSaid = true;
