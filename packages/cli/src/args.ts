@@ -21,6 +21,8 @@ export const ENV_TWINS = {
   'read-only': 'TASK_CACHE_READ_ONLY',
   force: 'TASK_CACHE_FORCE',
   'no-progress': 'TASK_CACHE_NO_PROGRESS',
+  explain: 'TASK_CACHE_EXPLAIN',
+  summary: 'TASK_CACHE_SUMMARY',
 } as const;
 
 const RUN_OPTIONS = {
@@ -38,6 +40,8 @@ const RUN_OPTIONS = {
   'read-only': { type: 'boolean' },
   force: { type: 'boolean' },
   'no-progress': { type: 'boolean' },
+  explain: { type: 'boolean' },
+  summary: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -61,11 +65,13 @@ export interface RunFlags {
   readOnly?: boolean;
   force?: boolean;
   noProgress?: boolean;
+  explain?: boolean;
+  summary?: string;
   help?: boolean;
 }
 
-/** Splits `argv` (after `run`) at the first `--` and parses the flags before it. */
-export function parseRunArgs(argv: readonly string[]): RunFlags {
+/** Splits `argv` (after `run`, or `explain`) at the first `--` and parses the flags before it. */
+export function parseRunArgs(argv: readonly string[], where = 'run'): RunFlags {
   const dash = argv.indexOf('--');
   const head = dash === -1 ? [...argv] : argv.slice(0, dash);
   const command = dash === -1 ? undefined : argv.slice(dash + 1);
@@ -73,16 +79,16 @@ export function parseRunArgs(argv: readonly string[]): RunFlags {
   try {
     parsed = parseArgs({ args: head, options: RUN_OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new CliError('CLI_ERR_USAGE', `run: ${(error as Error).message}`, { cause: error });
+    throw new CliError('CLI_ERR_USAGE', `${where}: ${(error as Error).message}`, { cause: error });
   }
   const { values: v, positionals } = parsed;
   if (positionals.length > 1)
     throw new CliError(
       'CLI_ERR_USAGE',
-      `run: expected at most one task name before '--', got ${positionals.length} (${positionals.join(' ')}); put the command after '--'`,
+      `${where}: expected at most one task name before '--', got ${positionals.length} (${positionals.join(' ')}); put the command after '--'`,
     );
   if (command !== undefined && command.length === 0)
-    throw new CliError('CLI_ERR_USAGE', "run: nothing after '--': give the command to run");
+    throw new CliError('CLI_ERR_USAGE', `${where}: nothing after '--': give the command to run`);
   const flags: RunFlags = {};
   const set = <K extends keyof RunFlags>(k: K, value: RunFlags[K] | undefined) => {
     if (value !== undefined) flags[k] = value;
@@ -103,6 +109,8 @@ export function parseRunArgs(argv: readonly string[]): RunFlags {
   set('readOnly', v['read-only']);
   set('force', v.force);
   set('noProgress', v['no-progress']);
+  set('explain', v.explain);
+  set('summary', v.summary);
   set('help', v.help);
   return flags;
 }

@@ -3,7 +3,19 @@
  * through core's `openStore` and `lookupEntry` (no download of the chunks).
  */
 import { parseArgs } from 'node:util';
-import { formatBytes, lookupEntry, openStore, redactUrl, urlsafe } from '@task-cache/core';
+import {
+  formatBytes,
+  InvalidOptionError,
+  loadTrustedKeys,
+  lookupEntry,
+  openStore,
+  type ResolvedEntry,
+  redactUrl,
+  SIGNATURE_ANNOTATION,
+  SIGNER_ANNOTATION,
+  urlsafe,
+  verifyEntry,
+} from '@task-cache/core';
 import { CliError, EXIT } from './errors.js';
 import type { CliIo } from './run.js';
 
@@ -23,8 +35,44 @@ Lists the entries (tags) of the store (TASK_CACHE_URL, default the embedded cach
 export const INSPECT_USAGE = `Usage: task-cache inspect KEY [--cache URL] [--json]
 
 Shows an entry without downloading it: task, creation time, producer, files, sizes, chunks, the
-source files of its key (inputs). Exit 1 when there is no entry KEY.
+source files of its key (inputs), its signature: checked against TASK_CACHE_TRUSTED_KEYS when set
+(the check a restore makes), else only its signer is shown. Exit 1 when there is no entry KEY.
 `;
+
+/** The signature status of `entry` looked up as `key`: core's own check when trusted keys are given. */
+function signatureStatus(
+  entry: ResolvedEntry,
+  key: string,
+  io: CliIo,
+): { signed: boolean; signer?: string; verified?: boolean; text: string } {
+  const signer = entry.annotations?.[SIGNER_ANNOTATION];
+  const signed = entry.annotations?.[SIGNATURE_ANNOTATION] !== undefined;
+  const trusted = io.env.TASK_CACHE_TRUSTED_KEYS;
+  const by = signer ? ` by ${signer}` : '';
+  if (trusted === undefined || trusted.trim() === '')
+    return signed
+      ? {
+          signed,
+          ...(signer ? { signer } : {}),
+          text: `signed${by} (not checked: TASK_CACHE_TRUSTED_KEYS is not set)`,
+        }
+      : { signed, text: 'none (the entry is not signed)' };
+  let keys: ReturnType<typeof loadTrustedKeys>;
+  try {
+    keys = loadTrustedKeys('TASK_CACHE_TRUSTED_KEYS', trusted);
+  } catch (error) {
+    if (error instanceof InvalidOptionError)
+      throw new CliError('CLI_ERR_USAGE', `inspect: ${error.message}`, { cause: error });
+    throw error;
+  }
+  const verdict = verifyEntry(entry, { key, task: entry.config.task }, keys);
+  return {
+    signed,
+    ...(signer ? { signer } : {}),
+    verified: verdict.trusted,
+    text: verdict.trusted ? `valid${by} (a trusted key)` : `NOT TRUSTED: ${verdict.why}`,
+  };
+}
 
 function parse(argv: readonly string[], command: string) {
   try {
@@ -104,7 +152,7 @@ export async function inspectCommand(argv: readonly string[], io: CliIo): Promis
       chunking: c.chunking,
       compression: c.compression,
       inputs: c.sources,
-      signature: 'none (entries are not signed)',
+      signature: signatureStatus(entry, key, io),
     };
     if (values.json) io.stdout.write(`${JSON.stringify(view)}\n`);
     else
@@ -118,7 +166,7 @@ export async function inspectCommand(argv: readonly string[], io: CliIo): Promis
           `files:       ${view.files}`,
           `size:        ${formatBytes(view.size)} (${formatBytes(compressed)} compressed)`,
           `chunks:      ${view.chunks} (${c.chunking.algorithm}, avg ${formatBytes(c.chunking.avgSize)}; ${c.compression.algorithm} level ${c.compression.level})`,
-          `signature:   ${view.signature}`,
+          `signature:   ${view.signature.text}`,
           `inputs:      ${c.sources.length} source files`,
           ...c.sources.map((s) => `  ${s.digest.slice(0, 19)}…  ${s.path}`),
           '',

@@ -11,7 +11,10 @@ Commands:
   run [options] [TASK] [-- COMMAND [ARGS...]]   run a command under the cache (task-cache run --help)
   doctor [--cache URL] [--lock URL]             check a registry + Redis set-up against the guide
   ls [--cache URL] [--task NAME]                list the entries of the store
-  inspect KEY [--cache URL]                     show an entry: files, sizes, chunks, inputs
+  inspect KEY [--cache URL]                     show an entry: files, sizes, chunks, inputs, signature
+  explain [options] TASK                        why TASK's key misses: the inputs that changed
+  stats [--json]                                hits, misses, time saved, bytes, per task and store
+  prune [--cache URL] [--dry-run] [--json]      bound the local store now
 
 Options: -h, --help; -v, --version. Docs: docs/cli.md of task-cache.
 `;
@@ -38,6 +41,18 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         const { inspectCommand } = await import('./entries.js');
         return await inspectCommand(rest, io);
       }
+      case 'explain': {
+        const { explainCommand } = await import('./maintenance.js');
+        return await explainCommand(rest, io);
+      }
+      case 'stats': {
+        const { statsCommand } = await import('./maintenance.js');
+        return await statsCommand(rest, io);
+      }
+      case 'prune': {
+        const { pruneCommand } = await import('./maintenance.js');
+        return await pruneCommand(rest, io);
+      }
       case '-v':
       case '--version': {
         const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -53,7 +68,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       default:
         throw new CliError(
           'CLI_ERR_USAGE',
-          `unknown command ${JSON.stringify(command)} (commands: run, doctor, ls, inspect)`,
+          `unknown command ${JSON.stringify(command)} (commands: run, explain, stats, prune, doctor, ls, inspect)`,
         );
     }
   } catch (error) {

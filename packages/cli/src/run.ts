@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   CacheConfigError,
   type CacheEvent,
@@ -19,19 +19,13 @@ import {
   type RunResult,
   urlsafe,
 } from '@task-cache/core';
-import { ENV_TWINS, envFlag, envList, parseRunArgs, parseTools, type RunFlags } from './args.js';
-import { loadConfig } from './config.js';
-import { CliError, EXIT } from './errors.js';
+import { parseRunArgs } from './args.js';
+import { EXIT } from './errors.js';
 import { LOG_DIR, type LogRecorder, logPath, recordLog, replayLog } from './logs.js';
 import { progressLine } from './progress.js';
+import { type CliIo, keyOptions, type Settings, settings, shellQuote } from './settings.js';
 
-/** Where the CLI reads and writes (the process's own streams in the binary; tests pass their own). */
-export interface CliIo {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  env: Record<string, string | undefined>;
-  cwd: string;
-}
+export type { CliIo } from './settings.js';
 
 /** The command exited non-zero (or was killed): carries the exit code the CLI exits with. */
 class CommandFailed extends Error {
@@ -44,11 +38,6 @@ class CommandFailed extends Error {
 }
 
 const signalExit = (signal: NodeJS.Signals): number => 128 + (constants.signals[signal] ?? 15);
-
-/** Quotes `arg` for a POSIX shell when it needs it (for the key's command line and messages). */
-function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
-}
 
 export const RUN_USAGE = `Usage: task-cache run [options] [TASK] [-- COMMAND [ARGS...]]
 
@@ -70,82 +59,12 @@ saves its outputs and output on a miss (only when it exits 0). TASK names a task
       --read-only        restore, never save                     [TASK_CACHE_READ_ONLY]
       --force            rebuild and overwrite the entry         [TASK_CACHE_FORCE]
       --no-progress      no progress line on a TTY               [TASK_CACHE_NO_PROGRESS]
+      --explain          on a miss, print which inputs changed   [TASK_CACHE_EXPLAIN]
+      --summary FILE     write the run summary JSON to FILE      [TASK_CACHE_SUMMARY]
 
 Exit: the command's code on a miss; 0 on a hit; 64 usage error; 78 cache configuration error
 (--strict); 75 cache trouble (--strict); 127 command not found; 128+N killed by signal N.
 `;
-
-/** The resolved settings of one run. */
-interface Settings {
-  task: string;
-  dir: string;
-  command: { file: string; args: string[]; line: string };
-  sources: string[];
-  generates: string[];
-  env: string[];
-  tools: Record<string, string>;
-  cache: string;
-  lock: string;
-  quietHit: boolean;
-  json: boolean;
-  strict: boolean;
-  readOnly: boolean | 'auto';
-  force: boolean;
-  progress: boolean;
-}
-
-async function settings(flags: RunFlags, io: CliIo): Promise<Settings> {
-  const e = io.env;
-  const dir = resolve(io.cwd, flags.cwd ?? e[ENV_TWINS.cwd] ?? '.');
-  const config = await loadConfig(dir);
-  const configTask = flags.configTask;
-  const ct = configTask === undefined ? undefined : config.tasks?.[configTask];
-  if (configTask !== undefined && ct === undefined) {
-    const known = Object.keys(config.tasks ?? {});
-    throw new CliError(
-      'CLI_ERR_USAGE',
-      config.file
-        ? `run: no task ${JSON.stringify(configTask)} in ${config.file} (tasks: ${known.join(', ') || 'none'})`
-        : `run: no task ${JSON.stringify(configTask)}: no task-cache.json or package.json "taskCache" in ${dir}; put the command after '--'`,
-    );
-  }
-  const task = flags.task ?? e[ENV_TWINS.task] ?? configTask;
-  if (!task) throw new CliError('CLI_ERR_USAGE', 'run: give the task name: --task NAME (or TASK_CACHE_TASK)');
-  const raw = flags.command ?? ct?.command;
-  if (raw === undefined || raw.length === 0)
-    throw new CliError(
-      'CLI_ERR_USAGE',
-      `run: no command for task ${JSON.stringify(task)}: put it after '--'`,
-    );
-  const command =
-    typeof raw === 'string'
-      ? { file: 'sh', args: ['-c', raw], line: raw }
-      : { file: raw[0] as string, args: raw.slice(1), line: raw.map(shellQuote).join(' ') };
-  const flag = (v: boolean | undefined, k: keyof typeof ENV_TWINS) =>
-    v ?? envFlag(ENV_TWINS[k], e[ENV_TWINS[k]]) ?? false;
-  const json = flag(flags.json, 'json');
-  return {
-    task,
-    dir,
-    command,
-    sources: flags.sources ?? envList(e[ENV_TWINS.sources]) ?? ct?.sources ?? [],
-    generates: flags.generates ?? envList(e[ENV_TWINS.generates]) ?? ct?.generates ?? [],
-    env: flags.env ?? envList(e[ENV_TWINS.env]) ?? ct?.env ?? [],
-    tools: {
-      ...ct?.tools,
-      ...parseTools(flags.tool ?? envList(e[ENV_TWINS.tool]) ?? [], flags.tool ? '--tool' : ENV_TWINS.tool),
-    },
-    cache: flags.cache ?? e[ENV_TWINS.cache] ?? config.cache ?? '',
-    lock: flags.lock ?? e[ENV_TWINS.lock] ?? config.lock ?? '',
-    quietHit: flag(flags.quietHit, 'quiet-hit'),
-    json,
-    strict: flag(flags.strict, 'strict'),
-    // Unset: core's readOnly 'auto' (fork pull/merge requests are read-only, docs/security.md).
-    readOnly: flags.readOnly ?? envFlag(ENV_TWINS['read-only'], e[ENV_TWINS['read-only']]) ?? 'auto',
-    force: flag(flags.force, 'force'),
-    progress: !json && !flag(flags.noProgress, 'no-progress') && io.stderr.isTTY === true,
-  };
-}
 
 /** Runs the command with its output shown live and recorded; resolves when it exited 0. */
 function execute(
@@ -234,8 +153,18 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     io.stderr.write(`${line}\n`);
   };
   let restoredLine: string | undefined;
+  let missSaid = false;
   const onEvent = (event: CacheEvent) => {
     if (event.type === 'progress') return progress.update(event);
+    // NOTE: core looks up again once it holds the lock (a peer may have saved meanwhile) and
+    // reports that second miss too: one "cache miss" line per run is enough.
+    // NOTE: an up-to-date hit (core's stamp: the outputs are already the entry's) ends like any hit,
+    // with the guide's "restored from cache" line after the replayed log; --json says reason up-to-date.
+    if (event.type === 'up-to-date') return;
+    if (event.type === 'miss') {
+      if (missSaid) return;
+      missSaid = true;
+    }
     const line = formatEvent(event);
     if (line === undefined) return;
     // The restored line comes after the replayed log, as the last word of a hit.
@@ -248,6 +177,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     strict: s.strict,
     readOnly: s.readOnly,
     force: s.force,
+    explain: s.explain,
     env: io.env,
     onEvent,
   };
@@ -300,6 +230,7 @@ async function runOnce(
 
   const log = logPath(urlsafe(s.task));
   let started = false;
+  let retry = false;
   const report = (status: string, exitCode: number, result?: RunResult) => {
     progress.clear();
     if (!s.json) return;
@@ -317,15 +248,8 @@ async function runOnce(
   try {
     const result = await cache.run(
       {
-        task: s.task,
-        dir: s.dir,
-        // NOTE: the logs are outputs, never inputs: a `**` source would otherwise hash the last log.
-        sources: s.sources.length > 0 ? [...s.sources, '!.task-cache/**'] : [],
+        ...keyOptions(s, io),
         generates: [...s.generates, log],
-        commands: [s.command.line],
-        env: s.env,
-        envValues: io.env,
-        tools: s.tools,
         signal: controller.signal,
       },
       async ({ signal }) => {
@@ -360,6 +284,7 @@ async function runOnce(
     }
     if (error instanceof CacheConfigError && !started && !s.strict) {
       say(`task: ${JSON.stringify(s.task)} cache warning: ${error.message}; running without the cache`);
+      retry = true;
       return RETRY_UNCACHED;
     }
     if (error instanceof CacheConfigError) {
@@ -375,6 +300,16 @@ async function runOnce(
     throw error;
   } finally {
     for (const sig of signals) process.off(sig, onSignal);
+    if (s.summary !== undefined && !retry) {
+      // A summary that cannot be written is cache trouble, not the build's: a warning.
+      try {
+        await cache.summary({ file: s.summary });
+      } catch (error) {
+        say(
+          `task: ${JSON.stringify(s.task)} cache warning: cannot write the summary ${s.summary}: ${(error as Error).message}`,
+        );
+      }
+    }
     await cache.close();
   }
 }
