@@ -153,6 +153,15 @@ export {
 } from './tier/bounds.js';
 export type { PruneOptions, PruneResult } from './tier/prune.js';
 export {
+  isTiered,
+  parseTiers,
+  type TieredStore,
+  type TieredStoreOptions,
+  type TierMode,
+  type TierModes,
+  tieredStore,
+} from './tier/tiered.js';
+export {
   createSigner,
   keyId,
   loadSigningKey,

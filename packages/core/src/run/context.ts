@@ -22,6 +22,7 @@ import { createRunLog, type RunLog } from '../stats/log.js';
 import { defaultCacheDir } from '../store/default-dir.js';
 import type { LocalBounds } from '../tier/bounds.js';
 import { createPruner, type Pruner } from '../tier/prune.js';
+import { isTiered, tieredStore } from '../tier/tiered.js';
 import { createSigner } from '../trust/keys.js';
 import type { SigningPayload } from '../trust/payload.js';
 import { detectUntrustedContext } from '../trust/untrusted-context.js';
@@ -141,7 +142,32 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       // A throwing listener must not break the build.
     }
   };
-  const pruner = createPruner(localUrl, stateDir, settings.bounds, (error) =>
+  // Two tiers only in front of a remote store: a local store is its own local tier.
+  const tiers = localUrl ? undefined : settings.tiers;
+  const openTiers = async (signal?: AbortSignal): Promise<OciStore> => {
+    const remote = 'object' in store ? store.object : await openUrl(store.url, signal);
+    let local: OciStore;
+    try {
+      local = await openUrl({ kind: 'default' }, signal);
+    } catch (error) {
+      if (!('object' in store)) await remote.close?.().catch(() => {});
+      throw error;
+    }
+    return tieredStore(local, remote, {
+      modes: tiers ?? {},
+      onTrouble: (tier, operation, error) =>
+        emit({
+          type: 'warning',
+          task: '',
+          code: tier === 'remote' ? 'SAVE_FAILED' : 'RESTORE_FAILED',
+          message: `${tier} tier: ${operation} failed: ${describe(error).message}`,
+          ...(typeof (error as { code?: unknown })?.code === 'string'
+            ? { causeCode: (error as { code: string }).code }
+            : {}),
+        }),
+    });
+  };
+  const pruner = createPruner(localUrl || tiers !== undefined, stateDir, settings.bounds, (error) =>
     emit({
       type: 'warning',
       task: '',
@@ -173,6 +199,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     bounds: settings.bounds,
     pruner,
     store(signal) {
+      if (tiers) return openedStore.get(() => openTiers(signal));
       if ('object' in store) return Promise.resolve(store.object);
       const url = store.url;
       return openedStore.get(() => openUrl(url, signal));
@@ -207,7 +234,10 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       const tasks: Promise<unknown>[] = [runLog.flushed()];
       const s = openedStore.current();
       const l = openedLock.current();
-      if (s) tasks.push(s.then((x) => x.close?.()).catch(() => {}));
+      // Two tiers: the remote passed in stays open (only what this instance opened is closed).
+      const closeStore = (x: OciStore) =>
+        tiers && 'object' in store && isTiered(x) ? x.local.close?.() : x.close?.();
+      if (s) tasks.push(s.then(closeStore).catch(() => {}));
       if (l) tasks.push(l.then((x) => x.close?.()).catch(() => {}));
       for (const o of openedScopes) {
         const c = o.current();

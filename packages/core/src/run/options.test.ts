@@ -58,6 +58,11 @@ describe('createCache validates every option at construction (issue 13)', () => 
     ['limits.maxIndexChildren', { limits: { maxIndexChildren: -1 } }],
     ['limits.maxTokenBytes', { limits: { maxTokenBytes: Number.POSITIVE_INFINITY } }],
     ['explain', { explain: 'yes' as never }],
+    // Issue 20: the tiers.
+    ['tiers', { tiers: 'local:rx' }],
+    ['tiers', { tiers: { cloud: 'rw' } as never }],
+    ['tiers', { tiers: 3 as never }],
+    ['TASK_CACHE_TIERS', { env: { TASK_CACHE_TIERS: 'remote:yes' } }],
     ['readScopes', { readScopes: 'oci://r/x' as never }],
     ['readScopes[1]', { readScopes: ['memory://a', 42] as never }],
     ['readScopes[0]', { readScopes: [''] }],

@@ -5,6 +5,7 @@
  * (../internal/validate.ts `SHARED_OPTIONS`), so nothing that would fail later is accepted:
  * every mistake is an {@link InvalidOptionError} naming the field, never a warning at run time.
  */
+
 import type { KeyObject } from 'node:crypto';
 import type { OciStore } from '@task-cache/oci';
 import { type LockUrl, parseLockOption } from '../config/lock-url.js';
@@ -24,6 +25,7 @@ import {
 } from '../internal/validate.js';
 import { validateKey } from '../key/urlsafe.js';
 import { type LocalBounds, resolveBounds } from '../tier/bounds.js';
+import { parseTiers, type TierModes } from '../tier/tiered.js';
 import type {
   BuildFunction,
   CacheLimits,
@@ -191,6 +193,8 @@ export interface CacheSettings {
   trustedKeys: KeyObject[];
   /** Bounds of the local store (`maxSize`, `maxAge`, `pruneIntervalMs`, or their env). */
   bounds: LocalBounds;
+  /** The tiers (`tiers` option, else `TASK_CACHE_TIERS`); `undefined`: `store` alone. */
+  tiers: Required<TierModes> | undefined;
 }
 
 const STORE_METHODS = [
@@ -262,6 +266,10 @@ export function parseCacheOptions(options: unknown): CacheSettings {
     readScopes: readScopeSettings(o.readScopes),
     ...keySettings(o, o.env ?? process.env),
     bounds: resolveBounds(o, o.env ?? process.env),
+    tiers:
+      o.tiers !== undefined
+        ? parseTiers(o.tiers)
+        : parseTiers((o.env ?? process.env).TASK_CACHE_TIERS?.trim() || undefined, 'TASK_CACHE_TIERS'),
   };
 }
 

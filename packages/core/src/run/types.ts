@@ -5,6 +5,7 @@ import type { EntryLimits } from '../entry/types.js';
 import type { CacheEventListener } from '../events/types.js';
 import type { Explanation } from '../explain/diff.js';
 import type { ChecksumInputs } from '../key/checksum.js';
+import type { TierModes } from '../tier/tiered.js';
 
 // NOTE: the lock types belong to @task-cache/lock; core uses them as they are. The aliases below keep
 // code written against core's former names compiling (deprecated, to be removed in 0.3).
@@ -121,6 +122,17 @@ export interface CacheOptions extends CachePolicy {
    * @default 600000 (10 minutes)
    */
   pruneIntervalMs?: number;
+  /**
+   * Two tiers: the local store (the embedded default layout under the cache dir, bounded by
+   * `maxSize`/`maxAge`) in front of `store` (the remote). Reads try the local tier first and fall
+   * back to the remote; a remote hit is written into the local tier while it is restored (no
+   * second download); saves go to both (remote trouble is a `SAVE_FAILED` warning, the local save
+   * stands). Per-tier mode `'rw' | 'r' | 'w' | 'off'`: `true` (both `rw`), a string in the spirit
+   * of Turborepo's `--cache` (`'local:rw,remote:r'`; a tier left out is `rw`) or
+   * `{ local, remote }`. Ignored when `store` is itself local (the default or `oci-layout:`).
+   * @default the `TASK_CACHE_TIERS` environment variable (same string form), else one tier (`store` alone)
+   */
+  tiers?: boolean | string | TierModes;
   /** Receives every event (see {@link formatEvent}). */
   onEvent?: CacheEventListener;
   /**
