@@ -2,17 +2,24 @@
  * The chunk pipeline of a save: outputs → normalized tar → FastCDC chunks (pack worker) → zstd
  * and sha256 (codec workers) → pushed through the blob pusher, streaming with bounded memory.
  * A chunk the base entry already stores is reused as is; a chunk repeated within the save is
- * compressed once.
+ * compressed once. Small outputs (below `inlineBelow` bytes and `inlineFilesBelow` entries) are
+ * packed and compressed on the calling thread instead, by the pack worker's own code
+ * (workers/pack-core.ts): no worker started, no worker module loaded (issue 14).
  */
+import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Descriptor } from '@task-cache/oci';
 import { EntryTooLargeError } from '../errors.js';
 import type { BaseEntry } from '../internal/base.js';
 import type { ChunkParams } from '../internal/chunk.js';
-import { getZstdCodec } from '../internal/zstd.js';
-import { codecPool } from '../workers/codec-pool.js';
-import { packChunks } from '../workers/pack.js';
-import { createSlotPool, type Slot } from '../workers/slots.js';
+import { compressFrameSync, getZstdCodec } from '../internal/zstd.js';
+import { failureToError } from '../workers/errors.js';
+import { failureOf } from '../workers/failure.js';
+import type { PackedChunk, PackJob } from '../workers/pack.js';
+import { packSync } from '../workers/pack-core.js';
+import type { PackOutput } from '../workers/protocol.js';
+import type { Slot, SlotPool } from '../workers/slots.js';
+import { listSmallOutputsSync } from '../workers/walk.js';
 import { CHUNK_MEDIA_TYPE, compressBound, type EntryConfig } from './format.js';
 import type { SaveSettings } from './save-options.js';
 import type { BlobPushing } from './save-push.js';
@@ -36,8 +43,8 @@ export async function pushChunks(
   onProgress: ((progress: TransferProgress) => void) | undefined,
   signal: AbortSignal | undefined,
 ): Promise<PushedChunks> {
-  const codec = getZstdCodec(o.codec).name;
-  const pool = codecPool();
+  const zstd = getZstdCodec(o.codec);
+  const codec = zstd.name;
   let chunksPushed = 0;
   let bytesTotal = 0;
   let chunksDone = 0;
@@ -45,10 +52,6 @@ export async function pushChunks(
   const chunkInfos: EntryConfig['chunks'] = [];
   const progress = () =>
     onProgress?.({ phase: 'push', chunksDone, bytesDone: pusher.bytesPushed, bytesProcessed: bytesTotal });
-
-  // Compressed chunks wait for their upload in reused shared-memory slots (the codec worker
-  // writes each frame straight into one): no per-chunk buffer crosses threads or becomes garbage.
-  const outSlots = createSlotPool(o.concurrency, compressBound(params.maxSize));
 
   // NOTE: the inner controller stops the packer and in-flight chunk work when the pipeline
   // fails part-way (or the caller aborts).
@@ -58,14 +61,42 @@ export async function pushChunks(
   setMaxListeners(0, inner.signal);
   const onAbort = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-  const job = packChunks({
-    dir: o.dir,
-    generates: o.generates,
-    keepMtimes: o.keepMtimes,
-    chunking: params,
-    slots: pool.size + 2,
-    signal: inner.signal,
-  });
+  const small = smallOutputs(o);
+  let job: PackJob;
+  /** Compresses a chunk into `into` (a shared slot) or a fresh buffer; the frame and its digest. */
+  let compress: (
+    data: Uint8Array,
+    into: Uint8Array | undefined,
+  ) => Promise<{ output: Uint8Array; digest: string }>;
+  // Compressed chunks wait for their upload in reused shared-memory slots (the codec worker
+  // writes each frame straight into one): no per-chunk buffer crosses threads or becomes garbage.
+  let outSlots: SlotPool | undefined;
+  if (small !== undefined) {
+    job = packInline(o, params, small, inner.signal, signal);
+    // NOTE: the codec worker's own compression (compressFrameSync with node:zlib, the same
+    // zstd-codec build otherwise): the frames are the worker path's, byte for byte.
+    compress = async (data) => {
+      const output = codec === 'node' ? compressFrameSync(data, o.level) : await zstd.compress(data, o.level);
+      return { output, digest: `sha256:${createHash('sha256').update(output).digest('hex')}` };
+    };
+  } else {
+    const [{ codecPool }, { packChunks }, { createSlotPool }] = await Promise.all([
+      import('../workers/codec-pool.js'),
+      import('../workers/pack.js'),
+      import('../workers/slots.js'),
+    ]);
+    const pool = codecPool();
+    outSlots = createSlotPool(o.concurrency, compressBound(params.maxSize));
+    job = packChunks({
+      dir: o.dir,
+      generates: o.generates,
+      keepMtimes: o.keepMtimes,
+      chunking: params,
+      slots: pool.size + 2,
+      signal: inner.signal,
+    });
+    compress = (data, into) => pool.compress(codec, data, o.level, into);
+  }
   // Chunks of this save by uncompressed digest: a repeated chunk is compressed once.
   const byDigest = new Map<string, Promise<Descriptor>>();
   const inflight = new Set<Promise<void>>();
@@ -126,9 +157,9 @@ export async function pushChunks(
       // NOTE: compression runs ahead of uploads while fewer than `concurrency` frames are
       // uploading (`outSlots` holds one frame per transfer), so memory stays bounded.
       while (inflight.size >= 2 * o.concurrency && failure === undefined) await Promise.race(inflight);
-      let outSlot: Slot;
+      let outSlot: Slot | undefined;
       try {
-        outSlot = await outSlots.acquire(inner.signal);
+        outSlot = await outSlots?.acquire(inner.signal);
       } catch (err) {
         c.release();
         throw err;
@@ -138,7 +169,7 @@ export async function pushChunks(
           let out: { output: Uint8Array; digest: string };
           try {
             inner.signal.throwIfAborted();
-            out = await pool.compress(codec, c.data, o.level, outSlot.view);
+            out = await compress(c.data, outSlot?.view);
           } finally {
             c.release();
           }
@@ -152,7 +183,7 @@ export async function pushChunks(
           progress();
           return desc;
         } finally {
-          outSlot.release();
+          outSlot?.release();
         }
       })();
       work.catch(() => {});
@@ -180,4 +211,54 @@ export async function pushChunks(
     bytesTotal,
     files: job.stats.files,
   };
+}
+
+/**
+ * The outputs of `o.dir` when they are small enough for the calling thread (fewer than
+ * `inlineBelow` bytes of files and `inlineFilesBelow` entries), else `undefined`. A listing that
+ * fails leaves the decision to the worker path, which reports the error as it always did.
+ */
+function smallOutputs(o: SaveSettings): PackOutput[] | undefined {
+  if (o.inlineBelow === 0 || o.inlineFilesBelow === 0) return undefined;
+  try {
+    return listSmallOutputsSync(o.dir, o.generates, o.inlineBelow, o.inlineFilesBelow);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Packs the small `outputs` on the calling thread with the pack worker's code; the chunks are
+ * copies (the outputs are below `inlineBelow` bytes, so memory stays bounded by it).
+ */
+function packInline(
+  o: SaveSettings,
+  params: ChunkParams,
+  outputs: PackOutput[],
+  inner: AbortSignal,
+  signal: AbortSignal | undefined,
+): PackJob {
+  const stats = { files: 0, entries: 0, size: 0 };
+  async function* chunks(): AsyncGenerator<PackedChunk> {
+    const packed: PackedChunk[] = [];
+    try {
+      Object.assign(
+        stats,
+        packSync(
+          { dir: o.dir, generates: o.generates, keepMtimes: o.keepMtimes, chunking: params, outputs },
+          (
+            data,
+            digest, // NOTE: a copy (`data` is a view of the window, reused); not `slice`, a view for a Buffer.
+          ) => packed.push({ data: new Uint8Array(data), digest, release: () => {} }),
+          () => inner.aborted,
+        ),
+      );
+    } catch (err) {
+      const failure = failureOf(err);
+      if (failure.kind === 'aborted' && signal?.aborted) throw signal.reason;
+      throw failureToError(failure);
+    }
+    yield* packed;
+  }
+  return { chunks: chunks(), stats, abort: () => {} };
 }

@@ -43,7 +43,17 @@ export interface SaveSettings {
   stateDir: string | false;
   pointer: boolean;
   format: 'auto' | 'standard' | 'compat';
+  inlineBelow: number;
+  inlineFilesBelow: number;
 }
+
+/**
+ * Defaults of `inlineBelow` and `inlineFilesBelow` for a save: the restore's threshold (entry/
+ * restore-inline.ts, measured in docs/benchmarks.md "Small tasks"), and a few hundred entries —
+ * the small project of `bench:small` (200 files, 2 MB) saves inline.
+ */
+export const DEFAULT_SAVE_INLINE_BELOW = 4 * 1024 * 1024;
+export const DEFAULT_SAVE_INLINE_FILES_BELOW = 500;
 
 /** Validates `o` and fills in the defaults. */
 export function saveSettings(o: SaveEntryOptions): SaveSettings {
@@ -94,5 +104,13 @@ export function saveSettings(o: SaveEntryOptions): SaveSettings {
     stateDir: SHARED_OPTIONS.stateDir('stateDir', o.stateDir) ?? defaultStateDir(),
     pointer: checkBoolean('pointer', o.pointer, true),
     format: checkOneOf('format', o.format, ['auto', 'standard', 'compat'] as const, 'auto'),
+    inlineBelow: checkSize('inlineBelow', o.inlineBelow, DEFAULT_SAVE_INLINE_BELOW),
+    inlineFilesBelow: checkInt(
+      'inlineFilesBelow',
+      o.inlineFilesBelow,
+      DEFAULT_SAVE_INLINE_FILES_BELOW,
+      0,
+      1_000_000,
+    ),
   };
 }

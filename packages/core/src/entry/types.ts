@@ -154,6 +154,21 @@ export interface SaveEntryOptions {
   avgChunkSize?: number;
   /** Max chunk layers per manifest before the entry becomes an image index. @default 500 */
   layerCap?: number;
+  /**
+   * Outputs holding fewer than this many bytes of files (counted before packing) are saved on the
+   * calling thread: tar, chunking, zstd and hashing inline, by the pack worker's own code, with no
+   * worker thread started (a fresh process saves a small entry faster that way). Larger outputs
+   * go through the pack and codec workers. Both paths store byte-identical entries. `0` always
+   * uses the workers.
+   * @default 4194304 (4 MiB)
+   */
+  inlineBelow?: number;
+  /**
+   * With {@link SaveEntryOptions.inlineBelow}: outputs of this many entries (files, directories,
+   * symlinks) or more go through the workers whatever their size. `0` always uses the workers.
+   * @default 500
+   */
+  inlineFilesBelow?: number;
   /** Refuse entries larger than this many uncompressed bytes. @default Infinity */
   maxEntrySize?: number;
   /** Parallel blob transfers. @default 8 */

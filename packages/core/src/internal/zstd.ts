@@ -32,6 +32,25 @@ type ZlibZstd = {
   constants: { ZSTD_c_compressionLevel: number };
 };
 
+/**
+ * Compresses one chunk into one zstd frame with node:zlib, synchronously: the codec worker's
+ * compression (workers/codec.worker.ts) and the small save's on the calling thread
+ * (entry/save-chunks.ts), so that both store byte-identical frames. The frame declares its
+ * content size (the format requires it; zstd-codec readers allocate from it); the output is one
+ * buffer of the frame's bound (no concatenation of 16 KiB pieces).
+ */
+export function compressFrameSync(input: Uint8Array, level: number): Buffer {
+  const z = zlib as unknown as {
+    zstdCompressSync(buf: Uint8Array, opts: object): Buffer;
+    constants: { ZSTD_c_compressionLevel: number };
+  };
+  return z.zstdCompressSync(input, {
+    pledgedSrcSize: input.byteLength,
+    params: { [z.constants.ZSTD_c_compressionLevel]: level },
+    chunkSize: Math.max(64 * 1024, input.byteLength + Math.floor(input.byteLength / 128) + 128 * 1024),
+  });
+}
+
 /** `true` when this Node has zstd in `node:zlib`. */
 export function hasNodeZstd(): boolean {
   return typeof (zlib as unknown as Partial<ZlibZstd>).zstdCompress === 'function';

@@ -77,6 +77,19 @@ describe('what a fresh process loads (issue 14)', () => {
     expect(ofPackage(saved.afterRun, 'tinyglobby').length).toBeGreaterThan(0);
   });
 
+  it('a small default-run MISS+SAVE loads no worker code: packed, compressed and hashed on this thread', () => {
+    expect(saved.status).toBe('saved');
+    // The pack worker's own code, run inline (the control that the check sees the pack at all).
+    expect(saved.afterRun.some((p) => p.includes('/packages/core/src/workers/pack-core.ts'))).toBe(true);
+    // No worker driver, so no worker started, and no worker entry module.
+    expect(
+      saved.afterRun.filter((p) => /src\/workers\/(spawn|codec-pool|pack|extract)\.ts$/.test(p)),
+    ).toEqual([]);
+    expect(saved.afterRun.filter((p) => /\.worker\.ts$/.test(p))).toEqual([]);
+    for (const pkg of ['undici', 'hash-wasm']) expect(ofPackage(saved.afterRun, pkg)).toEqual([]);
+    if (hasNodeZstd()) expect(ofPackage(saved.afterRun, 'zstd-codec')).toEqual([]);
+  });
+
   it("import('@task-cache/core') loads no HTTP client, tar, zstd or hashing WASM, and no worker code", () => {
     for (const report of [saved, hit]) {
       expect(report.afterImport.some((p) => p.includes('/packages/core/src/index.ts'))).toBe(true);

@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
 import { EntryCorruptError } from '../errors.js';
-import { frameContentSize, loadZstdCodec } from '../internal/zstd.js';
+import { compressFrameSync, frameContentSize, loadZstdCodec } from '../internal/zstd.js';
 import type { CodecRequest, CodecResponse, WorkerFailure } from './protocol.js';
 
 /** A zstd stream's native handle and its result array (node:zlib internals, see `direct`). */
@@ -169,17 +169,7 @@ const tooLarge = (limit: number, size: number): Failure =>
   });
 
 async function compress(codec: 'node' | 'zstd-codec', input: Uint8Array, level: number): Promise<Uint8Array> {
-  if (codec === 'node') {
-    const z = zlib as unknown as ZlibZstd;
-    // NOTE: one output buffer of the frame's bound: no concatenation of 16 KiB pieces.
-    return z.zstdCompressSync(input, {
-      // NOTE: the frame must declare its content size (the format requires it; zstd-codec
-      // readers allocate from it).
-      pledgedSrcSize: input.byteLength,
-      params: { [z.constants.ZSTD_c_compressionLevel]: level },
-      chunkSize: Math.max(64 * 1024, bound(input.byteLength)),
-    });
-  }
+  if (codec === 'node') return compressFrameSync(input, level);
   const out = (await loadZstdCodec()).compress(input, level);
   if (!out) throw new Failure({ kind: 'other', message: 'zstd-codec failed to compress a chunk' });
   return out;

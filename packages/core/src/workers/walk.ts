@@ -38,7 +38,39 @@ export function listOutputsSync(
   generates: readonly string[],
   aborted: () => boolean,
 ): PackOutput[] {
-  const found = walkOutputsSync(dir, generates, output, aborted);
+  return sorted(walkOutputsSync(dir, generates, output, aborted));
+}
+
+/**
+ * As {@link listOutputsSync} when the outputs hold fewer than `maxBytes` bytes of files and fewer
+ * than `maxFiles` entries; `undefined` as soon as the walk finds more (it stops there).
+ */
+export function listSmallOutputsSync(
+  dir: string,
+  generates: readonly string[],
+  maxBytes: number,
+  maxFiles: number,
+): PackOutput[] | undefined {
+  let bytes = 0;
+  let count = 0;
+  const counted = (path: string, s: Stats): PackOutput => {
+    const o = output(path, s);
+    count++;
+    if (o.kind === 'file') bytes += o.size;
+    return o;
+  };
+  const over = () => bytes >= maxBytes || count >= maxFiles;
+  let found: PackOutput[];
+  try {
+    found = walkOutputsSync(dir, generates, counted, over);
+  } catch (err) {
+    if (over()) return undefined;
+    throw err;
+  }
+  return over() ? undefined : sorted(found);
+}
+
+function sorted(found: PackOutput[]): PackOutput[] {
   // NOTE: sort on precomputed UTF-8 keys (comparePaths encodes both paths on every comparison).
   const keyed = found.map((o) => ({ o, key: Buffer.from(o.path) }));
   keyed.sort((a, b) => Buffer.compare(a.key, b.key));
