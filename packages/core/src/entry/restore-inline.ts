@@ -98,7 +98,7 @@ export async function restoreInline(
   }
 }
 
-/** The chunk's compressed bytes, through the store's verifying reader. */
+/** The chunk's compressed bytes, through the store's verifying reader (size only, see below). */
 async function fetchAll(
   store: EntryReader,
   layer: Readonly<Descriptor>,
@@ -114,7 +114,9 @@ async function fetchAll(
   }
   const out = new Uint8Array(layer.size);
   let pos = 0;
-  for await (const p of await store.fetchBlob(layer, { signal })) {
+  // NOTE: one hash per byte, as on the worker path: the uncompressed sha256 from the (digest-verified)
+  // config is checked after decompressing, so the store checks only the compressed size.
+  for await (const p of await store.fetchBlob(layer, { signal, contentVerified: true })) {
     if (pos + p.byteLength > layer.size) {
       throw new EntryCorruptError(`chunk ${index} is longer than its descriptor says`, {
         digest: layer.digest,
