@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
-import { type CacheEvent, checksum, createCache, formatEvent, urlsafe } from '@task-cache/core';
+import { type CacheEvent, checksum, createCache, formatEvent, taskTag } from '@task-cache/core';
 import { CommandFailedError, TaskfileError } from './errors.js';
 import { isUpToDate, writeFingerprint } from './fingerprint.js';
 import { createProgressBar, type ProgressStream } from './progress.js';
@@ -86,7 +86,10 @@ class Runner {
       urlsafe: (...args) => {
         if (args.length !== 1 || typeof args[0] !== 'string')
           throw new Error('urlsafe needs 1 string argument');
-        return urlsafe(args[0]);
+        // NOTE: go-task's urlsafe does not shorten; ours does, past 63 characters (a readable
+        // prefix and a hash of the name, core's `taskTag`), so that the guide's
+        // `{{urlsafe .TASK}}-{{.CHECKSUM}}` stays a valid tag for any task name (issue 16).
+        return taskTag(args[0]);
       },
     };
   }

@@ -86,12 +86,34 @@ describe('task (embedded default store, local lock)', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.lines).toEqual([
       expect.stringMatching(
-        /^task: "build" cache lock unavailable, building without it \(redis:\/\/:\*\*\*@127\.0\.0\.1:1/,
+        /^task: "build" cache lock unavailable, building without it \(redis:\/\/\*\*\*:\*\*\*@127\.0\.0\.1:1/,
       ),
       'task: [build] ./build.sh',
       expect.stringMatching(/^task: "build" saved to cache \(pushed (\d+)\/\1 chunks, /),
     ]);
     expect(run.stderr).not.toContain('s3cret');
+  });
+
+  // Regression (issue 16): a task name over 63 characters made the guide's key
+  // `{{urlsafe .TASK}}-{{.CHECKSUM}}` an invalid tag, and the run threw before building.
+  it('a task name over 63 characters in the guide’s key form is shortened: it saves, then restores', async () => {
+    const name = `build-${'very-long-task-name-'.repeat(5)}end`;
+    const taskfile = GUIDE_TASKFILE.replace('  build:\n', `  ${name}:\n`).replace(
+      /cache:\n(\s+enabled: .*\n)(\s+url: .*\n)(\s+lock: .*\n)/,
+      "cache:\n      enabled: true\n      url: 'oci-layout:{{.STORE_DIR}}:{{urlsafe .TASK}}-{{.CHECKSUM}}'\n      lock: ''\n",
+    );
+    expect(taskfile).toContain(`  ${name}:`);
+    const dir = await makeProject(taskfile);
+    const env = cleanEnv({ TASK_CACHE_DIR: join(dir, '.cache'), STORE_DIR: join(dir, '.store') });
+    const first = await runTask([name], { cwd: dir, env });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.lines[1]).toMatch(/saved to cache/);
+    await rm(join(dir, 'dist'), { recursive: true });
+    await rm(join(dir, '.task'), { recursive: true, force: true });
+    const second = await runTask([name], { cwd: dir, env });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.lines).toEqual([`task: "${name}" restored from cache`]);
+    expect(await buildCount(dir)).toBe(1);
   });
 
   it('exits with the failing command’s exit status and saves nothing', async () => {

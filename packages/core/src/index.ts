@@ -118,7 +118,15 @@ export {
   type KeyInputs,
   type SourceDigest,
 } from './key/checksum.js';
-export { defaultKey, MAX_TAG_LENGTH, TAG_PATTERN, urlsafe, validateKey } from './key/urlsafe.js';
+export {
+  defaultKey,
+  MAX_TAG_LENGTH,
+  MAX_TASK_TAG_LENGTH,
+  TAG_PATTERN,
+  taskTag,
+  urlsafe,
+  validateKey,
+} from './key/urlsafe.js';
 export { type Cache, createCache, isCacheError } from './run/cache.js';
 export type {
   AcquireOrWaitOptions,
