@@ -12,14 +12,12 @@
  * NOTE: both work on the raw string and never parse it as a URL first: `new URL()` throws on, or
  * silently re-encodes, exactly the inputs that need redacting most (a password holding `/ # ? @ %`,
  * an unclosed IPv6 `[`, a `redis+sentinel://` host list). The user-info is taken to end at the LAST
- * `@` that a plausible host follows, so a raw `@`, `/`, `?` or `#` in a password stays inside it.
+ * `@` that does not start a digest, so a raw `@`, `/`, `?`, `#` or `[` in a password stays inside it.
  * When in doubt more is hidden, never less (an `@` later in a path can hide the host too).
  */
 import type { Credentials } from './credentials.js';
 
 const SCHEME = /[A-Za-z][A-Za-z0-9+.-]*:\/\//;
-/** What may follow the user-info's `@`: a host (reg-name, IPv4, `[IPv6]`, even unclosed) and a port. */
-const HOST_AFTER_AT = /^(?:\[[^\]\s/?#@]*\]?|[A-Za-z0-9._~%-]*)(?::\d*)?(?=$|[^A-Za-z0-9._~%:@[\]-])/;
 /** What follows the `@` of a digest reference (`repo@sha256:…`): not the end of a user-info. */
 const DIGEST_AFTER_AT = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}/;
 // NOTE: upload `Location`s carry signed state (distribution's `_state`), S3 presigned URLs carry
@@ -76,23 +74,17 @@ function redactAuthorityAndQuery(rest: string, textMode: boolean): string {
   // In free text a bare `scheme://` followed by white space names a scheme ("redis:// and
   // rediss:// locks (@task-cache/lock/redis) need…"); it has no authority, so nothing to hide.
   if (textMode && /^(?:\s|$)/.test(rest)) return rest;
+  // NOTE: the user-info ends at the LAST `@` of the URL that does not start a digest
+  // (`repo@sha256:…`): a secret may hold `@`, `[`, `:` and anything
+  // else, so no guess about which `@` a plausible host follows is safe (property test: a password
+  // `Zqa&@[Vw` made `[Vw` look like an unclosed IPv6 host). An `@` later in a path hides the host
+  // too: more is hidden, never less.
   let at = -1;
   for (let i = rest.lastIndexOf('@'); i >= 0; i = i === 0 ? -1 : rest.lastIndexOf('@', i - 1)) {
-    if (HOST_AFTER_AT.test(rest.slice(i + 1))) {
+    const after = rest.slice(i + 1);
+    if (!DIGEST_AFTER_AT.test(after)) {
       at = i;
       break;
-    }
-  }
-  if (at < 0) {
-    // NOTE: no `@` is followed by a plausible host (a broken port such as `host:5000:x`, a
-    // stray character): the user-info still ends at an `@`, so hide up to the last one, unless
-    // it starts a digest (`repo@sha256:…`) or, in free text, is followed by white space.
-    for (let i = rest.lastIndexOf('@'); i >= 0; i = i === 0 ? -1 : rest.lastIndexOf('@', i - 1)) {
-      const after = rest.slice(i + 1);
-      if (!DIGEST_AFTER_AT.test(after) && !(textMode && /^(?:\s|$)/.test(after))) {
-        at = i;
-        break;
-      }
     }
   }
   let head = '';
