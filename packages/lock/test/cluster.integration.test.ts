@@ -77,7 +77,10 @@ describe('Cluster: slots', () => {
     }
     expect(owners.size).toBe(3);
     expect(slots.size).toBeGreaterThan(50);
-    expect(new Set(leases.map((l) => l.fence)).size).toBe(60);
+    // NOTE: a fence is max(last + 1, the server's TIME in µs), per key: keys on different masters
+    // may get the same value (seen once in CI: 59 distinct of 60), so only per-key growth is a
+    // property (tested by the contention and failover cases); here each is a valid fence.
+    expect(leases.every((l) => Number(l.fence) > 0)).toBe(true);
     expect(await Promise.all(leases.map((l) => l.release('built')))).toEqual(Array(60).fill(true));
   });
 
