@@ -209,9 +209,13 @@ function parseRedis(protocol: string, afterColon: string): LockUrl {
   if (at !== authority.indexOf('@')) {
     fail("the user info contains an unencoded '@'; percent-encode it as %40");
   }
-  if (at === -1 && tail.includes('@')) {
-    // e.g. redis://:pa/ss@host or redis://:pa#ss@host — the authority ended inside the password.
-    fail("the user info seems to contain an unencoded '/', '?' or '#'; percent-encode them (%2F, %3F, %23)");
+  if (tail.includes('@')) {
+    // e.g. redis://:pa/ss@host, redis://:pa#ss@host or redis://u:p@ss?x@host — the authority ended
+    // inside the password. Nothing after the authority may be echoed then (it is part of the
+    // password), so this is checked first, and an `@` in a lock key must be written %40.
+    fail(
+      "an '@' after the host: if the user info holds '/', '?' or '#', percent-encode them (%2F, %3F, %23); an '@' in the lock key must be written %40",
+    );
   }
   let username: string | undefined;
   let password: string | undefined;

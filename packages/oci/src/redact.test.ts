@@ -83,6 +83,18 @@ describe('redactUrls (free text)', () => {
     expect(redactUrls('"rediss://u:pw@h:1/0"')).toBe('"rediss://***:***@h:1/0"');
   });
 
+  it('a `scheme://` inside a URL (in its password or its query) starts no new URL', () => {
+    // Regression (property test): the password `ab://cd` began a second URL, leaking `ab`.
+    expect(redactUrls('failed oci://robot:ab://cd@reg:5000/r:t (E)')).toBe(
+      'failed oci://***:***@reg:5000/r:t (E)',
+    );
+    expect(redactUrls('GET https://reg/v2/?next=https://u:pw@x/y done')).toBe('GET https://***:***@x/y done');
+    // Separated by white space, two URLs stay two.
+    expect(redactUrls('a https://reg/v2/ b https://u:pw@x/y')).toBe(
+      'a https://reg/v2/ b https://***:***@x/y',
+    );
+  });
+
   it('text without URLs is unchanged', () => {
     expect(redactUrls('nothing to see: a@b, c:d')).toBe('nothing to see: a@b, c:d');
     // A bare scheme in prose is not a URL: the `@` of a package name later on is not user-info.

@@ -44,14 +44,22 @@ export function redactUrl(url: string): string {
 
 /**
  * Redacts every URL in free text (an error message from a library, a server's answer): each
- * `scheme://` starts a URL that runs up to the next one; within it the same rules as
- * {@link redactUrl} apply, except that a query ends at white space.
+ * `scheme://` starts a URL that runs up to the next one (a `scheme://` with no white space since
+ * the previous one began is part of that URL: a password or a query holding `://`); within it the
+ * same rules as {@link redactUrl} apply, except that a query ends at white space.
  */
 export function redactUrls(text: string): string {
   if (typeof text !== 'string') return text;
   const starts: number[] = [];
   // NOTE: a fresh global regex per call: a shared one carries `lastIndex` from call to call.
-  for (const m of text.matchAll(new RegExp(SCHEME.source, 'g'))) starts.push(m.index + m[0].length);
+  for (const m of text.matchAll(new RegExp(SCHEME.source, 'g'))) {
+    const previous = starts.at(-1);
+    // A `scheme://` with no white space since the previous URL began is inside that URL: in its
+    // user-info (a password holding `://`) or its query (`?next=https://…`). It starts no new
+    // region, so the user-info still ends at that URL's last `@`.
+    if (previous !== undefined && !/\s/.test(text.slice(previous, m.index))) continue;
+    starts.push(m.index + m[0].length);
+  }
   if (starts.length === 0) return text;
   let out = text.slice(0, starts[0]);
   starts.forEach((start, i) => {
