@@ -15,8 +15,8 @@ import {
   countingStore,
   EntryError,
   hasEntry,
-  restoreEntry,
-  saveEntry,
+  restoreEntry as restoreEntryIn,
+  saveEntry as saveEntryIn,
   TaskCacheError,
 } from '../src/index.js';
 import { removeDir, seededBytes, tempDir, treeHash, writeTree } from './helpers.js';
@@ -80,6 +80,11 @@ export function entryConformance(
     afterAll(async () => {
       await removeDir(root);
     });
+    // The remembered bases stay in the suite's temp dir: no test writes under HOME (CI checks).
+    const saveEntry: typeof saveEntryIn = (store, o) =>
+      saveEntryIn(store, { stateDir: join(root, 'state'), ...o });
+    const restoreEntry: typeof restoreEntryIn = (store, o) =>
+      restoreEntryIn(store, { stateDir: join(root, 'state'), ...o });
     const taskDir = async (label: string) => {
       const d = join(root, `${label}-${++seq}`);
       await mkdir(d, { recursive: true });
