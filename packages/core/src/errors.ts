@@ -185,3 +185,69 @@ export class CacheTimeoutError extends TaskCacheError {
     this.timeoutMs = fields.timeoutMs;
   }
 }
+
+/** What a file-system error code means, for {@link CacheFsError}'s message. */
+const FS_MEANINGS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exceeded',
+  EFBIG: 'the file is larger than this process may write (ulimit -f) or the file system allows',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the file system is read-only',
+  EMFILE: 'too many open files in this process',
+  ENFILE: 'too many open files in the system',
+  EIO: 'an input/output error of the device',
+  ENOENT: 'no such file or directory',
+  EBUSY: 'the file is busy',
+  ETXTBSY: 'the file is a running executable',
+};
+
+/**
+ * A local file-system operation of a save or a restore failed for a reason of the machine, not
+ * of the entry's content: no space left, permission denied, a read-only file system, too many
+ * open files. (Paths the entry's content makes the file system refuse are an
+ * {@link EntryRefusedError}.) `errno` is Node's code (`ENOSPC`), `path` the file at fault.
+ * A restore that fails this way leaves the outputs as they were; `run()` reports it as a warning.
+ */
+export class CacheFsError extends TaskCacheError {
+  override name = 'CacheFsError';
+  declare readonly code: 'CACHE_ERR_FS';
+  /** Node's error code, e.g. `ENOSPC`, `EACCES`. */
+  readonly errno: string;
+  /** The system call that failed, e.g. `write`, `open`. */
+  readonly syscall: string | undefined;
+  /** The file or directory at fault, when known. */
+  readonly path: string | undefined;
+  constructor(
+    operation: 'save' | 'restore',
+    fields: { errno: string; syscall?: string; path?: string } & TaskCacheErrorOptions,
+  ) {
+    const what = FS_MEANINGS[fields.errno] ?? 'the file system refused it';
+    const where = fields.path === undefined ? '' : ` on ${JSON.stringify(fields.path.slice(0, 300))}`;
+    super(
+      'CACHE_ERR_FS',
+      `${operation}: ${fields.syscall ?? 'a file-system call'}${where} failed: ${what} [${fields.errno}]`,
+      fields,
+    );
+    this.errno = fields.errno;
+    this.syscall = fields.syscall;
+    this.path = fields.path;
+  }
+}
+
+/**
+ * `err` as a {@link CacheFsError} when it is a raw Node file-system error (it has a `code` and a
+ * `syscall`), else `err` unchanged. Internal: used by the entry functions at their boundary.
+ * @internal
+ */
+export function asCacheFsError(err: unknown, operation: 'save' | 'restore'): unknown {
+  if (err instanceof TaskCacheError) return err;
+  const e = err as NodeJS.ErrnoException | null;
+  if (typeof e?.code !== 'string' || typeof e.syscall !== 'string') return err;
+  return new CacheFsError(operation, {
+    errno: e.code,
+    syscall: e.syscall,
+    ...(typeof e.path === 'string' ? { path: e.path } : {}),
+    cause: err,
+  });
+}

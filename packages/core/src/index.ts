@@ -66,6 +66,7 @@ export type {
 export {
   CacheConfigError,
   type CacheConfigErrorCode,
+  CacheFsError,
   CacheRunError,
   type CacheRunErrorCode,
   CacheTimeoutError,

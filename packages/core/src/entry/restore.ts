@@ -9,6 +9,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { type Descriptor, ManifestInvalidError } from '@task-cache/oci';
 import {
+  asCacheFsError,
+  type CacheFsError,
   EntryCorruptError,
   EntryRefusedError,
   EntryTooLargeError,
@@ -59,8 +61,9 @@ const OUT_SLOTS = EXTRACT_WINDOW + 4;
  * store).
  *
  * @throws {EntryRefusedError | EntryCorruptError | EntryTooLargeError} for unsafe or damaged
- * entries (the caller treats them as a miss with a warning); store errors as they come;
- * the signal's reason on abort.
+ * entries (the caller treats them as a miss with a warning); {@link CacheFsError} when this
+ * machine's file system fails the restore (ENOSPC, EACCES, …: the outputs are left as they were);
+ * store errors as they come; the signal's reason on abort.
  */
 export const restoreEntry: RestoreEntry = async (store, options) => {
   const started = performance.now();
@@ -130,7 +133,9 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   await removeStaleStaging(dir);
   let archiveSize = 0;
   for (const c of config.chunks) archiveSize += c.size;
-  const staging = await mkdtemp(stagingPrefix(dir));
+  const staging = await mkdtemp(stagingPrefix(dir)).catch((err: unknown) => {
+    throw asCacheFsError(err, 'restore');
+  });
   try {
     let entries: ExtractedEntry[];
     if (archiveSize < inlineBelow) {
@@ -252,8 +257,8 @@ const ENTRY_FS_CODES = new Set(['ENAMETOOLONG', 'EINVAL', 'EEXIST', 'ENOTDIR', '
 /**
  * The typed error of a restore failure that is not one yet (issue 16): a manifest the store
  * refused as malformed or oversized is a corrupt entry (docs/format.md §8); a file-system error
- * the entry's paths caused is a refusal of that path. Anything else (ENOSPC, EACCES, a store's
- * own error) passes through.
+ * the entry's paths caused is a refusal of that path; other file-system failures (ENOSPC, EACCES,
+ * …) are a {@link CacheFsError}. A store's own error passes through.
  */
 function restoreFailure(err: unknown, dir: string): unknown {
   if (err instanceof ManifestInvalidError)
@@ -267,7 +272,7 @@ function restoreFailure(err: unknown, dir: string): unknown {
       { path, cause: err },
     );
   }
-  return err;
+  return asCacheFsError(err, 'restore');
 }
 
 async function fetchChunk(

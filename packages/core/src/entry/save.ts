@@ -7,7 +7,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { type Descriptor, ManifestBlobUnknownError, ManifestInvalidError, OciError } from '@task-cache/oci';
-import { InvalidOptionError } from '../errors.js';
+import { asCacheFsError, type CacheFsError, InvalidOptionError } from '../errors.js';
 import { type BaseEntry, loadBase, pointerTag, recallBase, rememberBase } from '../internal/base.js';
 import { chunkParams } from '../internal/chunk.js';
 import { knownDigests } from '../internal/known.js';
@@ -50,9 +50,15 @@ export function isFormRefusal(err: unknown): err is OciError {
  * uploaded again. The tag is pushed last, so a failure or an abort leaves no visible entry.
  *
  * @throws {InvalidOptionError} for bad options; {@link EntryTooLargeError} above `maxEntrySize`;
- * `EntryOutputsError` for outputs an entry cannot hold; store errors (`OciError`) as they come.
+ * `EntryOutputsError` for outputs an entry cannot hold; {@link CacheFsError} when reading the
+ * outputs fails (EACCES, EIO, …); store errors (`OciError`) as they come.
  */
-export const saveEntry: SaveEntry = async (store, options) => {
+export const saveEntry: SaveEntry = (store, options) =>
+  saveEntryOnce(store, options).catch((err: unknown) => {
+    throw asCacheFsError(err, 'save');
+  });
+
+const saveEntryOnce: SaveEntry = async (store, options) => {
   const started = performance.now();
   const o = saveSettings(options);
   const signal = options.signal;

@@ -348,9 +348,14 @@ const FS_REFUSALS: Record<string, string> = {
  */
 function typedFsFailure(err: unknown, path: string): unknown {
   if (err instanceof Failure) return err;
-  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const e = err as NodeJS.ErrnoException | null;
+  const code = e?.code;
   const why = typeof code === 'string' ? FS_REFUSALS[code] : undefined;
-  if (why === undefined) return err;
+  if (why === undefined) {
+    // A `write` error names no path: the entry path being written is the one at fault.
+    if (typeof e?.syscall === 'string' && e.path === undefined) e.path = path;
+    return err;
+  }
   return new Failure({
     kind: 'refused',
     message: `entry path ${JSON.stringify(path.slice(0, 200))} refused: ${why} [${code}]`,

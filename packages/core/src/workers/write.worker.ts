@@ -21,10 +21,11 @@ import {
   type WriteResponse,
 } from './write-protocol.js';
 
-function failureOf(err: unknown): WorkerFailure {
+function failureOf(err: unknown, target: string): WorkerFailure {
   const e = err as NodeJS.ErrnoException;
+  // A `write` error names no path: the file being created is the one at fault.
   if (typeof e?.syscall === 'string')
-    return { kind: 'fs', message: e.message, code: e.code, syscall: e.syscall, path: e.path };
+    return { kind: 'fs', message: e.message, code: e.code, syscall: e.syscall, path: e.path ?? target };
   return { kind: 'other', message: e?.message ?? String(err) };
 }
 
@@ -71,7 +72,7 @@ parentPort?.on('message', (m: WriteRequest) => {
       create(j.ring, f);
     } catch (err) {
       j.failed = true;
-      post({ op: 'error', id: j.id, error: failureOf(err) });
+      post({ op: 'error', id: j.id, error: failureOf(err, f.target) });
       return;
     }
     Atomics.sub(j.control, WCTRL_FILES, 1);
