@@ -113,6 +113,9 @@ describe('cache.run with the memory store', () => {
     expect(events.map((e) => e.type)).toEqual(
       expect.arrayContaining(['lookup', 'miss', 'lock-acquired', 'saved']),
     );
+    // The lookup repeated once the lock is held is not reported again: one lookup, one miss.
+    expect(events.filter((e) => e.type === 'lookup')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'miss')).toHaveLength(1);
 
     await rm(join(dir, 'dist'), { recursive: true });
     store.resetCounts();

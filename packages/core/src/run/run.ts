@@ -114,7 +114,7 @@ export async function runTask<T>(
       });
     };
     // Scoped reads: after the own store misses, each read scope in order (never written).
-    const lookupScopes = async (): Promise<RunResult<T> | undefined> => {
+    const lookupScopes = async (recheck: boolean): Promise<RunResult<T> | undefined> => {
       for (let i = 0; i < cache.readScopeCount; i++) {
         if (call.outcome.missReason === 'key-collision') return undefined;
         let scope: OciStore;
@@ -125,20 +125,20 @@ export async function runTask<T>(
           call.warn('LOOKUP_FAILED', `cannot open read scope ${i}: ${describe(error).message}`, error);
           continue;
         }
-        const entry = await lookupStep(call, scope);
+        const entry = await lookupStep(call, scope, undefined, recheck);
         const restored = entry ? await restoreFrom({ entry }, scope) : undefined;
         if (restored) return restored;
       }
       return undefined;
     };
-    const lookupAndRestore = async (): Promise<RunResult<T> | undefined> => {
+    const lookupAndRestore = async (recheck = false): Promise<RunResult<T> | undefined> => {
       if (!store) return undefined;
       if (policy.force) {
         call.outcome.missReason = 'forced';
         return undefined;
       }
-      const entry = await lookupStep(call, store, explain(store));
-      return (entry ? await restoreFrom({ entry }) : undefined) ?? (await lookupScopes());
+      const entry = await lookupStep(call, store, explain(store), recheck);
+      return (entry ? await restoreFrom({ entry }) : undefined) ?? (await lookupScopes(recheck));
     };
 
     // 3. Lookup; hit → restore the entry the lookup resolved. No lock is taken.
@@ -161,7 +161,7 @@ export async function runTask<T>(
     try {
       // Acquired: a peer may have pushed while we waited.
       if (held.lease) {
-        const restored = await lookupAndRestore();
+        const restored = await lookupAndRestore(true);
         if (restored) {
           await held.release('built');
           return restored;

@@ -13,16 +13,20 @@ import type { CallContext } from '../context.js';
 /**
  * The entry of the call's key, or `undefined` on a miss (or, with a warning, on trouble or a
  * refused entry). `explain` computes the explanation of a miss when the policy asks for one.
+ * `recheck` (the lookup repeated under the lock) emits no `lookup` or `miss` event.
  */
 export async function lookupStep(
   call: CallContext,
   store: OciStore,
   explain?: () => Promise<Explanation | undefined>,
+  recheck = false,
 ): Promise<ResolvedEntry | undefined> {
   const { cache, task, key, signal, stats, policy } = call;
   const t = performance.now();
   try {
-    cache.emit({ type: 'lookup', task, key, store: store.location });
+    // NOTE: `recheck` is the second lookup of a run, once the lock is held: its miss was already
+    // reported (and explained); only a hit (a peer pushed meanwhile) is news.
+    if (!recheck) cache.emit({ type: 'lookup', task, key, store: store.location });
     // NOTE: stays true when the guard skips the store (open breaker) or the lookup throws.
     let failed = true;
     const found = await call.guard(
@@ -46,6 +50,7 @@ export async function lookupStep(
       return entry;
     }
     call.outcome.missReason ??= failed ? 'unavailable' : 'not-found';
+    if (recheck) return undefined;
     if (policy.explain && explain && !failed) {
       const explanation = await explain().catch((error: unknown) => {
         signal?.throwIfAborted();
