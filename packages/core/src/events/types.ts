@@ -129,6 +129,8 @@ export interface CacheRestoredEvent extends CacheEventBase {
   durationMs: number;
   /** The build duration the entry records minus `durationMs` (absent when not recorded). */
   timeSavedMs?: number;
+  /** With two tiers (`tiers`): the tier that served the entry (`remote` also filled the local one). */
+  tier?: 'local' | 'remote';
 }
 /**
  * Information, not a warning: the registry refused the standard entry form (it allowlists media

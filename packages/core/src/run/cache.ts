@@ -99,6 +99,12 @@ async function stepCall(
   return { key, ...(files ? { files } : {}), ...(inputs ? { inputs } : {}), call };
 }
 
+/** The task of a call's options, whatever they hold (they are validated by the call itself). */
+const taskOf = (o: unknown): string => {
+  const task = (o as { task?: unknown } | null | undefined)?.task;
+  return typeof task === 'string' ? task : '';
+};
+
 /**
  * Creates a cache. Every option is validated here (an `InvalidOptionError` naming the field, or a
  * `CacheConfigError` for a bad URL or key); the store and the lock are opened on first use. The
@@ -120,37 +126,40 @@ export function createCache(options: CacheOptions = {}): Cache {
       return (await keyStep(cache, o)).key;
     },
 
-    async lookup(o) {
-      const { key, call } = await stepCall(cache, o, 'lookup', false);
-      const store = await call.openStore();
-      if (!store || !cache.enabled) return { key, hit: false };
-      return { key, hit: (await lookupStep(call, store)) !== undefined };
-    },
+    lookup: (o) =>
+      cache.inTask(taskOf(o), async () => {
+        const { key, call } = await stepCall(cache, o, 'lookup', false);
+        const store = await call.openStore();
+        if (!store || !cache.enabled) return { key, hit: false };
+        return { key, hit: (await lookupStep(call, store)) !== undefined };
+      }),
 
-    async restore(o) {
-      const { key, call } = await stepCall(cache, o, 'restore', true);
-      const store = await call.openStore();
-      if (!store || !cache.enabled) return undefined;
-      const use = await markInUse(store, key);
-      try {
-        return await restoreStep(call, store, o, { tag: key });
-      } finally {
-        await use?.release();
-      }
-    },
+    restore: (o) =>
+      cache.inTask(taskOf(o), async () => {
+        const { key, call } = await stepCall(cache, o, 'restore', true);
+        const store = await call.openStore();
+        if (!store || !cache.enabled) return undefined;
+        const use = await markInUse(store, key);
+        try {
+          return await restoreStep(call, store, o, { tag: key });
+        } finally {
+          await use?.release();
+        }
+      }),
 
-    async save(o) {
-      const { key, files, inputs, call } = await stepCall(cache, o, 'save', true);
-      const store = await call.openStore();
-      if (!store || !cache.enabled) return undefined;
-      const use = await markInUse(store, key);
-      try {
-        const r = await saveStep(call, store, o, files, () => false, inputs);
-        return 'saved' in r ? r.saved : undefined;
-      } finally {
-        await use?.release();
-      }
-    },
+    save: (o) =>
+      cache.inTask(taskOf(o), async () => {
+        const { key, files, inputs, call } = await stepCall(cache, o, 'save', true);
+        const store = await call.openStore();
+        if (!store || !cache.enabled) return undefined;
+        const use = await markInUse(store, key);
+        try {
+          const r = await saveStep(call, store, o, files, () => false, inputs);
+          return 'saved' in r ? r.saved : undefined;
+        } finally {
+          await use?.release();
+        }
+      }),
 
     async prune(o = {}) {
       if (cache.closed) throw new CacheConfigError('CACHE_ERR_CLOSED', 'prune: the cache is closed');
@@ -164,7 +173,7 @@ export function createCache(options: CacheOptions = {}): Cache {
       });
     },
 
-    run: (o, build) => runTask(cache, o, build),
+    run: (o, build) => cache.inTask(taskOf(o), () => runTask(cache, o, build)),
 
     async explain(o) {
       const { key, inputs, call } = await stepCall(cache, o, 'explain', false);

@@ -9,6 +9,7 @@
  * A call (`run()`, `lookup()`, …) adds a {@link CallContext}: the task, its key and policy, its
  * stats, its signal, and the warning/strict handling that turns cache trouble into events.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { describeLockUrl } from '@task-cache/lock';
@@ -88,6 +89,11 @@ export interface CacheContext {
   policy(override?: CachePolicy): ResolvedPolicy;
   /** Sends an event to `onEvent`; a throwing listener is ignored. */
   emit(event: CacheEvent): void;
+  /**
+   * Runs `fn` as a call of `task`: warnings of what the instance shares between calls (the two
+   * tiers, the background prune) name the task of the call that caused them.
+   */
+  inTask<T>(task: string, fn: () => T): T;
   readonly closed: boolean;
   /** Closes what this instance opened (not the objects passed in). */
   close(): Promise<void>;
@@ -134,6 +140,10 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   let closed = false;
   const runLog = createRunLog(stateDir);
   const localUrl = 'url' in store && (store.url.kind === 'default' || store.url.kind === 'oci-layout');
+  // NOTE: the task of the call running in this async context, for the warnings of the shared
+  // store (tiers) and the background prune, which know no task of their own.
+  const currentTask = new AsyncLocalStorage<string>();
+  const taskNow = () => currentTask.getStore() ?? '';
   const emit = (event: CacheEvent) => {
     if (!onEvent) return;
     try {
@@ -158,7 +168,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       onTrouble: (tier, operation, error) =>
         emit({
           type: 'warning',
-          task: '',
+          task: taskNow(),
           code: tier === 'remote' ? 'SAVE_FAILED' : 'RESTORE_FAILED',
           message: `${tier} tier: ${operation} failed: ${describe(error).message}`,
           ...(typeof (error as { code?: unknown })?.code === 'string'
@@ -170,7 +180,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const pruner = createPruner(localUrl || tiers !== undefined, stateDir, settings.bounds, (error) =>
     emit({
       type: 'warning',
-      task: '',
+      task: taskNow(),
       code: 'PRUNE_FAILED',
       message: `background prune failed: ${describe(error).message}`,
       ...(typeof (error as { code?: unknown })?.code === 'string'
@@ -223,6 +233,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
     breaker: (policy) => breakerState.view(policy.circuitBreakerThreshold, policy.circuitBreakerCooldownMs),
     policy: (override) => resolvePolicy(settings.policy, override, untrustedContext),
     emit,
+    inTask: (task, fn) => currentTask.run(task, fn),
     get closed() {
       return closed;
     },
@@ -310,6 +321,8 @@ export interface CallOutcome {
   explanation?: Explanation;
   /** On a restore: the entry's recorded build duration minus the restore's time. */
   timeSavedMs?: number;
+  /** On a restore through two tiers: the tier that served the entry. */
+  tier?: 'local' | 'remote';
 }
 
 /** The context of one call. */

@@ -39,10 +39,10 @@ export async function runTask<T>(
   let storeLocation = '';
   const finish = (r: Omit<RunResult<T>, 'stats'>): RunResult<T> => {
     stats.totalMs = performance.now() - started;
-    const { missReason, explanation, timeSavedMs } = call?.outcome ?? {};
+    const { missReason, explanation, timeSavedMs, tier } = call?.outcome ?? {};
     const extra =
       r.status === 'restored'
-        ? { ...(timeSavedMs !== undefined ? { timeSavedMs } : {}) }
+        ? { ...(timeSavedMs !== undefined ? { timeSavedMs } : {}), ...(tier !== undefined ? { tier } : {}) }
         : { ...(missReason ? { missReason } : {}), ...(explanation ? { explanation } : {}) };
     const result: RunResult<T> = { ...r, ...extra, stats };
     if (r.reason !== 'disabled') {

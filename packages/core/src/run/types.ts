@@ -382,6 +382,11 @@ export interface RunResult<T = unknown> {
   timeSavedMs?: number;
   /** On `restored`: the redacted location of the store the entry came from (`store` or one of `readScopes`). */
   scope?: string;
+  /**
+   * On `restored` with two tiers (`tiers`): the tier that served the entry — `local`, or `remote`
+   * (which also filled the local tier).
+   */
+  tier?: 'local' | 'remote';
   /** Warm start (`fallback: 'latest'`): the key of the entry restored before the build. */
   restoredFrom?: string;
   stats: RunStats;

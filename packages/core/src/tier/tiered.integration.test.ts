@@ -103,7 +103,7 @@ describe('two tiers: the local layout in front of the registry', () => {
       env,
     });
     const remoteHit = await first.run(task, noBuild);
-    expect(remoteHit.status).toBe('restored');
+    expect(remoteHit).toMatchObject({ status: 'restored', tier: 'remote' });
     // Each blob is downloaded once: the local tier is filled from the same bytes, not a second GET.
     const blobGets = proxy.requests
       .filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.url))
@@ -127,7 +127,8 @@ describe('two tiers: the local layout in front of the registry', () => {
       onEvent: (e) => events.push(e),
     });
     const localHit = await second.run(task, noBuild);
-    expect(localHit.status).toBe('restored');
+    expect(localHit).toMatchObject({ status: 'restored', tier: 'local' });
+    expect(events.find((e) => e.type === 'restored')).toMatchObject({ tier: 'local' });
     expect(proxy.requests.length - seen).toBe(0);
     expect(events.filter((e) => e.type === 'warning')).toEqual([]);
     await second.close();
@@ -164,7 +165,10 @@ describe('two tiers: the local layout in front of the registry', () => {
     const localOnly = await fourth.run(task, build);
     failWrites = false;
     expect(localOnly.status).toBe('saved');
-    expect(warned.some((e) => e.type === 'warning' && e.code === 'SAVE_FAILED')).toBe(true);
+    // The tier's warning names the task whose save it was.
+    expect(warned.find((e) => e.type === 'warning' && e.code === 'SAVE_FAILED')).toMatchObject({
+      task: 'build',
+    });
     await fourth.close();
     expect(await local.fetchManifest(localOnly.key)).toBeDefined();
     expect(await check.fetchManifest(localOnly.key)).toBeUndefined();

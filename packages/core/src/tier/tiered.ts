@@ -92,7 +92,15 @@ export interface TieredStoreOptions {
 export interface TieredStore extends OciStore {
   readonly local: OciStore;
   readonly remote: OciStore;
+  /**
+   * The tier whose manifest answered the last `fetchManifest(reference)` (`remote`: its blobs
+   * were read from the remote, filling the local tier), or `undefined` when none did.
+   */
+  servedBy(reference: string): 'local' | 'remote' | undefined;
 }
+
+/** References whose serving tier is remembered, at most (the newest). */
+const MAX_SERVED = 256;
 
 /** `true` for a store made by {@link tieredStore}. */
 export function isTiered(store: OciStore): store is TieredStore {
@@ -194,6 +202,12 @@ export function tieredStore(
   >();
   const inLocal = new Set<string>();
   const writeThrough = writable(localMode);
+  const served = new Map<string, 'local' | 'remote'>();
+  const serve = (reference: string, tier: 'local' | 'remote') => {
+    served.delete(reference);
+    if (served.size >= MAX_SERVED) served.delete(served.keys().next().value as string);
+    served.set(reference, tier);
+  };
 
   async function flushPending(signal?: AbortSignal) {
     for (const [key, p] of pending) {
@@ -290,6 +304,7 @@ export function tieredStore(
     local,
     remote,
     location: remote.location,
+    servedBy: (reference) => served.get(reference),
     ...(local.limits || remote.limits
       ? {
           limits: {
@@ -306,7 +321,10 @@ export function tieredStore(
       if (readable(localMode)) {
         try {
           const hit = await local.fetchManifest(reference, opts);
-          if (hit) return hit;
+          if (hit) {
+            serve(reference, 'local');
+            return hit;
+          }
         } catch (error) {
           if (!readable(remoteMode)) throw error;
           report('local', 'fetchManifest', error);
@@ -314,6 +332,8 @@ export function tieredStore(
       }
       if (!readable(remoteMode)) return undefined;
       const hit = await remote.fetchManifest(reference, opts);
+      if (hit) serve(reference, 'remote');
+      else served.delete(reference);
       if (hit && writeThrough) {
         const needs = new Set<string>();
         try {

@@ -1,6 +1,7 @@
 /** Step 3: restore — the looked-up entry (or, after a peer finished, the key's) into the task dir. */
 import type { OciStore } from '@task-cache/oci';
 import type { ResolvedEntry, RestoreEntryResult } from '../../entry/types.js';
+import { isTiered } from '../../tier/tiered.js';
 import { admitEntry } from '../../trust/admit.js';
 import type { CallContext } from '../context.js';
 
@@ -76,6 +77,8 @@ export async function restoreStep(
     const timeSavedMs =
       typeof built === 'number' && Number.isFinite(built) ? Math.max(0, built - stats.restoreMs) : undefined;
     if (timeSavedMs !== undefined) call.outcome.timeSavedMs = timeSavedMs;
+    const tier = isTiered(store) ? store.servedBy(entry.tag) : undefined;
+    if (tier !== undefined) call.outcome.tier = tier;
     cache.emit({
       type: 'restored',
       task,
@@ -87,6 +90,7 @@ export async function restoreStep(
       removed: result.removed,
       durationMs: result.durationMs,
       ...(timeSavedMs !== undefined ? { timeSavedMs } : {}),
+      ...(tier !== undefined ? { tier } : {}),
     });
   } else if (entry) {
     call.outcome.missReason = 'not-restored';
