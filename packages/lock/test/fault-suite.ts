@@ -117,6 +117,10 @@ export function defineFaultSuite(
         if (Number(classic[1]) + Number(sharded[1]) > 0) break;
         if (Date.now() > deadline) throw new Error('the waiter never subscribed');
       }
+      // Once subscribed, the waiter attempts once more at once (to catch a release it might have
+      // missed); a release between the subscription and that attempt is rightly caught by the attempt
+      // (it acquires — CI saw it on a Cluster). Let that attempt land first: a round trip, not 60 s.
+      await delay(1_000);
       const t0 = performance.now();
       await lease.release('built');
       expect(await waiter).toEqual({ kind: 'peer-finished' });
