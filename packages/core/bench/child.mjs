@@ -14,10 +14,8 @@ import { join } from 'node:path';
 
 const dist = (p) => new URL(`../dist/${p}`, import.meta.url).href;
 const core = await import(dist('index.js'));
-const { packChunks } = await import(dist('workers/pack.js'));
-const { codecPool } = await import(dist('workers/codec-pool.js'));
-const { chunkParams } = await import(dist('internal/chunk.js'));
-const { hasNodeZstd } = await import(dist('internal/zstd.js'));
+// The internal building blocks, from the bundle's internal entry point (src/internals.ts).
+const { packChunks, codecPool, chunkParams, hasNodeZstd } = await import(dist('internals.js'));
 // NOTE: resolved through node_modules (the oci package's dist), not the source paths.
 const ociName = '@task-cache/oci';
 const { createOciBackend } = await import(ociName);
