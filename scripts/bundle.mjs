@@ -10,7 +10,7 @@
  * other packages — `@task-cache/*` included — are shared, never copied: an error class of
  * `@task-cache/oci` is the same class whoever imports it.
  *
- * Usage, from a package's directory: `node ../../scripts/bundle.mjs src/index.ts src/redis.ts …`
+ * Usage, from a package's directory: `node ../../scripts/bundle.mjs [--inline-deps] src/index.ts …`
  * (entry points; a glob like `src/workers/*.worker.ts` is expanded by esbuild). Entry points are
  * written flat as dist/<name>.js: core's worker threads are spawned from `./<name>.worker.js`
  * next to the chunk that spawns them.
@@ -19,9 +19,14 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
-const entryPoints = process.argv.slice(2);
+const args = process.argv.slice(2);
+// --inline-deps (an application, e.g. the Taskfile example's runner, not a library): third-party
+// dependencies are bundled in too (the runner's YAML parser alone was ~40 CommonJS modules to load at
+// every start); `@task-cache/*` stays external all the same.
+const inlineDeps = args.includes('--inline-deps');
+const entryPoints = args.filter((a) => a !== '--inline-deps');
 if (entryPoints.length === 0) {
-  console.error('usage: node scripts/bundle.mjs ENTRY.ts…');
+  console.error('usage: node scripts/bundle.mjs [--inline-deps] ENTRY.ts…');
   process.exit(2);
 }
 
@@ -51,7 +56,14 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20.18',
-  packages: 'external',
+  ...(inlineDeps
+    ? {
+        // A CommonJS dependency's `require('process')` needs a real `require` in an ES module.
+        banner: {
+          js: "import { createRequire as __tcRequire } from 'node:module'; const require = __tcRequire(import.meta.url);",
+        },
+      }
+    : { packages: 'external' }),
   // NOTE: the root tsconfig maps @task-cache/* to the workspace's sources (for the tests); without
   // this, esbuild would follow those paths and copy a sibling package into the bundle.
   external: ['@task-cache/*'],

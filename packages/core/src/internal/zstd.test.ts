@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededBytes } from '../../test/helpers.js';
 import { EntryCorruptError, EntryTooLargeError, InvalidOptionError } from '../errors.js';
-import { frameContentSize, getZstdCodec, hasNodeZstd } from './zstd.js';
+import { frameContentSize, getZstdCodec, hasNodeZstd, JS_DECODE_MAX } from './zstd.js';
 
 const text = Buffer.from('task-cache '.repeat(100_000));
 
@@ -16,7 +16,9 @@ describe('zstd codecs', () => {
   for (const writer of available) {
     for (const reader of available) {
       it(`${reader} reads what ${writer} writes (text and random data), frames declare their size`, async () => {
-        for (const input of [text, seededBytes(1024 * 1024, 1), Buffer.alloc(0)]) {
+        // Large frames (zstd-codec's WebAssembly on its path) and small ones (≤ JS_DECODE_MAX: fzstd).
+        const small = [Buffer.from('hello'), text.subarray(0, 64 * 1024), seededBytes(JS_DECODE_MAX, 2)];
+        for (const input of [text, seededBytes(1024 * 1024, 1), Buffer.alloc(0), ...small]) {
           const c = await getZstdCodec(writer).compress(input, 3);
           expect(frameContentSize(c)).toBe(input.byteLength);
           const d = await getZstdCodec(reader).decompress(c, input.byteLength);
@@ -31,6 +33,12 @@ describe('zstd codecs', () => {
       await expect(codec.decompress(Buffer.from('not zstd at all'), 100)).rejects.toBeInstanceOf(
         EntryCorruptError,
       );
+      // A small frame (the fzstd path on zstd-codec) whose blocks are damaged, or cut short.
+      const sc = Buffer.from(await codec.compress(text.subarray(0, 32 * 1024), 3));
+      const cut = sc.subarray(0, sc.byteLength - 8);
+      await expect(codec.decompress(cut, 32 * 1024)).rejects.toBeInstanceOf(EntryCorruptError);
+      const smallText = text.subarray(0, 32 * 1024);
+      await expect(codec.decompress(sc, smallText.byteLength - 1)).rejects.toBeInstanceOf(EntryTooLargeError);
     });
   }
 });

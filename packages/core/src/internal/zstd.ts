@@ -160,6 +160,36 @@ export function loadZstdCodec(): Promise<ZstdSimple> {
   return zstdCodecPromise;
 }
 
+/**
+ * Frames up to this size decompress with `fzstd` (plain JavaScript) on the `zstd-codec` path:
+ * zstd-codec's WebAssembly set-up costs a fresh process ~35–150 ms before its first frame, more
+ * than a small entry's whole restore (issue 14); for larger frames the WebAssembly build is faster.
+ */
+export const JS_DECODE_MAX = 512 * 1024;
+
+type Fzstd = { decompress(data: Uint8Array, out?: Uint8Array): Uint8Array };
+let fzstdPromise: Promise<Fzstd> | undefined;
+const loadFzstd = () => {
+  fzstdPromise ??= import('fzstd') as Promise<Fzstd>;
+  return fzstdPromise;
+};
+
+/** Decompresses a small frame of `declared` bytes with fzstd into a buffer of exactly that size. */
+async function decompressSmall(data: Uint8Array, declared: number): Promise<Uint8Array> {
+  const { decompress } = await loadFzstd();
+  let out: Uint8Array;
+  try {
+    out = decompress(data, new Uint8Array(declared));
+  } catch (err) {
+    throw new EntryCorruptError(`chunk is not valid zstd: ${(err as Error).message}`, { cause: err });
+  }
+  if (out.byteLength !== declared)
+    throw new EntryCorruptError(
+      `zstd frame decompresses to ${out.byteLength} bytes, it declares ${declared}`,
+    );
+  return out;
+}
+
 function wasmCodec(): ZstdCodec {
   return {
     name: 'zstd-codec',
@@ -177,6 +207,7 @@ function wasmCodec(): ZstdCodec {
       if (declared > maxSize) throw tooLarge(maxSize, declared);
       // zstd-codec answers null for an empty frame
       if (declared === 0) return new Uint8Array(0);
+      if (declared <= JS_DECODE_MAX) return decompressSmall(data, declared);
       const simple = await loadZstdCodec();
       const out = simple.decompress(data);
       if (!out) throw new EntryCorruptError('chunk is not valid zstd');
