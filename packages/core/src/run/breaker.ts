@@ -1,7 +1,7 @@
 /**
- * The circuit breaker of one cache instance: after `threshold` consecutive store failures the
- * store is skipped for `cooldownMs`, so a dead registry costs one timeout per task, not one per
- * operation. A success closes it. The state belongs to the cache that created it (issue 13: a
+ * The circuit breaker of one store of one cache instance (the run's own store and each read scope
+ * have their own): after `threshold` consecutive failures the store is skipped for `cooldownMs`, so
+ * a dead registry costs one timeout per task, not one per operation. A success closes it. The state belongs to the cache that created it (issue 13: a
  * process-wide breaker keyed by store location let one test's outage open a later test's fresh
  * `memory://default` store).
  */

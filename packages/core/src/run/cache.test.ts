@@ -324,6 +324,43 @@ describe('cache.run with the memory store', () => {
     expect(dead.calls).toBe(callsWhenOpen);
   });
 
+  it('an unreachable own store does not make the run skip its read scopes (a breaker per store)', async () => {
+    const unreachable = () =>
+      Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'OCI_ERR_NETWORK' }));
+    const down: OciStore = {
+      location: 'https://down.example/pr-1',
+      fetchBlob: unreachable,
+      blobExists: unreachable,
+      pushBlob: unreachable,
+      fetchManifest: unreachable,
+      pushManifest: unreachable,
+      tag: unreachable,
+    };
+    const main = createMemoryStore();
+    const dir = await project();
+    const build = Object.assign(builder(), { dir });
+    const saved = await cacheOf({ store: main, lock: false }).run({ ...run, dir }, build);
+    expect(saved.status).toBe('saved');
+    await rm(join(dir, 'dist'), { recursive: true });
+    const events: CacheEvent[] = [];
+    const cache = cacheOf({
+      store: down,
+      readScopes: [main],
+      lock: false,
+      stateDir: join(stateDir, 'scopes'),
+      onEvent: (e) => events.push(e),
+    });
+    for (let i = 0; i < 2; i++) {
+      await rm(join(dir, 'dist'), { recursive: true, force: true });
+      const hit = await cache.run({ ...run, dir }, build);
+      // The own store's trouble is a warning (then its breaker skips it); the scope still serves.
+      expect(hit.status).toBe('restored');
+    }
+    expect(build.calls).toBe(1);
+    const codes = events.filter((e) => e.type === 'warning').map((e) => (e as { code: string }).code);
+    expect(codes).toContain('LOOKUP_FAILED');
+  });
+
   it('aborting releases the lock and rejects with the signal reason; outputs untouched', async () => {
     const lock = fakeLock();
     const cache = cacheOf({ store: createMemoryStore(), lock });

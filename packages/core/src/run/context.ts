@@ -83,8 +83,11 @@ export interface CacheContext {
   readScope(i: number, signal?: AbortSignal): Promise<OciStore>;
   /** The lock, opened on first use (a failed open is retried by the next call). */
   lock(): Promise<CacheLock>;
-  /** This instance's circuit breaker, with `policy`'s thresholds. */
-  breaker(policy: ResolvedPolicy): Breaker;
+  /**
+   * This instance's circuit breaker of `store`, with `policy`'s thresholds: one per store, so a
+   * dead read scope does not make the run skip its own store (or the other way round).
+   */
+  breaker(policy: ResolvedPolicy, store: OciStore): Breaker;
   /** The cache's policy overridden by a call's (validated) overrides. */
   policy(override?: CachePolicy): ResolvedPolicy;
   /** Sends an event to `onEvent`; a throwing listener is ignored. */
@@ -124,7 +127,7 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
   const { env, onEvent, store, lock } = settings;
   const stateDir = settings.stateDir ?? defaultCacheDir(env);
   const lockUrl = 'url' in lock ? lock.url : undefined;
-  const breakerState = createBreaker();
+  const breakers = new WeakMap<OciStore, ReturnType<typeof createBreaker>>();
   const openedStore = once<OciStore>();
   const openedLock = once<CacheLock>();
   const openedScopes = settings.readScopes.map(() => once<OciStore>());
@@ -230,7 +233,14 @@ export function createCacheContext(settings: CacheSettings): CacheContext {
       const url = lock.url;
       return openedLock.get(() => openLock(url, { env, stateDir }).then((r) => r.lock));
     },
-    breaker: (policy) => breakerState.view(policy.circuitBreakerThreshold, policy.circuitBreakerCooldownMs),
+    breaker(policy, s) {
+      let state = breakers.get(s);
+      if (state === undefined) {
+        state = createBreaker();
+        breakers.set(s, state);
+      }
+      return state.view(policy.circuitBreakerThreshold, policy.circuitBreakerCooldownMs);
+    },
     policy: (override) => resolvePolicy(settings.policy, override, untrustedContext),
     emit,
     inTask: (task, fn) => currentTask.run(task, fn),
@@ -305,8 +315,8 @@ export interface CallContext {
     fn: (signal: AbortSignal | undefined) => Promise<R>,
     budgetMs?: number,
   ): Promise<R | undefined>;
-  /** Set once a store operation of this call timed out or found the store unreachable. */
-  readonly storeDown: boolean;
+  /** `true` once an operation of this call on `store` timed out or found it unreachable. */
+  storeDown(store: OciStore): boolean;
   /** `true` (with a `CIRCUIT_OPEN` warning) when the breaker skips the store for `what`. */
   circuitOpen(store: OciStore, what: string): boolean;
   /** Forwards transfer progress as `progress` events. */
@@ -331,11 +341,11 @@ export function createCallContext(
   call: { task: string; key: string; policy: ResolvedPolicy; stats: RunStats; signal?: AbortSignal },
 ): CallContext {
   const { task, key, policy, stats, signal } = call;
-  const breaker = cache.breaker(policy);
   // NOTE (issue 16): one warning per cause per call; a dead registry printed `lookup failed`
   // twice (the lookup before the lock and the one after it).
   const warned = new Set<string>();
-  let storeDown = false;
+  // Per store: the run's own store and each read scope fail (and are skipped) on their own.
+  const down = new WeakSet<OciStore>();
   const ctx: CallContext = {
     cache,
     task,
@@ -343,9 +353,7 @@ export function createCallContext(
     policy,
     stats,
     signal,
-    get storeDown() {
-      return storeDown;
-    },
+    storeDown: (store) => down.has(store),
     outcome: {},
     warn(code, message, cause) {
       const causeCode = (cause as { code?: unknown } | undefined)?.code;
@@ -367,9 +375,9 @@ export function createCallContext(
       if (policy.strict) throw new CacheRunError(code, `task "${task}": ${message}`, { cause });
     },
     circuitOpen(store, what) {
-      if (!breaker.isOpen()) return false;
+      if (!cache.breaker(policy, store).isOpen()) return false;
       // This call already reported why (it opened the breaker): skip without a second warning.
-      if (storeDown) return true;
+      if (down.has(store)) return true;
       ctx.warn(
         'CIRCUIT_OPEN',
         `${what} skipped: ${store.location} failed repeatedly, skipping it for a while`,
@@ -378,7 +386,8 @@ export function createCallContext(
     },
     async guard(store, code, what, fn, budgetMs) {
       if (ctx.circuitOpen(store, what)) return undefined;
-      if (storeDown) return undefined;
+      if (down.has(store)) return undefined;
+      const breaker = cache.breaker(policy, store);
       const budget = budgetMs === undefined ? undefined : new AbortController();
       const timer =
         budget &&
@@ -408,7 +417,7 @@ export function createCallContext(
         if (timedOut || isUnreachable(failure)) {
           // NOTE (issue 16): a store that did not answer costs its wait once per process, not
           // once per run until the threshold: the next runs skip it at once.
-          storeDown = true;
+          down.add(store);
           breaker.trip();
         }
         ctx.warn(
