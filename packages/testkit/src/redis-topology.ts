@@ -58,7 +58,10 @@ export interface RedisSentinelFixture {
   master(): Promise<RedisFixture>;
   /** The data node that is not the master. */
   replica(): Promise<RedisFixture>;
-  /** Resolves once the current master's replica reports `master_link_status:up`. */
+  /**
+   * Resolves once the current master's replica reports `master_link_status:up`.
+   * @param timeoutMs @default 90000 (after a failover the old master takes tens of seconds to rejoin)
+   */
   waitForReplication(timeoutMs?: number): Promise<void>;
   /**
    * SIGKILLs the current master and waits until the sentinels name the other node; then starts the
@@ -177,7 +180,10 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         const port = await masterPort();
         return servers.find((s) => s.port !== port)!;
       },
-      async waitForReplication(timeoutMs = 30_000) {
+      // NOTE: after a failover the old master rejoins as a replica only once the sentinels see it
+      // back (they poll known instances' INFO every 10 s) and it has synced: tens of seconds on a
+      // loaded machine (CI once saw more than 30 s).
+      async waitForReplication(timeoutMs = 90_000) {
         const replica = await fixture.replica();
         await waitFor('the replica to sync', timeoutMs, async () =>
           /^master_link_status:up\r?$/m.test(String(await replica.command('INFO', 'replication'))),
