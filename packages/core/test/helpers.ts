@@ -1,4 +1,5 @@
 /** Fixtures for entry tests: temp task directories, generated outputs, tree hashes. */
+import { spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,3 +74,29 @@ export function seededBytes(size: number, seed: number): Buffer {
 }
 
 export { randomBytes };
+
+/**
+ * Runs a child process to its exit and returns its exit code and what it wrote (the fixtures'
+ * children print one JSON line last). Nothing on standard input.
+ */
+export async function runChild(
+  command: string,
+  args: readonly string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Promise<{ code: number | null; out: string; err: string; lastLine: string }> {
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, out, err, lastLine: out.trim().split('\n').at(-1) ?? '' };
+}

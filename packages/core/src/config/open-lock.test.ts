@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runChild as runProcess } from '../../test/helpers.js';
 import { openLock } from './open.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -26,22 +26,13 @@ async function runChild(mode: string, name: string): Promise<{ status: string; l
     HOME: join(base, 'home'),
     XDG_CACHE_HOME: join(base, 'home', '.cache'),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, mode, join(base, 'project')], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const { code, err, lastLine } = await runProcess(
+    process.execPath,
+    ['--import', 'tsx', CHILD, mode, join(base, 'project')],
+    { cwd: ROOT, env },
+  );
   expect(code, err).toBe(0);
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { status: string; loaded: string[] };
+  return JSON.parse(lastLine) as { status: string; loaded: string[] };
 }
 
 describe('openLock', () => {

@@ -5,13 +5,12 @@
  * answers EFBIG, as it answers ENOSPC on a full disk — root ignores permissions, so EACCES cannot
  * be provoked here).
  */
-import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLayoutStore } from '@task-cache/oci';
 import { afterAll, describe, expect, it } from 'vitest';
-import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
+import { removeDir, runChild, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
 import { asCacheFsError, CacheFsError, EntryRefusedError, TaskCacheError } from '../errors.js';
 import { saveEntry } from './save.js';
 
@@ -76,26 +75,13 @@ describe('a restore that the machine cannot write (issue 16 §6)', () => {
     const before = await treeHash(dir);
 
     // `ulimit -f 1024`: no file over 1 MiB may be written by the child.
-    const child = spawn(
+    const { code, err, lastLine } = await runChild(
       'bash',
       ['-c', 'ulimit -f 1024 && exec "$0" --import tsx "$1"', process.execPath, CHILD],
-      {
-        cwd: ROOT,
-        env: { ...process.env, TC_FS_CHILD: JSON.stringify({ storeDir, dir, tag }) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      { cwd: ROOT, env: { ...process.env, TC_FS_CHILD: JSON.stringify({ storeDir, dir, tag }) } },
     );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     expect(code, err).toBe(0);
-    const result = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
+    const result = JSON.parse(lastLine || '{}') as Record<string, unknown>;
     expect(result, err).toMatchObject({
       name: 'CacheFsError',
       code: 'CACHE_ERR_FS',

@@ -54,11 +54,11 @@ export function isFormRefusal(err: unknown): err is OciError {
  * outputs fails (EACCES, EIO, …); store errors (`OciError`) as they come.
  */
 export const saveEntry: SaveEntry = (store, options) =>
-  saveEntryOnce(store, options).catch((err: unknown) => {
+  saveEntryInner(store, options).catch((err: unknown) => {
     throw asCacheFsError(err, 'save');
   });
 
-const saveEntryOnce: SaveEntry = async (store, options) => {
+const saveEntryInner: SaveEntry = async (store, options) => {
   const started = performance.now();
   const o = saveSettings(options);
   const signal = options.signal;
