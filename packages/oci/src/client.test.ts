@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createOciBackend, createOciClient } from './client.js';
 import { sha256Digest } from './digest.js';
 import { DeniedError, InsecureRedirectError, InvalidOptionError } from './errors.js';
-import { defaultUploadChunkSize } from './registry/options.js';
+import { DEFAULT_UPLOAD_CHUNK_SIZE } from './registry/options.js';
 
 const agents: MockAgent[] = [];
 function mock() {
@@ -67,18 +67,21 @@ describe('protocol details', () => {
   });
 
   it.each([
-    ['ghcr.io', [4 * 1024 * 1024, 2 * 1024 * 1024]],
-    ['123456789012.dkr.ecr.eu-west-1.amazonaws.com', [5 * 1024 * 1024, 1024 * 1024]],
-    ['123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn', [5 * 1024 * 1024, 1024 * 1024]],
-  ])('chunked uploads to %s use PATCH bodies within its limits by default', async (host, expected) => {
-    expect(defaultUploadChunkSize(host)).toBe(expected[0]);
+    ['ghcr.io', undefined, [4 * 1024 * 1024, 2 * 1024 * 1024]],
+    ['123456789012.dkr.ecr.eu-west-1.amazonaws.com', undefined, [4 * 1024 * 1024, 2 * 1024 * 1024]],
+    ['reg.example', '5242880', [5 * 1024 * 1024, 1024 * 1024]],
+  ])('chunked uploads to %s: 4 MiB PATCH bodies whatever the host, unless OCI-Chunk-Min-Length (%s) asks for more', async (host, minLength, expected) => {
+    expect(DEFAULT_UPLOAD_CHUNK_SIZE).toBe(4 * 1024 * 1024);
     const agent = mock();
     const bytes = new Uint8Array(6 * 1024 * 1024).fill(7);
     const digest = sha256Digest(bytes);
     const origin = agent.get(`https://${host}`);
-    origin
-      .intercept({ path: '/v2/a/blobs/uploads/', method: 'POST' })
-      .reply(202, '', { headers: { location: '/v2/a/blobs/uploads/s1' } });
+    origin.intercept({ path: '/v2/a/blobs/uploads/', method: 'POST' }).reply(202, '', {
+      headers: {
+        location: '/v2/a/blobs/uploads/s1',
+        ...(minLength === undefined ? {} : { 'oci-chunk-min-length': minLength }),
+      },
+    });
     const patches: number[] = [];
     origin
       .intercept({ path: '/v2/a/blobs/uploads/s1', method: 'PATCH' })
@@ -100,8 +103,11 @@ describe('protocol details', () => {
       dispatcher: agent,
       monolithicUploadMaxBytes: 0,
     });
-    await client.repository('a').pushBlob({ mediaType: 'x', digest, size: bytes.byteLength }, bytes);
+    const repo = client.repository('a');
+    await repo.pushBlob({ mediaType: 'x', digest, size: bytes.byteLength }, bytes);
     expect(patches).toEqual(expected);
+    if (minLength !== undefined)
+      expect(repo.observedCapabilities?.()).toMatchObject({ minPatchBytes: 5242880 });
   });
 
   it('uses an absolute upload Location as returned, query kept, digest merged', async () => {

@@ -18,10 +18,10 @@ import { createBlobReader } from './registry/blobs.js';
 import type { RepositoryContext } from './registry/context.js';
 import { createManifests } from './registry/manifests.js';
 import { type OciClientOptions, resolveClientOptions } from './registry/options.js';
-import { type ProbeOptions, probeCapabilities } from './registry/probe.js';
+import { assumeCapabilities, type ProbeOptions, probeCapabilities } from './registry/probe.js';
 import { listTags } from './registry/tags.js';
 import { createBlobWriter } from './registry/uploads.js';
-import type { Descriptor, OciStore, RequestOptions } from './types.js';
+import type { Descriptor, OciStore, RegistryCapabilities, RequestOptions } from './types.js';
 
 export type { WarningEvent } from './internal/transport/index.js';
 export type { OciClientOptions } from './registry/options.js';
@@ -94,6 +94,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
   const pushRate =
     o.maxBlobPushesPerMinute === undefined ? undefined : createPushRateLimiter(o.maxBlobPushesPerMinute);
   let closed = false;
+  // What the registry's answers show, shared by every repository of this client.
+  const learned: RegistryCapabilities = {};
 
   const client: OciClient = {
     registry: o.registry,
@@ -117,6 +119,8 @@ export function createOciClient(options: OciClientOptions): OciClient {
         tagPageSize: o.tagPageSize,
         maxErrorBodyBytes: o.maxErrorBodyBytes,
         maxTagPages: o.maxTagPages,
+        learned,
+        tlsCa: o.tlsCa,
       });
     },
     async close() {
@@ -161,6 +165,8 @@ function createRepository(client: OciClient, ctx: RepositoryContext): OciReposit
     ...createManifests(ctx),
     listTags: (options?: RequestOptions) => listTags(ctx, options),
     probeCapabilities: (options?: ProbeOptions) => probeCapabilities(ctx, options),
+    observedCapabilities: () => ({ ...ctx.learned }),
+    assumeCapabilities: (capabilities: RegistryCapabilities) => assumeCapabilities(ctx.learned, capabilities),
     close: async () => {},
   };
 }

@@ -181,6 +181,28 @@ export interface RegistryCapabilities {
   rangeRequests?: boolean;
   /** The OCI 1.1 referrers API answers (`GET /v2/<name>/referrers/<digest>`). */
   referrers?: boolean;
+  /** The TLS endpoint offers HTTP/2 by ALPN (the client itself speaks HTTP/1.1). */
+  http2?: boolean;
+  /**
+   * A monolithic upload (`POST`, then one `PUT` with the blob) was taken (`true`) or refused with
+   * 413 (`false`: later blobs go up in chunks at once).
+   */
+  monolithicUpload?: boolean;
+  /**
+   * A cross-repository mount was honoured (`201`: `true`), or refused outright (401/403/404 and
+   * never a `201`: `false`, later pushes skip the mount request). A `202` (mount not done, upload
+   * session given) says nothing: ECR answers it for blobs no manifest references yet.
+   */
+  crossRepoMount?: boolean;
+  /** Largest `PATCH` body the registry took, after refusing a larger one. */
+  maxPatchBytes?: number;
+  /**
+   * Smallest `PATCH` part but the last that the registry takes: its `OCI-Chunk-Min-Length`
+   * header, or learned from a refused small part.
+   */
+  minPatchBytes?: number;
+  /** Most layers in one manifest, learned from a refused larger manifest (core records it). */
+  maxLayers?: number;
 }
 
 export interface OciStore
@@ -204,6 +226,17 @@ export interface OciStore
     blob?: Pick<Descriptor, 'digest' | 'size'>;
     signal?: AbortSignal;
   }): Promise<RegistryCapabilities>;
+  /**
+   * Registry stores only: what the registry's answers to this client showed so far (upload
+   * form, `PATCH` limits, mounts), including what {@link OciStore.assumeCapabilities} seeded.
+   */
+  observedCapabilities?(): RegistryCapabilities;
+  /**
+   * Registry stores only: seeds the client with capabilities remembered from earlier runs, so a
+   * limit learned once (a refused monolithic upload, a `PATCH` size, a refused mount) is not
+   * learned again by a refusal. Unknown fields are ignored.
+   */
+  assumeCapabilities?(capabilities: RegistryCapabilities): void;
   /** Releases sockets, file handles and timers. */
   close?(): Promise<void>;
 }

@@ -7,7 +7,7 @@ import type { PushRateLimiter } from '../internal/push-rate.js';
 import { type ErrorContext, errorFromResponse } from '../internal/response-error.js';
 import type { Semaphore } from '../internal/semaphore.js';
 import { header, type Response, type Transport } from '../internal/transport/index.js';
-import type { Descriptor } from '../types.js';
+import type { Descriptor, RegistryCapabilities } from '../types.js';
 
 /** Settings and shared state of one repository handle. */
 export interface RepositoryContext {
@@ -34,6 +34,26 @@ export interface RepositoryContext {
   maxErrorBodyBytes: number;
   /** Most tag-list pages read. */
   maxTagPages: number;
+  /**
+   * What the registry's answers showed (shared by every repository of the client, seeded from
+   * what core remembered): upload form, `PATCH` limits, mounts. Written as answers come.
+   */
+  learned: RegistryCapabilities;
+  /** CA certificates of the client's own Agent (for the HTTP/2 probe), when it made one. */
+  tlsCa: string[] | undefined;
+}
+
+/**
+ * The `PATCH` body size of a chunked upload: the configured `chunkSize` within what the registry
+ * showed it takes (`maxPatchBytes` after a refused larger body, `minPatchBytes` from its
+ * `OCI-Chunk-Min-Length` header or a refused smaller part).
+ */
+export function patchSize(ctx: RepositoryContext): number {
+  let size = ctx.chunkSize;
+  const { maxPatchBytes, minPatchBytes } = ctx.learned;
+  if (maxPatchBytes !== undefined && size > maxPatchBytes) size = maxPatchBytes;
+  if (minPatchBytes !== undefined && size < minPatchBytes) size = minPatchBytes;
+  return size;
 }
 
 /** Token scopes of a repository. */

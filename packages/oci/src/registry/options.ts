@@ -123,8 +123,10 @@ export interface OciClientOptions {
    * Body size of each `PATCH` of a chunked upload (each is buffered so it can be retried). Chunked
    * uploads only happen above `monolithicUploadMaxBytes` or after a 413. Registries disagree on
    * the bounds: GHCR refuses `PATCH` bodies over 4 MiB, ECR requires every part but the last to
-   * be at least 5 MiB; the default follows the registry's host.
-   * @default 5242880 (5 MiB) for `*.dkr.ecr.*.amazonaws.com[.cn]` (ECR), else 4194304 (4 MiB)
+   * be at least 5 MiB. The client keeps each body within what the registry showed it takes (its
+   * `OCI-Chunk-Min-Length` header, a refused larger or smaller part: the blob goes up again once
+   * with the learned size), whatever this option says.
+   * @default 4194304 (4 MiB)
    */
   chunkSize?: number;
   /**
@@ -168,18 +170,18 @@ export interface ResolvedClientOptions
   maxTagPages: number;
   /** The Agent the client owns (closed by `close()`), if it made one. */
   ownAgent: LazyAgent | undefined;
+  /** The CA certificates the client's own Agent trusts, when extra ones were given. */
+  tlsCa: string[] | undefined;
 }
-
-/** ECR's registry hosts (`<account>.dkr.ecr.<region>.amazonaws.com`, `.com.cn` in China). */
-const ECR_HOST = /\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?(?::\d+)?$/i;
 
 /**
- * The `PATCH` body size a chunked upload uses by default on `registry`: 5 MiB on ECR (its parts
- * must be at least 5 MiB but the last), 4 MiB elsewhere (GHCR refuses bodies over 4 MiB).
+ * The `PATCH` body size of a chunked upload unless configured: 4 MiB, within GHCR's limit. A
+ * registry that needs other parts says so — ECR's parts must be at least 5 MiB (but the last):
+ * the client reads `OCI-Chunk-Min-Length` from the session's answer, or learns the bound from a
+ * refused small part and uploads the blob again in larger parts (docs/registries.md). No host
+ * name decides it.
  */
-export function defaultUploadChunkSize(registry: string): number {
-  return ECR_HOST.test(registry) ? 5 * 1024 * 1024 : 4 * 1024 * 1024;
-}
+export const DEFAULT_UPLOAD_CHUNK_SIZE = 4 * 1024 * 1024;
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -218,7 +220,7 @@ export function resolveClientOptions(options: OciClientOptions): ResolvedClientO
     maxTokenBytes: positiveInt('maxTokenBytes', options.maxTokenBytes, 1024 * 1024),
     maxTagPages: positiveInt('maxTagPages', options.maxTagPages, 1000),
     maxConcurrentTransfers: positiveInt('maxConcurrentTransfers', options.maxConcurrentTransfers, 8),
-    chunkSize: positiveInt('chunkSize', options.chunkSize, defaultUploadChunkSize(registry)),
+    chunkSize: positiveInt('chunkSize', options.chunkSize, DEFAULT_UPLOAD_CHUNK_SIZE),
     monolithicUploadMaxBytes: positiveInt(
       'monolithicUploadMaxBytes',
       options.monolithicUploadMaxBytes,
@@ -241,7 +243,8 @@ export function resolveClientOptions(options: OciClientOptions): ResolvedClientO
   if (options.onWarning !== undefined && typeof options.onWarning !== 'function') {
     throw new InvalidOptionError('option "onWarning" must be a function');
   }
-  if (options.dispatcher) return { ...resolved, dispatcher: options.dispatcher, ownAgent: undefined };
+  if (options.dispatcher)
+    return { ...resolved, dispatcher: options.dispatcher, ownAgent: undefined, tlsCa: undefined };
   const caFile = options.ca ?? (resolved.env.TASK_CACHE_OCI_CA || undefined);
   const extra: string[] = [];
   if (caFile !== undefined) {
@@ -255,13 +258,14 @@ export function resolveClientOptions(options: OciClientOptions): ResolvedClientO
     }
   }
   if (options.caPem) extra.push(options.caPem);
+  const tlsCa = extra.length ? [...rootCertificates, ...extra] : undefined;
   const ownAgent = lazyAgent({
     connect: {
       timeout: connectTimeoutMs,
-      ...(extra.length ? { ca: [...rootCertificates, ...extra] } : {}),
+      ...(tlsCa ? { ca: tlsCa } : {}),
     },
     keepAliveTimeout: 30_000,
     connections: resolved.maxConcurrentTransfers + 8,
   });
-  return { ...resolved, dispatcher: ownAgent, ownAgent };
+  return { ...resolved, dispatcher: ownAgent, ownAgent, tlsCa };
 }

@@ -4,6 +4,11 @@
 // of `chunkSize` and a closing `PUT`. A failed upload restarts from a new session while the retry
 // policy calls it transient and the body can be replayed. Every session start (and mount) takes a
 // slot of the client's push-rate cap, when one is set.
+//
+// What the answers show is learned (`ctx.learned`, shared by the client, remembered by core): a
+// refused monolithic PUT (413) sends later blobs in chunks at once; `OCI-Chunk-Min-Length` or a
+// refused small part raises the PATCH size, a refused large part lowers it, and the blob goes up
+// again once in the learned size; a mount refused outright (401/403/404) is not asked again.
 
 import {
   DeniedError,
@@ -25,7 +30,22 @@ import {
 import { validateRepository } from '../reference.js';
 import type { BlobBody, BlobChecker, BlobPusher, Descriptor, PushBlobOptions } from '../types.js';
 import { verifyBytes } from '../verify.js';
-import { checkDescriptor, failure, type RepositoryContext, scopes } from './context.js';
+import { checkDescriptor, failure, patchSize, type RepositoryContext, scopes } from './context.js';
+
+const MiB = 1024 * 1024;
+/** The largest `PATCH` body every registry we know takes (GHCR refuses more). */
+const SAFE_MAX_PATCH = 4 * MiB;
+/** The smallest part but the last an S3-backed registry takes (ECR: 5 MiB, S3's multipart minimum). */
+const S3_MIN_PART = 5 * MiB;
+/** Uploads of one blob started again after the registry refused a part's size. */
+const MAX_SIZE_RESTARTS = 2;
+
+/** A `PATCH` refused for its size: the limit is learned; start the blob's upload again. */
+class PartSizeRefused extends Error {
+  constructor(readonly refusal: OciError) {
+    super('the registry refused a PATCH part of this size');
+  }
+}
 
 /** `Retry-After` of a failed commit `PUT`, for the upload retry loop. */
 const retryAfterOf = new WeakMap<OciError, number>();
@@ -101,6 +121,10 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
       throw await failure(ctx, res, 'POST', { action: 'start blob upload', notFound: 'name' });
     }
     await discard(res);
+    // distribution-spec v1.1: the smallest PATCH part but the last the registry takes.
+    const min = Number(header(res, 'oci-chunk-min-length'));
+    if (Number.isSafeInteger(min) && min > 0 && min <= 1024 * MiB && min !== ctx.learned.minPatchBytes)
+      ctx.learned.minPatchBytes = min;
     return uploadLocation(res, 'POST', url);
   }
 
@@ -130,10 +154,14 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
     }
     if (res.statusCode === 201 || res.statusCode === 202) {
       await discard(res);
+      if (res.statusCode === 201) ctx.learned.crossRepoMount = true;
       return res.statusCode === 201 ? true : uploadLocation(res, 'POST', url);
     }
     if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 404) {
       await discard(res);
+      // Refused outright: later pushes of this client (and, remembered, later runs) skip the
+      // request — unless a mount was honoured before (a source that does not exist is one refusal).
+      if (ctx.learned.crossRepoMount !== true) ctx.learned.crossRepoMount = false;
       return undefined;
     }
     throw await failure(ctx, res, 'POST', { action: 'mount blob', digest: descriptor.digest });
@@ -160,8 +188,10 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
     });
     if (res.statusCode === 201 || res.statusCode === 204 || res.statusCode === 200) {
       await discard(res);
+      if (body !== undefined) ctx.learned.monolithicUpload = true;
       return;
     }
+    if (res.statusCode === 413 && body !== undefined) ctx.learned.monolithicUpload = false;
     const error = await failure(ctx, res, 'PUT', {
       action: 'push blob',
       digest: descriptor.digest,
@@ -179,7 +209,8 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
     signal?: AbortSignal,
   ): Promise<void> {
     let offset = 0;
-    for await (const chunk of rechunk(source, ctx.chunkSize)) {
+    let previous = 0;
+    for await (const chunk of rechunk(source, patchSize(ctx))) {
       signal?.throwIfAborted();
       if (offset + chunk.byteLength > descriptor.size) {
         throw new SizeMismatchError(`blob body is longer than the descriptor's ${descriptor.size} bytes`, {
@@ -204,6 +235,7 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
         await discard(res);
         loc = uploadLocation(res, 'PATCH', loc);
         offset = end + 1;
+        previous = chunk.byteLength;
         continue;
       }
       if (res.statusCode === 416) {
@@ -219,11 +251,13 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
           continue;
         }
       }
-      throw await failure(ctx, res, 'PATCH', {
+      const error = await failure(ctx, res, 'PATCH', {
         action: 'upload blob chunk',
         digest: descriptor.digest,
         notFound: 'upload',
       });
+      if (learnPartSize(res.statusCode, chunk.byteLength, previous)) throw new PartSizeRefused(error);
+      throw error;
     }
     if (offset !== descriptor.size) {
       throw new SizeMismatchError(`blob body is ${offset} bytes, the descriptor says ${descriptor.size}`, {
@@ -231,6 +265,28 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
       });
     }
     await commit(loc, descriptor, undefined, 0, signal);
+  }
+
+  /**
+   * After a refused `PATCH`: learns the size limit the refusal shows, if any, and says whether
+   * the blob should go up again in the new size. 413, or a refusal of a part larger than every
+   * registry takes, lowers the largest size; a refused part following a part smaller than S3's
+   * minimum (ECR answers 400 there) raises the smallest.
+   */
+  function learnPartSize(status: number, size: number, previous: number): boolean {
+    const { learned } = ctx;
+    if (status !== 400 && status !== 413 && status !== 416) return false;
+    if (status === 413 || size > SAFE_MAX_PATCH) {
+      const max = size > SAFE_MAX_PATCH ? SAFE_MAX_PATCH : Math.max(256 * 1024, Math.floor(size / 2));
+      if (learned.maxPatchBytes !== undefined && learned.maxPatchBytes <= max) return false;
+      learned.maxPatchBytes = max;
+      return true;
+    }
+    if (previous > 0 && previous < S3_MIN_PART && (learned.minPatchBytes ?? 0) < S3_MIN_PART) {
+      learned.minPatchBytes = S3_MIN_PART;
+      return true;
+    }
+    return false;
   }
 
   async function pushBlob(descriptor: Descriptor, body: BlobBody, options?: PushBlobOptions): Promise<void> {
@@ -248,7 +304,7 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
     const release = await transfers.acquire(signal);
     try {
       let session: string | undefined;
-      for (const from of options?.mountFrom ?? []) {
+      for (const from of ctx.learned.crossRepoMount === false ? [] : (options?.mountFrom ?? [])) {
         const mounted = await tryMount(descriptor, from, signal);
         if (mounted === true) return;
         if (typeof mounted === 'string') {
@@ -257,7 +313,8 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
         }
       }
       const replayable = isReplayable(body);
-      let chunked = descriptor.size > ctx.monolithicUploadMaxBytes;
+      let chunked = descriptor.size > ctx.monolithicUploadMaxBytes || ctx.learned.monolithicUpload === false;
+      let restarts = 0;
       for (let attempt = 0; ; attempt++) {
         const loc = session ?? (await startUpload(signal));
         session = undefined;
@@ -272,6 +329,13 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
           return;
         } catch (error) {
           if (signal?.aborted) throw signal.reason;
+          if (error instanceof PartSizeRefused) {
+            // NOTE: the limit is learned (patchSize follows it): the same bytes again in parts of
+            // the new size, at once; the refused session is abandoned (registries expire them).
+            if (!replayable || ++restarts > MAX_SIZE_RESTARTS) throw error.refusal;
+            attempt--;
+            continue;
+          }
           if (!chunked && replayable && (error as OciError).statusCode === 413) {
             // NOTE: the registry (or a proxy in front of it) caps request bodies: the same bytes
             // again as chunked PATCHes, at once (413 is no rate limit). The session of the refused
