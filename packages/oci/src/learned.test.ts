@@ -133,3 +133,22 @@ describe('learned from the answers', () => {
     expect(caps?.http2).toBeUndefined();
   });
 });
+
+describe('HTTP/2 by ALPN', () => {
+  it('a TLS registry (distribution, Go net/http) offers h2; a CA the client does not trust says nothing', async () => {
+    const tls = await startRegistry({ mode: 'htpasswd' });
+    closers.push(() => tls.close());
+    const trusted = createOciClient({
+      registry: tls.host,
+      caPem: tls.caPem,
+      credentials: { username: tls.username, password: tls.password },
+      authFiles: null,
+      env: {},
+    });
+    closers.push(() => trusted.close());
+    expect((await trusted.repository('learned/tls').probeCapabilities?.())?.http2).toBe(true);
+    const untrusted = createOciClient({ registry: tls.host, authFiles: null, env: {} });
+    closers.push(() => untrusted.close());
+    expect((await untrusted.repository('learned/tls').probeCapabilities?.())?.http2).toBeUndefined();
+  });
+});
