@@ -5,7 +5,13 @@
  */
 
 import { mkdir } from 'node:fs/promises';
-import { type RedisFixture, type RegistryFixture, startRedis, startRegistry } from '@task-cache/testkit';
+import {
+  type RedisFixture,
+  type RegistryFixture,
+  startQuirkProxy,
+  startRedis,
+  startRegistry,
+} from '@task-cache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, requireBuilt, sandbox } from './helpers.js';
 
@@ -80,6 +86,7 @@ describe('task-cache doctor', () => {
       'registry push',
       'registry pull',
       'registry media types',
+      'registry capabilities',
       'registry tag listing',
       'registry delete',
       'redis reachable',
@@ -94,6 +101,28 @@ describe('task-cache doctor', () => {
     expect(r.text).toMatch(/^ok {4}registry push: /m);
     // The throw-away manifest is gone: no tag, nothing left behind.
     expect(r.byName.get('registry delete')?.detail).toContain('deleted');
+    // distribution over TLS: monolithic uploads, Range, HTTP/2 by ALPN, no referrers API (2.8).
+    expect(r.byName.get('registry capabilities')?.detail).toBe(
+      'monolithic upload yes, Range on blobs yes, referrers API no, HTTP/2 yes',
+    );
+  });
+
+  it('a registry that allowlists media types (the gitlab quirk profile): warn, the compatible form is taken, exit 0', async () => {
+    const plain = await startRegistry({ mode: 'anonymous' });
+    const proxy = await startQuirkProxy({ upstream: plain.baseUrl, profile: 'gitlab' });
+    try {
+      const r = await doctor(['--cache', `oci://${proxy.host}/group/project/cache?plain-http=true`]);
+      const media = r.byName.get('registry media types');
+      expect(media?.status, r.text).toBe('warn');
+      expect(media?.detail).toContain('refused the standard entry form (MANIFEST_INVALID)');
+      expect(media?.fix).toContain('?format=compat');
+      expect(r.checks.filter((c) => c.status === 'fail')).toEqual([]);
+      expect(r.code).toBe(0);
+      expect(proxy.refusals.filter((x) => x.rule === 'media-type-allowlist')).toHaveLength(1);
+    } finally {
+      await proxy.close();
+      await plain.close();
+    }
   });
 
   it('the environment twins TASK_CACHE_URL / TASK_CACHE_LOCK_URL, --json', async () => {

@@ -45,6 +45,13 @@ export interface StoreFixture {
 export interface ConformanceOptions {
   /** Run the big acceptance cases (300 MB file, 200 MB dedup). @default false */
   big?: boolean;
+  /**
+   * Run the 1 GB case: a mixed 1 GiB output saved cold (more chunks than the layer cap of 500,
+   * so the index form), saved warm after a one-file change (at most 3 chunks, < 2 % of the
+   * bytes), and restored byte-identical.
+   * @default false
+   */
+  gigabyte?: boolean;
   /** The fixture offers `tamperBlob` and `removeBlob`: run the tampering cases. @default false */
   tamper?: boolean;
   /**
@@ -234,6 +241,51 @@ export function entryConformance(
         expect(restored?.chunksFetched).toBe(saved.chunksTotal);
         expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
       });
+    }
+
+    if (options.gigabyte) {
+      it('a 1 GiB entry: cold save in the index form, warm save after a one-file change pushes < 2 % of the bytes, restore is byte-identical', async () => {
+        const { store } = await makeStore();
+        const src = await taskDir('gib');
+        await mkdir(join(src, 'dist/bin'), { recursive: true });
+        await mkdir(join(src, 'dist/text'), { recursive: true });
+        // Mixed like a build output: 512 MiB of incompressible files, 512 MiB of text that
+        // compresses (seeded, so every run and every runtime builds the same bytes).
+        const MiB = 1024 * 1024;
+        for (let i = 0; i < 128; i++) {
+          await writeFile(
+            join(src, `dist/bin/b${String(i).padStart(3, '0')}.bin`),
+            seededBytes(4 * MiB, 5000 + i),
+          );
+          const hex = seededBytes(2 * MiB, 6000 + i).toString('hex');
+          await writeFile(
+            join(src, `dist/text/t${String(i).padStart(3, '0')}.txt`),
+            hex.replace(/(.{64})/g, '$1\n'),
+          );
+        }
+        await writeFile(join(src, 'dist/text/middle.txt'), seededBytes(10 * 1024, 7000));
+        const want = await treeHash(src, 'dist');
+        const t1 = nextTag('gib');
+        const cold = await saveEntry(store, { dir: src, generates: ALL, tag: t1, task: 'gib', key: t1 });
+        expect(cold.bytesTotal).toBeGreaterThan(1024 * MiB);
+        expect(cold.chunksPushed).toBe(cold.chunksTotal);
+        expect(cold.chunksTotal).toBeGreaterThan(500);
+        const top = await store.fetchManifest(t1);
+        expect(top?.descriptor.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+        await writeFile(join(src, 'dist/text/middle.txt'), seededBytes(10 * 1024, 7001));
+        const t2 = nextTag('gib');
+        const warm = await saveEntry(store, { dir: src, generates: ALL, tag: t2, task: 'gib', key: t2 });
+        expect(warm.chunksTotal).toBeGreaterThan(500);
+        expect(warm.chunksPushed).toBeGreaterThanOrEqual(1);
+        expect(warm.chunksPushed).toBeLessThanOrEqual(3);
+        expect(warm.bytesPushed / cold.bytesPushed).toBeLessThan(0.02);
+        const dst = await taskDir('gib-dst');
+        const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag: t1 });
+        expect(restored?.chunksFetched).toBe(cold.chunksTotal);
+        expect(await treeHash(dst, 'dist')).toBe(want);
+        await removeDir(dst);
+        await removeDir(src);
+      }, 900_000);
     }
 
     it('two tasks sharing most bytes share chunks', async () => {

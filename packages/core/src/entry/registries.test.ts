@@ -87,6 +87,7 @@ for (const profile of QUIRK_PROFILES) {
   entryConformance(`quirk profile ${profile}`, async () => ({ store: via(proxies.get(profile)!) }), {
     small: !big,
     big,
+    gigabyte: true,
     ...(profile === 'gitlab' || profile === 'quay' ? { form: 'compat' as const } : {}),
   });
 }
@@ -128,9 +129,11 @@ describe('the compatible form', () => {
       const [file] = await readdir(join(stateDir, 'registries'));
       const state = JSON.parse(await readFile(join(stateDir, 'registries', file!), 'utf8'));
       expect(state.registry).toBe(proxy.host);
+      // Reads (referrers, Range) and what the save's answers showed (a monolithic PUT taken).
       expect(state.capabilities.values).toEqual({
         referrers: false,
         rangeRequests: true,
+        monolithicUpload: true,
         standardForm: false,
       });
       expect(Date.parse(state.capabilities.until)).toBeGreaterThan(Date.now());
@@ -365,22 +368,56 @@ describe('registry rules the profiles reproduce', () => {
     }
   });
 
-  it('ecr: a manifest over the layer limit is refused; the layer cap writes an index instead', async () => {
-    // The profile's limit is lowered to 20 layers here so the case needs 40 chunks, not 500.
-    const proxy = await startQuirkProxy({ upstream: reg.baseUrl, profile: 'ecr', maxLayers: 20 });
+  it('ecr: a manifest over the layer limit is refused; the save halves the layer cap until the registry takes it, remembers that cap, and the next save writes it at once', async () => {
+    // The profile's limit is lowered to 40 layers here so the case needs ~100 chunks, not 1 000.
+    const proxy = await startQuirkProxy({ upstream: reg.baseUrl, profile: 'ecr', maxLayers: 40 });
     try {
       const store = via(proxy);
-      const src = await taskDir({ 'dist/a.bin': seededBytes(40 * 1024, 1707) });
-      const opts = { dir: src, generates: ALL, task: 't', avgChunkSize: 1024, stateDir: false } as const;
-      const saved = await saveEntry(store, { ...opts, tag: 'many', key: 'many', layerCap: 20 });
-      expect(saved.chunksTotal).toBeGreaterThan(20);
-      expect((await manifestOf(store, 'many')).mediaType).toBe('application/vnd.oci.image.index.v1+json');
-      await expect(
-        saveEntry(store, { ...opts, tag: 'many2', key: 'many2', layerCap: 500 }),
-      ).rejects.toMatchObject({
-        code: 'OCI_ERR_MANIFEST_INVALID',
+      const stateDir = await tempDir('tc-quirks-state-');
+      const src = await taskDir({ 'dist/a.bin': seededBytes(100 * 1024, 1707) });
+      const opts = {
+        dir: src,
+        generates: ALL,
+        task: 't',
+        avgChunkSize: 1024,
+        stateDir,
+        layerCap: 500,
+      } as const;
+      const capRefusals = () => proxy.refusals.filter((r) => r.rule === 'layer-cap').length;
+      const saved = await saveEntry(store, { ...opts, tag: 'many', key: 'many' });
+      expect(saved.chunksTotal).toBeGreaterThan(64);
+      // Refused whole (both forms), then as an index of 50-layer manifests; taken with 32.
+      expect(saved.form).toBe('standard');
+      expect(capRefusals()).toBe(3);
+      const manifest = await manifestOf(store, 'many');
+      expect(manifest.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+      for (const child of manifest.manifests as { digest: string }[]) {
+        expect(((await manifestOf(store, child.digest)).layers as unknown[]).length).toBeLessThanOrEqual(32);
+      }
+      const [file] = await readdir(join(stateDir, 'registries'));
+      const state = JSON.parse(await readFile(join(stateDir, 'registries', file!), 'utf8'));
+      expect(state.capabilities.values).toMatchObject({
+        maxLayers: 32,
+        standardForm: true,
+        monolithicUpload: true,
       });
-      expect(proxy.refusals.some((r) => r.rule === 'layer-cap')).toBe(true);
+      // The next save knows the cap: no refusal.
+      const again = await saveEntry(store, { ...opts, tag: 'many2', key: 'many2' });
+      expect(again.chunksTotal).toBe(saved.chunksTotal);
+      expect(capRefusals()).toBe(3);
+      const dst = await taskDir({});
+      await restoreEntry(store, { dir: dst, generates: ALL, tag: 'many2', stateDir: false });
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+      // Without a state dir and with a cap the registry refuses in every form down to 32 layers
+      // (here: 20), the save fails typed.
+      const strict = await startQuirkProxy({ upstream: reg.baseUrl, profile: 'ecr', maxLayers: 20 });
+      try {
+        await expect(
+          saveEntry(via(strict), { ...opts, stateDir: false, tag: 'many3', key: 'many3' }),
+        ).rejects.toMatchObject({ code: 'OCI_ERR_MANIFEST_INVALID' });
+      } finally {
+        await strict.close();
+      }
     } finally {
       await proxy.close();
     }

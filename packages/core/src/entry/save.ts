@@ -29,11 +29,19 @@ import type { EntryWriter, SaveEntry, SaveEntryOptions, SaveEntryResult } from '
 /** Attempts of the whole push when the store answers `MANIFEST_BLOB_UNKNOWN`. */
 const MAX_ATTEMPTS = 3;
 
+/**
+ * Below this many layers per manifest a refusal is not blamed on the layer count: the layer cap
+ * is halved after a refusal (in both forms) only while the biggest manifest holds more.
+ */
+const MIN_ADAPTIVE_LAYER_CAP = 32;
+
 type Attempt = Omit<SaveEntryResult, 'durationMs'> & {
   mediaType: string;
   size: number;
   /** A blob of the entry, for a capability probe's `Range` request. */
   probeBlob?: Descriptor;
+  /** The layer cap the registry took after refusing a bigger manifest (remembered). */
+  maxLayers?: number;
 };
 
 /**
@@ -81,6 +89,19 @@ const saveEntryInner: SaveEntry = async (store, options) => {
   // (remembered in the state dir); `auto` falls back to `compat` at the first refusal.
   const remembered = await recallRegistry(o.stateDir, store.location);
   const refused = remembered?.refused !== undefined;
+  // What earlier runs learned from this registry's answers: upload limits, mounts, the layer cap.
+  const learned = remembered?.capabilities?.values ?? {};
+  if (store.assumeCapabilities !== undefined) {
+    try {
+      store.assumeCapabilities(learned);
+    } catch {
+      // A store that cannot take them learns again from the answers.
+    }
+  }
+  const layerCap =
+    typeof learned.maxLayers === 'number' && Number.isSafeInteger(learned.maxLayers) && learned.maxLayers >= 1
+      ? Math.min(o.layerCap, learned.maxLayers)
+      : o.layerCap;
   const form: FormChoice =
     o.format === 'auto'
       ? { form: refused ? 'compat' : 'standard', fallback: !refused }
@@ -90,7 +111,14 @@ const saveEntryInner: SaveEntry = async (store, options) => {
     try {
       // NOTE: a retry after MANIFEST_BLOB_UNKNOWN drops the base: one of its chunks may be the
       // blob the store lost, and only a fresh check finds out which.
-      result = await saveOnce(store, o, known, options, attempt === 1 ? base : undefined, form);
+      result = await saveOnce(
+        store,
+        { ...o, layerCap },
+        known,
+        options,
+        attempt === 1 ? base : undefined,
+        form,
+      );
       break;
     } catch (err) {
       if (!(err instanceof ManifestBlobUnknownError) || attempt >= MAX_ATTEMPTS) throw err;
@@ -152,16 +180,31 @@ async function probeOnce(
   form: FormChoice,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  if (o.stateDir === false || store.probeCapabilities === undefined) return;
-  if (remembered?.capabilities !== undefined && form.refusedBy === undefined) return;
-  let values: Record<string, boolean | number> = {};
+  if (o.stateDir === false) return;
+  // What this save's answers showed (upload form and limits, mounts, a layer cap).
+  const observed: Record<string, boolean | number> = {
+    ...(store.observedCapabilities?.() as Record<string, boolean | number> | undefined),
+    ...(result.maxLayers !== undefined ? { maxLayers: result.maxLayers } : {}),
+  };
+  const known = remembered?.capabilities;
+  if (known !== undefined && form.refusedBy === undefined) {
+    // Probed within the day: record only what the answers added or changed, same expiry.
+    const values = { ...known.values, ...observed };
+    if (Object.entries(values).some(([k, v]) => known.values[k] !== v))
+      await rememberRegistry(o.stateDir, store.location, { capabilities: { ...known, values } });
+    return;
+  }
+  if (store.probeCapabilities === undefined && Object.keys(observed).length === 0) return;
+  let values: Record<string, boolean | number> = { ...known?.values, ...observed };
   try {
-    values = {
-      ...(await store.probeCapabilities({
-        ...(result.probeBlob ? { blob: result.probeBlob } : {}),
-        ...(signal ? { signal } : {}),
-      })),
-    };
+    if (store.probeCapabilities !== undefined)
+      values = {
+        ...values,
+        ...(await store.probeCapabilities({
+          ...(result.probeBlob ? { blob: result.probeBlob } : {}),
+          ...(signal ? { signal } : {}),
+        })),
+      };
   } catch {
     signal?.throwIfAborted();
   }
@@ -198,20 +241,44 @@ async function saveOnce(
   const params = chunkParams(o.avgChunkSize);
   const pusher = createBlobPusher(store, o, known);
   const pushed = await pushChunks(o, params, pusher, base, options.onProgress, signal);
-  let committed: Awaited<ReturnType<typeof commitEntry>>;
+  const commit = (form: EntryForm, layerCap: number) =>
+    commitEntry(store, { ...o, layerCap }, params, pusher, pushed, form, signal);
+  let committed: Awaited<ReturnType<typeof commitEntry>> | undefined;
+  let maxLayers: number | undefined;
   try {
-    committed = await commitEntry(store, o, params, pusher, pushed, choice.form, signal);
+    committed = await commit(choice.form, o.layerCap);
   } catch (err) {
-    if (choice.form !== 'standard' || !choice.fallback || !isFormRefusal(err)) throw err;
-    // The chunks are stored; only the config and the manifests differ between the forms.
-    committed = await commitEntry(store, o, params, pusher, pushed, 'compat', signal);
-    choice.form = 'compat';
-    choice.refusedBy = err.registryCode ?? err.code;
+    if (!isFormRefusal(err)) throw err;
+    if (choice.form === 'standard' && choice.fallback) {
+      // The chunks are stored; only the config and the manifests differ between the forms.
+      try {
+        committed = await commit('compat', o.layerCap);
+        choice.form = 'compat';
+        choice.refusedBy = err.registryCode ?? err.code;
+      } catch (again) {
+        if (!isFormRefusal(again)) throw again;
+      }
+    }
+    // Refused in every form it may take: the layer count may be what the registry refuses (ECR
+    // takes at most ~500 per manifest). Halve the cap — an index of smaller manifests — while the
+    // biggest manifest is large; the cap that is taken is remembered for this registry.
+    let cap = Math.min(o.layerCap, pushed.layers.length);
+    while (committed === undefined && cap > MIN_ADAPTIVE_LAYER_CAP) {
+      cap = Math.max(MIN_ADAPTIVE_LAYER_CAP, Math.ceil(cap / 2));
+      try {
+        committed = await commit(choice.form, cap);
+        maxLayers = cap;
+      } catch (again) {
+        if (!isFormRefusal(again)) throw again;
+      }
+    }
+    if (committed === undefined) throw err;
   }
   const { top, manifestBytes } = committed;
   const probeBlob = pushed.layers[0];
   return {
     ...(probeBlob ? { probeBlob } : {}),
+    ...(maxLayers !== undefined ? { maxLayers } : {}),
     form: choice.form,
     digest: top.digest,
     mediaType: top.mediaType,

@@ -27,14 +27,16 @@ export type EntryReader = ManifestFetcher & BlobFetcher & { readonly location?: 
 /**
  * What saving an entry needs: reading (the base entry whose chunks are reused), existence
  * checks, pushing blobs and manifests, tagging. `limits`, when the store declares them, are
- * honoured by the cached run; `probeCapabilities`, when present, is asked once a day per registry.
+ * honoured by the cached run; `probeCapabilities`, when present, is asked once a day per registry;
+ * `assumeCapabilities`/`observedCapabilities`, when present, carry what a registry's answers
+ * showed (upload limits, mounts) from one run to the next through the state dir.
  */
 export type EntryWriter = EntryReader &
   BlobChecker &
   BlobPusher &
   ManifestPusher &
   Tagger &
-  Pick<OciStore, 'location' | 'probeCapabilities'>;
+  Pick<OciStore, 'location' | 'probeCapabilities' | 'observedCapabilities' | 'assumeCapabilities'>;
 
 /** What {@link HasEntry} needs: manifests, and an existence check of the config. */
 export type EntryChecker = ManifestFetcher & BlobChecker;
