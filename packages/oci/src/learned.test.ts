@@ -90,10 +90,11 @@ describe('learned from the answers', () => {
   it('a limit seeded from an earlier run (assumeCapabilities) is used at once: no refusal', async () => {
     const { repo, proxy } = await via('ecr', { monolithicUploadMaxBytes: 0 });
     repo.assumeCapabilities?.({ minPatchBytes: 5 * 1024 * 1024, maxPatchBytes: 1 });
+    repo.assumeCapabilities?.({ maxPatchBytes: 64 * 1024 * 1024 });
     const a = blob(7 * 1024 * 1024, 4);
     await repo.pushBlob(a.descriptor, a.bytes);
     expect(proxy.refusals).toEqual([]);
-    // A nonsense remembered limit (1 byte) is ignored, not obeyed.
+    // Nonsense remembered limits (1 byte, 64 MiB parts) are ignored, not obeyed.
     expect(patchSizes(proxy)).toEqual([5 * 1024 * 1024, 2 * 1024 * 1024]);
   });
 

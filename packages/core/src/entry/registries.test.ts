@@ -25,6 +25,7 @@ import { entryConformance } from '../../test/conformance.js';
 import { isolateCacheDir, removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
 import { formatEvent } from '../events/format.js';
 import type { CacheEvent } from '../events/types.js';
+import { rememberRegistry } from '../internal/registry-state.js';
 import { createCache } from '../run/cache.js';
 import { COMPAT_CONFIG_MEDIA_TYPE, ENTRY_ANNOTATION, ENTRY_ARTIFACT_TYPE } from './format.js';
 import { lookupEntry } from './resolve.js';
@@ -421,6 +422,34 @@ describe('registry rules the profiles reproduce', () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('remembered capabilities', () => {
+  it('a remembered layer cap below the adaptive floor of 32 (a tampered state file) is ignored', async () => {
+    const stateDir = await tempDir('tc-quirks-state-');
+    const store = direct('quirks/tampered');
+    const now = Date.now();
+    await rememberRegistry(stateDir, store.location, {
+      capabilities: {
+        values: { maxLayers: 1, minPatchBytes: 1 },
+        at: new Date(now).toISOString(),
+        until: new Date(now + 3_600_000).toISOString(),
+      },
+    });
+    const src = await taskDir({ 'dist/a.bin': seededBytes(20 * 1024, 1709) });
+    const saved = await saveEntry(store, {
+      dir: src,
+      generates: ALL,
+      task: 't',
+      tag: 'x',
+      key: 'x',
+      avgChunkSize: 1024,
+      stateDir,
+    });
+    expect(saved.chunksTotal).toBeGreaterThan(5);
+    expect((await manifestOf(store, 'x')).mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    await removeDir(stateDir);
   });
 });
 

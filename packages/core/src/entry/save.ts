@@ -98,8 +98,11 @@ const saveEntryInner: SaveEntry = async (store, options) => {
       // A store that cannot take them learns again from the answers.
     }
   }
+  // A remembered cap below the adaptive floor was never learned here: ignored (a tampered file).
   const layerCap =
-    typeof learned.maxLayers === 'number' && Number.isSafeInteger(learned.maxLayers) && learned.maxLayers >= 1
+    typeof learned.maxLayers === 'number' &&
+    Number.isSafeInteger(learned.maxLayers) &&
+    learned.maxLayers >= MIN_ADAPTIVE_LAYER_CAP
       ? Math.min(o.layerCap, learned.maxLayers)
       : o.layerCap;
   const form: FormChoice =

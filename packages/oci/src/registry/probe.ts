@@ -7,6 +7,7 @@ import { connect } from 'node:tls';
 import { discard, header } from '../internal/transport/index.js';
 import type { Descriptor, RegistryCapabilities, RequestOptions } from '../types.js';
 import { blobUrl, type RepositoryContext, scopes } from './context.js';
+import { MAX_PATCH_BYTES } from './uploads.js';
 
 /** sha256 of zero bytes: a digest to ask the referrers API about without naming real content. */
 const EMPTY_DIGEST = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -26,7 +27,7 @@ export function assumeCapabilities(learned: RegistryCapabilities, remembered: Re
   if (typeof remembered !== 'object' || remembered === null) return;
   const bool = (v: unknown) => typeof v === 'boolean';
   const size = (v: unknown): v is number =>
-    typeof v === 'number' && Number.isSafeInteger(v) && v >= 64 * 1024 && v <= 1024 * 1024 * 1024;
+    typeof v === 'number' && Number.isSafeInteger(v) && v >= 64 * 1024 && v <= MAX_PATCH_BYTES;
   if (learned.monolithicUpload === undefined && bool(remembered.monolithicUpload))
     learned.monolithicUpload = remembered.monolithicUpload;
   if (learned.crossRepoMount === undefined && bool(remembered.crossRepoMount))
