@@ -79,3 +79,25 @@ describe('tieredStore', () => {
     expect(local.counts.pushBlob).toBe(0);
   });
 });
+
+describe('tieredStore: the remote registry capabilities', () => {
+  it('forwards probeCapabilities, observedCapabilities and assumeCapabilities to the remote, and has none without them', async () => {
+    const seen: unknown[] = [];
+    const remote: OciStore = {
+      ...createMemoryStore(),
+      probeCapabilities: async () => ({ rangeRequests: true }),
+      observedCapabilities: () => ({ monolithicUpload: true }),
+      assumeCapabilities: (c) => {
+        seen.push(c);
+      },
+    };
+    const tiered = tieredStore(createMemoryStore(), remote, {});
+    expect(await tiered.probeCapabilities?.()).toEqual({ rangeRequests: true });
+    expect(tiered.observedCapabilities?.()).toEqual({ monolithicUpload: true });
+    tiered.assumeCapabilities?.({ minPatchBytes: 5 * 1024 * 1024 });
+    expect(seen).toEqual([{ minPatchBytes: 5 * 1024 * 1024 }]);
+    const plain = tieredStore(createMemoryStore(), createMemoryStore(), {});
+    expect(plain.probeCapabilities).toBeUndefined();
+    expect(plain.assumeCapabilities).toBeUndefined();
+  });
+});

@@ -16,6 +16,7 @@ import {
   type OciStore,
   type PushBlobOptions,
   type PushManifestOptions,
+  type RegistryCapabilities,
   type RequestOptions,
 } from '@task-cache/oci';
 import { InvalidOptionError } from '../errors.js';
@@ -305,6 +306,18 @@ export function tieredStore(
     remote,
     location: remote.location,
     servedBy: (reference) => served.get(reference),
+    // The remote registry's capabilities (probed, learned, remembered per registry by the save):
+    // the local tier has none to offer.
+    ...(remote.probeCapabilities
+      ? {
+          probeCapabilities: (o?: Parameters<NonNullable<OciStore['probeCapabilities']>>[0]) =>
+            remote.probeCapabilities!(o),
+        }
+      : {}),
+    ...(remote.observedCapabilities ? { observedCapabilities: () => remote.observedCapabilities!() } : {}),
+    ...(remote.assumeCapabilities
+      ? { assumeCapabilities: (c: RegistryCapabilities) => remote.assumeCapabilities!(c) }
+      : {}),
     ...(local.limits || remote.limits
       ? {
           limits: {

@@ -44,6 +44,20 @@ export interface RepositoryContext {
 }
 
 /**
+ * The largest part size a registry may ask for (`OCI-Chunk-Min-Length`, a remembered limit): each
+ * part is buffered (to be retried), so a larger demand is ignored rather than obeyed.
+ */
+export const MAX_PATCH_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Whether a remembered `PATCH` part bound may be trusted: an integer from 64 KiB to
+ * {@link MAX_PATCH_BYTES} (a hand-edited or stale record cannot set a nonsense limit).
+ */
+export function isPartBound(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 64 * 1024 && v <= MAX_PATCH_BYTES;
+}
+
+/**
  * The `PATCH` body size of a chunked upload: the configured `chunkSize` within what the registry
  * showed it takes (`maxPatchBytes` after a refused larger body, `minPatchBytes` from its
  * `OCI-Chunk-Min-Length` header or a refused smaller part).

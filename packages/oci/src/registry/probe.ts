@@ -6,8 +6,7 @@
 import { connect } from 'node:tls';
 import { discard, header } from '../internal/transport/index.js';
 import type { Descriptor, RegistryCapabilities, RequestOptions } from '../types.js';
-import { blobUrl, type RepositoryContext, scopes } from './context.js';
-import { MAX_PATCH_BYTES } from './uploads.js';
+import { blobUrl, isPartBound, type RepositoryContext, scopes } from './context.js';
 
 /** sha256 of zero bytes: a digest to ask the referrers API about without naming real content. */
 const EMPTY_DIGEST = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -26,15 +25,13 @@ export interface ProbeOptions extends RequestOptions {
 export function assumeCapabilities(learned: RegistryCapabilities, remembered: RegistryCapabilities): void {
   if (typeof remembered !== 'object' || remembered === null) return;
   const bool = (v: unknown) => typeof v === 'boolean';
-  const size = (v: unknown): v is number =>
-    typeof v === 'number' && Number.isSafeInteger(v) && v >= 64 * 1024 && v <= MAX_PATCH_BYTES;
   if (learned.monolithicUpload === undefined && bool(remembered.monolithicUpload))
     learned.monolithicUpload = remembered.monolithicUpload;
   if (learned.crossRepoMount === undefined && bool(remembered.crossRepoMount))
     learned.crossRepoMount = remembered.crossRepoMount;
-  if (learned.maxPatchBytes === undefined && size(remembered.maxPatchBytes))
+  if (learned.maxPatchBytes === undefined && isPartBound(remembered.maxPatchBytes))
     learned.maxPatchBytes = remembered.maxPatchBytes;
-  if (learned.minPatchBytes === undefined && size(remembered.minPatchBytes))
+  if (learned.minPatchBytes === undefined && isPartBound(remembered.minPatchBytes))
     learned.minPatchBytes = remembered.minPatchBytes;
 }
 

@@ -30,18 +30,20 @@ import {
 import { validateRepository } from '../reference.js';
 import type { BlobBody, BlobChecker, BlobPusher, Descriptor, PushBlobOptions } from '../types.js';
 import { verifyBytes } from '../verify.js';
-import { checkDescriptor, failure, patchSize, type RepositoryContext, scopes } from './context.js';
+import {
+  checkDescriptor,
+  failure,
+  MAX_PATCH_BYTES,
+  patchSize,
+  type RepositoryContext,
+  scopes,
+} from './context.js';
 
 const MiB = 1024 * 1024;
 /** The largest `PATCH` body every registry we know takes (GHCR refuses more). */
 const SAFE_MAX_PATCH = 4 * MiB;
 /** The smallest part but the last an S3-backed registry takes (ECR: 5 MiB, S3's multipart minimum). */
 const S3_MIN_PART = 5 * MiB;
-/**
- * The largest part size a registry may ask for (`OCI-Chunk-Min-Length`, a remembered limit): each
- * part is buffered (to be retried), so a larger demand is ignored rather than obeyed.
- */
-export const MAX_PATCH_BYTES = 32 * MiB;
 /** Uploads of one blob started again after the registry refused a part's size. */
 const MAX_SIZE_RESTARTS = 2;
 
@@ -128,8 +130,7 @@ export function createBlobWriter(ctx: RepositoryContext, checker: BlobChecker): 
     await discard(res);
     // distribution-spec v1.1: the smallest PATCH part but the last the registry takes.
     const min = Number(header(res, 'oci-chunk-min-length'));
-    if (Number.isSafeInteger(min) && min > 0 && min <= MAX_PATCH_BYTES && min !== ctx.learned.minPatchBytes)
-      ctx.learned.minPatchBytes = min;
+    if (Number.isSafeInteger(min) && min > 0 && min <= MAX_PATCH_BYTES) ctx.learned.minPatchBytes = min;
     return uploadLocation(res, 'POST', url);
   }
 
