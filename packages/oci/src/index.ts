@@ -107,6 +107,7 @@ export {
 } from './reference.js';
 export type {
   BlobBody,
+  BlobRange,
   BlobChecker,
   BlobFetcher,
   BlobPusher,

@@ -50,6 +50,25 @@ export interface FetchBlobOptions extends RequestOptions {
    * @default false
    */
   contentVerified?: boolean;
+  /**
+   * Only these bytes of the blob: `length` bytes from byte `offset` (a registry is sent
+   * `Range: bytes=offset-(offset+length-1)`; a registry that answers `200` with the whole blob is
+   * read from `offset` and the rest is not downloaded). The digest of a part cannot be checked, so
+   * a ranged read checks only that exactly `length` bytes arrive: the caller proves the content
+   * (as with `contentVerified`). `offset + length` must not exceed `descriptor.size`
+   * (`InvalidOptionError` naming `range`, before any request). Example: core's
+   * format v2 reads the frames it needs out of a pack layer.
+   * @default the whole blob
+   */
+  range?: BlobRange;
+}
+
+/** A byte range of a blob (see {@link FetchBlobOptions.range}). */
+export interface BlobRange {
+  /** First byte, from 0. */
+  offset: number;
+  /** Number of bytes, at least 1. */
+  length: number;
 }
 
 /** Reads a blob; the bytes always come through the shared verifying reader. */

@@ -146,6 +146,16 @@ async function sixJobs(
   return { outcomes, builds };
 }
 
+/** Leases (not fence counters) with a time to live on `server`. */
+async function leasesOn(server: RedisFixture): Promise<number> {
+  const keys = ((await server.command('KEYS', '*')) as string[]).filter(
+    (k) => !k.endsWith(':fence') && !k.endsWith(':released'),
+  );
+  let live = 0;
+  for (const k of keys) if (Number(await server.command('PTTL', k)) > 0) live++;
+  return live;
+}
+
 const ONE_SAVE_FIVE_RESTORES = ['restored', 'restored', 'restored', 'restored', 'restored', 'saved'];
 
 describe('6 processes run one key through each lock deployment', () => {
@@ -163,18 +173,23 @@ describe('6 processes run one key through each lock deployment', () => {
       (key) => sentinel.url(key, USER),
       async (counter) => {
         const master = await sentinel.master();
-        // Kill only once the build runs and every other job waits on the lock: all six command
-        // connections of the lock user have run the acquire script (their last command is EVALSHA or
-        // EVAL, or the holder's WAIT for its replica).
+        const replica = await sentinel.replica();
+        // Kill only once the build runs, every other job waits on the lock (all six command connections
+        // of the lock user have run the acquire script: their last command is EVALSHA or EVAL, or the
+        // holder's WAIT for its replica) and the replica has the lease. The lock waits at most 250 ms
+        // for the replica (`WAIT 1 250`); on a loaded machine the replica can take longer, and a
+        // failover before it has the lease promotes a server without it (Redis replicates
+        // asynchronously: no lock on Sentinel can keep a lease the promoted replica never received).
         for (const deadline = Date.now() + 30_000; ; ) {
           const building = (await readFile(counter, 'utf8')).trim() !== '';
           const clients = String(await master.command('CLIENT', 'LIST'));
           const acquiring = clients
             .split('\n')
             .filter((l) => / cmd=(evalsha|eval|wait) user=task-cache-lock /.test(l)).length;
-          if (building && acquiring >= 6) break;
+          const leases = building && acquiring >= 6 ? await leasesOn(replica) : 0;
+          if (leases >= 1) break;
           if (Date.now() > deadline)
-            throw new Error(`jobs never all waited: ${acquiring} acquiring:\n${clients}`);
+            throw new Error(`jobs never all waited: ${acquiring} acquiring, ${leases} leases on the replica:\n${clients}`);
           await new Promise((r) => setTimeout(r, 50));
         }
         failoverMs = (await sentinel.failover()).ms;
