@@ -107,10 +107,10 @@ export {
 } from './reference.js';
 export type {
   BlobBody,
-  BlobRange,
   BlobChecker,
   BlobFetcher,
   BlobPusher,
+  BlobRange,
   Descriptor,
   FetchBlobOptions,
   FetchedManifest,
@@ -126,4 +126,4 @@ export type {
   Tagger,
   TagLister,
 } from './types.js';
-export { type VerifyOptions, verifyBytes, verifyStream } from './verify.js';
+export { checkBlobRange, type VerifyOptions, verifyBytes, verifyStream } from './verify.js';

@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { parseDigest } from './digest.js';
-import { DigestMismatchError, SizeInvalidError, SizeMismatchError } from './errors.js';
-import type { Descriptor } from './types.js';
+import { DigestMismatchError, InvalidOptionError, SizeInvalidError, SizeMismatchError } from './errors.js';
+import type { BlobRange, Descriptor } from './types.js';
 
 /** Options for {@link verifyStream}. */
 export interface VerifyOptions {
@@ -37,6 +37,39 @@ function checkExpected(expected: Pick<Descriptor, 'digest' | 'size'>): 'sha256' 
 
 function where(options: VerifyOptions | undefined): string {
   return options?.location ? ` from ${options.location}` : '';
+}
+
+/**
+ * Validates `FetchBlobOptions.range` against the blob, before any read: `offset` and `length`
+ * safe integers, `offset >= 0`, `length >= 1`, `offset + length <= expected.size`. Every store's
+ * reader calls it, so they all refuse the same ranges with the same message. A ranged read then
+ * goes through {@link verifyStream} with `{ size: range.length }` and `checkDigest: false`: the
+ * digest of a part cannot be checked, its length can.
+ * @returns the range (a fresh object), or `undefined` when `range` is `undefined` (the whole blob).
+ * @throws {InvalidOptionError} naming `range`.
+ */
+export function checkBlobRange(
+  range: unknown,
+  expected: Pick<Descriptor, 'digest' | 'size'>,
+): BlobRange | undefined {
+  if (range === undefined) return undefined;
+  const fail = (message: string) => new InvalidOptionError(message, { digest: expected.digest });
+  if (typeof range !== 'object' || range === null) {
+    throw fail(`range must be an object { offset, length }, got ${range === null ? 'null' : typeof range}`);
+  }
+  const { offset, length } = range as Partial<Record<keyof BlobRange, unknown>>;
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
+    throw fail(`range.offset must be a non-negative integer, got ${String(offset)}`);
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 1) {
+    throw fail(`range.length must be a positive integer, got ${String(length)}`);
+  }
+  if (offset + length > expected.size) {
+    throw fail(
+      `range (offset ${offset}, length ${length}) ends at byte ${offset + length}, past the end of the ${expected.size}-byte blob ${expected.digest}`,
+    );
+  }
+  return { offset, length };
 }
 
 /**

@@ -1,6 +1,6 @@
 // Blobs of an image layout: `blobs/<algorithm>/<hex>`, written through a temp file in their final
 // directory while the shared verifier checks them, fsynced and renamed into place; read through
-// the same verifier.
+// the same verifier (a ranged read: only its slice of the file, length-checked).
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
@@ -17,7 +17,7 @@ import type {
   PushBlobOptions,
   RequestOptions,
 } from '../types.js';
-import { verifyStream } from '../verify.js';
+import { checkBlobRange, verifyStream } from '../verify.js';
 import { isMissing, type LayoutContext, MAX_MANIFEST_BYTES, sizeOf, TEMP_PREFIX } from './files.js';
 
 /** Validates a digest given by a caller (also non-strings). */
@@ -69,6 +69,7 @@ export function createLayoutBlobs(ctx: LayoutContext): LayoutBlobs {
   ): Promise<AsyncIterable<Uint8Array>> {
     const digest = checkDigest(descriptor?.digest);
     const size = checkSize(descriptor.size, digest);
+    const range = checkBlobRange(opts?.range, { digest, size });
     opts?.signal?.throwIfAborted();
     // Open first so a missing blob is reported here, not on the first read.
     let handle: Awaited<ReturnType<typeof open>>;
@@ -80,14 +81,21 @@ export function createLayoutBlobs(ctx: LayoutContext): LayoutBlobs {
       }
       throw error;
     }
-    const stream = handle.createReadStream({ highWaterMark: 1024 * 1024 });
+    // A ranged read reads only its slice of the file (`end` is inclusive) and checks its length:
+    // the digest of a part cannot be checked.
+    const stream = handle.createReadStream({
+      highWaterMark: 1024 * 1024,
+      ...(range ? { start: range.offset, end: range.offset + range.length - 1 } : {}),
+    });
     return (async function* () {
       try {
-        yield* verifyStream(
-          stream,
-          { digest, size },
-          { signal: opts?.signal, location, checkDigest: opts?.contentVerified !== true },
-        );
+        yield* verifyStream(stream, range ? { digest, size: range.length } : { digest, size }, {
+          signal: opts?.signal,
+          location: range
+            ? `${location} (${digest} bytes ${range.offset}-${range.offset + range.length - 1})`
+            : location,
+          checkDigest: range === undefined && opts?.contentVerified !== true,
+        });
       } finally {
         // Closes the file also when verification stopped before reading (abort, bad input).
         stream.destroy();
