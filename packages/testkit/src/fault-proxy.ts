@@ -40,7 +40,11 @@ export interface ProxyOptions {
   upstream: string;
   /** CA PEM for an HTTPS upstream. */
   ca?: string;
-  /** Decides per request; `n` counts requests with the same method and path so far (1-based). */
+  /**
+   * Decides per request; `n` counts requests with the same method and path so far (1-based). It
+   * may rewrite `req.url` and `req.headers` before a `pass`: the rewritten request is forwarded
+   * (and is what {@link FaultProxy.requests} holds).
+   */
   handle?: (req: SeenRequest, n: number) => FaultAction | Promise<FaultAction>;
   /** Headers added to every forwarded request (e.g. credentials the proxy itself holds). */
   upstreamHeaders?: Record<string, string>;
@@ -113,7 +117,8 @@ export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
       req.on('end', () => req.socket.destroy());
       return;
     }
-    const headers = { ...req.headers, ...options.upstreamHeaders, host: upstream.host };
+    // `handle` may have rewritten the request's url or headers (a quirk proxy dropping `Range`).
+    const headers = { ...seen.headers, ...options.upstreamHeaders, host: upstream.host };
     const forward = (upstream.protocol === 'https:' ? https : http).request(
       {
         protocol: upstream.protocol,

@@ -19,7 +19,10 @@ afterAll(async () => {
   await reg?.close();
 });
 
-async function proxy(profile: QuirkProfile, extra: Record<string, number> = {}): Promise<QuirkProxy> {
+async function proxy(
+  profile: QuirkProfile,
+  extra: Record<string, number | boolean> = {},
+): Promise<QuirkProxy> {
   const p = await startQuirkProxy({ upstream: reg.baseUrl, profile, ...extra });
   open.push(p);
   return p;
@@ -198,5 +201,24 @@ describe('quirk proxy profiles', () => {
     );
     expect(missing.status).toBe(401);
     expect(p.refusals.map((r) => r.rule)).toEqual(['out-of-order-chunk', 'mount-missing-repository']);
+  });
+
+  it('ignoreRange: a blob GET with Range gets 200 and the whole blob; without the option, 206', async () => {
+    const blob = Buffer.from('0123456789 range me');
+    const plain = await proxy('harbor');
+    expect(await pushBlob(plain, 'range/x', blob)).toBe(201);
+    const asked = { headers: { range: 'bytes=2-5' } };
+    const honoured = await simpleRequest(`${plain.url}/v2/range/x/blobs/${sha(blob)}`, asked);
+    expect(honoured.status).toBe(206);
+    expect(honoured.body.toString()).toBe('2345');
+    expect(plain.refusals).toEqual([]);
+
+    const p = await proxy('harbor', { ignoreRange: true });
+    const ignored = await simpleRequest(`${p.url}/v2/range/x/blobs/${sha(blob)}`, asked);
+    expect(ignored.status).toBe(200);
+    expect(ignored.body).toEqual(blob);
+    // A GET without Range is not a rule firing.
+    expect((await simpleRequest(`${p.url}/v2/range/x/blobs/${sha(blob)}`)).status).toBe(200);
+    expect(p.refusals.map((r) => [r.rule, r.status])).toEqual([['range-ignored', 200]]);
   });
 });

@@ -47,6 +47,13 @@ export interface QuirkProxyOptions {
   minPatchBytes?: number;
   /** `ecr`: most layers in one manifest. @default 500 */
   maxLayers?: number;
+  /**
+   * Any profile: blob `GET`s reach the registry without their `Range` header, so it answers
+   * `200` with the whole blob, as a registry, proxy or CDN that ignores `Range` does (RFC 9110
+   * §14.2 lets a server ignore it). Each dropped header is a refusal `range-ignored` (status 200).
+   * @default false
+   */
+  ignoreRange?: boolean;
 }
 
 /** One answer the proxy gave instead of the registry's, for tests to assert that a rule fired. */
@@ -68,6 +75,7 @@ const MANIFEST_RE = /^\/v2\/(.+)\/manifests\/([^/?]+)$/;
 const UPLOADS_RE = /^\/v2\/(.+)\/blobs\/uploads\/?$/;
 const SESSION_RE = /^\/v2\/(.+)\/blobs\/uploads\/([^/?]+)$/;
 const REFERRERS_RE = /^\/v2\/(.+)\/referrers\/[^/?]+$/;
+const BLOB_RE = /^\/v2\/(.+)\/blobs\/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
 function registryError(status: number, code: string, message: string, detail?: unknown): FaultAction {
   return {
@@ -117,6 +125,9 @@ function digestsOf(doc: Record<string, unknown>): string[] {
  * - `harbor`: a `PATCH` whose `Content-Range` does not start where the session stands → `416`;
  *   a mount `from` a repository nothing was pushed to through the proxy → `401 UNAUTHORIZED`.
  *
+ * With `ignoreRange`, any profile also drops the `Range` header of blob `GET`s (the registry
+ * answers `200` with the whole blob).
+ *
  * Close it in `afterAll`/`afterEach`.
  */
 export async function startQuirkProxy(options: QuirkProxyOptions): Promise<QuirkProxy> {
@@ -146,6 +157,17 @@ export async function startQuirkProxy(options: QuirkProxyOptions): Promise<Quirk
   const handle = (req: SeenRequest): FaultAction => {
     const url = new URL(req.url, 'http://proxy');
     const path = url.pathname;
+    if (
+      options.ignoreRange &&
+      req.method === 'GET' &&
+      req.headers.range !== undefined &&
+      BLOB_RE.test(path)
+    ) {
+      const { range: _dropped, ...headers } = req.headers;
+      req.headers = headers;
+      refusals.push({ rule: 'range-ignored', method: req.method, url: req.url, status: 200 });
+      return { kind: 'pass' };
+    }
     const manifest = MANIFEST_RE.exec(path);
     if (manifest && req.method === 'PUT') {
       const doc = parseJson(req.body) ?? {};
