@@ -2,6 +2,7 @@ import {
   BlobUnknownError,
   DigestMismatchError,
   ManifestBlobUnknownError,
+  SizeMismatchError,
   sha256Digest,
 } from '@task-cache/oci';
 import { storeContract } from '@task-cache/testkit';
@@ -34,6 +35,21 @@ describe('createMemoryStore', () => {
     await expect(read(await store.fetchBlob(desc(b)))).rejects.toBeInstanceOf(DigestMismatchError);
     store.deleteBlob(desc(b).digest);
     await expect(store.fetchBlob(desc(b))).rejects.toBeInstanceOf(BlobUnknownError);
+  });
+
+  it('a ranged read is a slice of the stored bytes, checked for its exact length', async () => {
+    const store = createMemoryStore();
+    const b = bytes('hello, world');
+    await store.pushBlob(desc(b), b);
+    expect(await read(await store.fetchBlob(desc(b), { range: { offset: 7, length: 5 } }))).toBe('world');
+    // Stored bytes shorter than the descriptor (a lost tail): the range past them is refused.
+    store.corruptBlob(desc(b).digest, bytes('hello, wor'));
+    await expect(
+      read(await store.fetchBlob(desc(b), { range: { offset: 7, length: 5 } })),
+    ).rejects.toBeInstanceOf(SizeMismatchError);
+    await expect(
+      read(await store.fetchBlob(desc(b), { range: { offset: 11, length: 1 } })),
+    ).rejects.toBeInstanceOf(SizeMismatchError);
   });
 
   it('refuses a pushed blob that does not match its descriptor', async () => {
