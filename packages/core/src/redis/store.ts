@@ -10,6 +10,7 @@ import type {
 } from '@task-cache/oci';
 import {
   BlobUnknownError,
+  checkBlobRange,
   ManifestBlobUnknownError,
   ManifestUnknownError,
   manifestReferences,
@@ -133,7 +134,7 @@ function requiredReferences(bytes: Uint8Array): ReferencedDescriptor[] {
 /**
  * An OCI store over Redis for small entries (`redis://` / `rediss://` store URLs): the same
  * entry format as the registry, every byte handed out through `@task-cache/oci`'s verifying
- * reader, keys expiring after `ttlSeconds` (refreshed on every hit), and a size cap above which
+ * reader (a blob is one string key; a ranged read, `FetchBlobOptions.range`, is one `GETRANGE`), keys expiring after `ttlSeconds` (refreshed on every hit), and a size cap above which
  * saves are skipped. Out-of-memory replies become {@link RedisStoreError} `CACHE_ERR_REDIS_OOM`, which the
  * run reports as a warning.
  *
@@ -264,17 +265,33 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     async fetchBlob(descriptor, o) {
       parseDigest(descriptor.digest);
-      const bytes = await call('fetch blob', o?.signal, (r) => r.getBuffer(k.blob(descriptor.digest)));
+      const range = checkBlobRange(o?.range, descriptor);
+      const key = k.blob(descriptor.digest);
+      let bytes: Buffer | null;
+      if (range === undefined) {
+        bytes = await call('fetch blob', o?.signal, (r) => r.getBuffer(key));
+      } else {
+        // A blob is one string key: GETRANGE sends only the range (its end is inclusive).
+        const end = range.offset + range.length - 1;
+        bytes = await call('fetch blob', o?.signal, (r) => r.getrangeBuffer(key, range.offset, end));
+        // NOTE: GETRANGE answers "" for a missing key as for a range past the end of a stored value
+        // shorter than its descriptor; only then (length >= 1) ask which it is: a missing blob is
+        // BlobUnknownError, a short one fails the length check below.
+        if (bytes.byteLength === 0 && (await call('fetch blob', o?.signal, (r) => r.exists(key))) !== 1)
+          bytes = null;
+      }
       if (bytes === null)
         throw new BlobUnknownError(`blob ${descriptor.digest} is not in ${location}`, {
           digest: descriptor.digest,
         });
+      const got = bytes;
       const source = (async function* () {
-        yield new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        yield new Uint8Array(got.buffer, got.byteOffset, got.byteLength);
       })();
-      return verifyStream(source, descriptor, {
+      // The digest of a part cannot be checked: a range is checked for its exact length only.
+      return verifyStream(source, range ? { digest: descriptor.digest, size: range.length } : descriptor, {
         location,
-        checkDigest: o?.contentVerified !== true,
+        checkDigest: range === undefined && o?.contentVerified !== true,
         ...(o?.signal ? { signal: o.signal } : {}),
       });
     },
