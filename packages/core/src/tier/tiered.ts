@@ -8,7 +8,9 @@
  */
 import {
   type BlobBody,
+  type BlobRange,
   BlobUnknownError,
+  checkBlobRange,
   type Descriptor,
   type FetchBlobOptions,
   type FetchedManifest,
@@ -202,6 +204,14 @@ export function tieredStore(
     { manifest: FetchedManifest; tag: string | undefined; needs: Set<string> }
   >();
   const inLocal = new Set<string>();
+  // Blobs being copied from the remote into the local tier right now (reads teeing them, per digest).
+  const copying = new Map<string, number>();
+  const startCopy = (digest: string) => copying.set(digest, (copying.get(digest) ?? 0) + 1);
+  const endCopy = (digest: string) => {
+    const n = (copying.get(digest) ?? 1) - 1;
+    if (n > 0) copying.set(digest, n);
+    else copying.delete(digest);
+  };
   const writeThrough = writable(localMode);
   const served = new Map<string, 'local' | 'remote'>();
   const serve = (reference: string, tier: 'local' | 'remote') => {
@@ -228,10 +238,18 @@ export function tieredStore(
     }
   }
 
+  /**
+   * Hands out `source` (the whole blob, read from the remote) while the local tier writes it.
+   * With `range`, only those bytes are handed out: the pieces before it are written but not
+   * handed out, and after its last byte the read goes on until the local copy is complete (or
+   * stops there when the local write already failed). The caller marked the copy with
+   * `startCopy`; it ends when the local write does.
+   */
   async function teedBlob(
     descriptor: Descriptor,
     source: AsyncIterable<Uint8Array>,
     signal: AbortSignal | undefined,
+    range?: BlobRange,
   ): Promise<AsyncIterable<Uint8Array>> {
     const ch = channel();
     let teeing = true;
@@ -245,14 +263,28 @@ export function tieredStore(
         teeing = false;
         ch.close();
         report('local', 'pushBlob', error);
-      });
+      })
+      .finally(() => endCopy(descriptor.digest));
+    const from = range?.offset ?? 0;
+    const to = range ? range.offset + range.length : Number.POSITIVE_INFINITY;
     return {
       async *[Symbol.asyncIterator]() {
         let complete = false;
+        // Bytes of the blob read so far (the offset of the next piece).
+        let position = 0;
         try {
           for await (const piece of source) {
             if (teeing && !(await ch.put(piece))) teeing = false;
-            yield piece;
+            if (range === undefined) {
+              yield piece;
+              continue;
+            }
+            const start = position;
+            position += piece.byteLength;
+            if (position > from && start < to)
+              yield piece.subarray(Math.max(from - start, 0), Math.min(to, position) - start);
+            // Past the range with no local copy to finish: the rest of the blob is not downloaded.
+            if (position >= to && !teeing) break;
           }
           complete = true;
         } catch (error) {
@@ -370,7 +402,25 @@ export function tieredStore(
       return hit;
     },
 
+    /**
+     * The local tier's blob, else the remote's, copied into the local tier as it is read.
+     *
+     * NOTE (`range`): a local hit reads the range from the local tier. On a local miss the remote
+     * is asked for the WHOLE blob, through the same tee as a whole read: the local tier gets a
+     * complete copy (it stores and verifies whole blobs only), the caller gets only its range,
+     * and the read goes on after the range until the copy is complete, so the caller's iteration
+     * ends once the whole blob is downloaded (one piece in flight, memory stays bounded). Why not
+     * the range alone: format v2 reads several ranges of one pack, and the next restore (and the
+     * next ranges of this one) should be local hits; repacking keeps at least half of a reused
+     * pack referenced, so the whole pack costs at most about twice the bytes read. The remote
+     * read checks the size only (`contentVerified`): the local write hashes every byte anyway and
+     * keeps nothing that does not match the digest, and the range needs no digest check.
+     * Asked for the range alone instead: a ranged read while the blob is already being copied
+     * into the local tier (format v2 reads runs of one pack concurrently: one copy, not one per
+     * run), and with no writable local tier. The range is validated before either tier is asked.
+     */
     async fetchBlob(descriptor, opts?: FetchBlobOptions) {
+      const range = checkBlobRange(opts?.range, descriptor);
       if (readable(localMode)) {
         try {
           return await local.fetchBlob(descriptor, opts);
@@ -381,9 +431,22 @@ export function tieredStore(
       }
       if (!readable(remoteMode))
         throw new BlobUnknownError(`blob ${descriptor.digest} unknown to the local tier`);
-      const source = await remote.fetchBlob(descriptor, opts);
-      if (!writeThrough) return source;
-      return teedBlob(descriptor, source, opts?.signal);
+      if (!writeThrough || (range !== undefined && copying.has(descriptor.digest)))
+        return remote.fetchBlob(descriptor, opts);
+      // Marked before the remote answers, so that concurrent ranged reads start one copy.
+      startCopy(descriptor.digest);
+      let source: AsyncIterable<Uint8Array>;
+      try {
+        if (range === undefined) source = await remote.fetchBlob(descriptor, opts);
+        else {
+          const { range: _range, ...whole } = opts ?? {};
+          source = await remote.fetchBlob(descriptor, { ...whole, contentVerified: true });
+        }
+      } catch (error) {
+        endCopy(descriptor.digest);
+        throw error;
+      }
+      return teedBlob(descriptor, source, opts?.signal, range);
     },
 
     async blobExists(descriptor, opts) {
