@@ -14,6 +14,10 @@
  * - a declared `limits.maxEntrySize` refuses a larger blob with `StoreLimitError` before storing it;
  * - reads are verified: a corrupt blob fails with `DigestMismatchError` and its final piece is never
  *   handed on; a missing blob is `BlobUnknownError` from `fetchBlob` itself;
+ * - a ranged read (`FetchBlobOptions.range`) hands out exactly those bytes; an invalid range
+ *   (negative or fractional offset, length < 1, past the end of the blob) is oci's
+ *   `InvalidOptionError` naming `range`, from `fetchBlob` itself and before any read (so also for a
+ *   blob the store does not have); a valid range of a missing blob is `BlobUnknownError`;
  * - a manifest whose config/layers/children are missing: `ManifestBlobUnknownError` with exactly
  *   those `missingDigests`; a missing `subject` is accepted; bytes that are not a JSON object:
  *   `ManifestInvalidError`;
@@ -196,6 +200,71 @@ export function storeContract<S extends OciStore>(
         expect(error).toMatchObject({ name: 'DigestMismatchError', code: 'OCI_ERR_DIGEST_MISMATCH' });
         const total = handed.reduce((n, p) => n + p.byteLength, 0);
         expect(total).toBeLessThan(d.size);
+      });
+    });
+
+    describe('ranged reads (FetchBlobOptions.range)', () => {
+      // Over 1 MiB, so that a streaming store hands a range out in several pieces.
+      const SIZE = 1024 * 1024 + 4099;
+
+      it('hands out exactly the range: the first byte, a middle slice, the last byte, the whole blob', async () => {
+        const { store } = await fresh();
+        const { bytes, descriptor: d } = blob(SIZE);
+        await store.pushBlob(d, bytes);
+        const ranges = [
+          { offset: 0, length: 1 },
+          { offset: 70_001, length: 600_000 },
+          { offset: SIZE - 1, length: 1 },
+          { offset: 0, length: SIZE },
+        ];
+        for (const range of ranges) {
+          const got = await collect(await store.fetchBlob(d, { range }));
+          const want = bytes.subarray(range.offset, range.offset + range.length);
+          expect(got.byteLength, JSON.stringify(range)).toBe(range.length);
+          expect(Buffer.from(got).equals(Buffer.from(want)), JSON.stringify(range)).toBe(true);
+        }
+        // The blob itself is still read whole and verified after ranged reads.
+        expect(Buffer.from(await collect(await store.fetchBlob(d))).equals(Buffer.from(bytes))).toBe(true);
+      });
+
+      it('refuses an invalid range with InvalidOptionError naming range, before any read (a missing blob too)', async () => {
+        const { store } = await fresh();
+        const stored = blob(1000);
+        await store.pushBlob(stored.descriptor, stored.bytes);
+        const missing = blob(1000).descriptor;
+        const invalid = [
+          { offset: -1, length: 1 },
+          { offset: 1.5, length: 1 },
+          { offset: Number.NaN, length: 1 },
+          { offset: 0, length: 0 },
+          { offset: 0, length: -3 },
+          { offset: 0, length: 2.5 },
+          { offset: 1000, length: 1 },
+          { offset: 990, length: 11 },
+          { offset: 0, length: 1001 },
+        ];
+        for (const d of [stored.descriptor, missing]) {
+          for (const range of invalid) {
+            const label = `${d === missing ? 'missing' : 'stored'} ${JSON.stringify(range)}`;
+            const error = await rejection(store.fetchBlob(d, { range }));
+            expect(error, label).toMatchObject({
+              name: 'InvalidOptionError',
+              code: 'OCI_ERR_INVALID_OPTION',
+            });
+            expect((error as Error).message, label).toMatch(/\brange\b/);
+          }
+        }
+      });
+
+      it('a valid range of a missing blob: fetchBlob itself rejects with BlobUnknownError', async () => {
+        const { store } = await fresh();
+        const { descriptor: d } = blob(1000);
+        const error = await rejection(store.fetchBlob(d, { range: { offset: 10, length: 20 } }));
+        expect(error).toMatchObject({
+          name: 'BlobUnknownError',
+          code: 'OCI_ERR_BLOB_UNKNOWN',
+          registryCode: 'BLOB_UNKNOWN',
+        });
       });
     });
 
@@ -395,6 +464,10 @@ export function storeContract<S extends OciStore>(
         const signal = controller.signal;
         const calls: Array<[string, () => Promise<unknown>]> = [
           ['fetchBlob', () => store.fetchBlob(d, { signal }).then((s) => collect(s))],
+          [
+            'fetchBlob (range)',
+            () => store.fetchBlob(d, { signal, range: { offset: 1, length: 10 } }).then((s) => collect(s)),
+          ],
           ['blobExists', () => store.blobExists(d, { signal })],
           ['pushBlob', () => store.pushBlob(other.descriptor, other.bytes, { signal })],
           ['fetchManifest', () => store.fetchManifest('t', { signal })],
