@@ -50,7 +50,7 @@ export function createBlobReader(ctx: RepositoryContext): BlobFetcher & BlobChec
     }
     if (res.statusCode === 200) return res;
     if (res.statusCode === 206 && asked !== undefined) {
-      checkContentRange(descriptor, res, from, to);
+      await checkContentRange(descriptor, res, from, to);
       return res;
     }
     if (res.statusCode === 404) {
@@ -75,12 +75,12 @@ export function createBlobReader(ctx: RepositoryContext): BlobFetcher & BlobChec
    * of the whole blob only needs the right start when the header is there (the digest checks the
    * rest).
    */
-  function checkContentRange(
+  async function checkContentRange(
     descriptor: Descriptor,
     res: Response,
     from: number,
     to: number | undefined,
-  ): void {
+  ): Promise<void> {
     const value = header(res, 'content-range');
     const parts = value ? /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(value) : null;
     const ok =
@@ -91,7 +91,7 @@ export function createBlobReader(ctx: RepositoryContext): BlobFetcher & BlobChec
           Number(parts[2]) === to &&
           (parts[3] === '*' || Number(parts[3]) === descriptor.size);
     if (ok) return;
-    res.body.destroy();
+    await discard(res);
     const want = `bytes ${from}-${to ?? ''}${to === undefined ? '' : `/${descriptor.size}`}`;
     throw new RegistryError(
       `registry answered Content-Range ${value === undefined ? '(none)' : JSON.stringify(value)} for ${want} of the blob`,
