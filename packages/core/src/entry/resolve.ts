@@ -17,6 +17,8 @@ import { EntryCorruptError, EntryTooLargeError, InvalidOptionError } from '../er
 import { checkSize, checkTag } from '../internal/validate.js';
 import {
   type EntryConfig,
+  type EntryFormatVersion,
+  entryKindOf,
   MAX_CONFIG_SIZE,
   MAX_MANIFEST_SIZE,
   OCI_INDEX_MEDIA_TYPE,
@@ -105,6 +107,7 @@ interface ResolvedManifests {
   digest: string;
   configDescriptor: Descriptor;
   layers: Descriptor[];
+  version: EntryFormatVersion;
   annotations: Record<string, string> | undefined;
 }
 
@@ -162,6 +165,10 @@ async function resolveManifests(
       layerCount += manifest.layers.length;
       if (layerCount > limits.maxLayers)
         throw tooLarge('layer count', layerCount, limits.maxLayers, 'maxLayers', top.descriptor.digest);
+      if (manifest.version !== entryKindOf(doc, 'index').version)
+        throw new EntryCorruptError(
+          'an index entry and its child manifests are of different format versions',
+        );
       manifests.push(manifest);
     }
   } else {
@@ -182,10 +189,14 @@ async function resolveManifests(
   if (manifests.some((m) => m.config.digest !== configDescriptor.digest)) {
     throw new EntryCorruptError('the manifests of an index entry reference different configs');
   }
+  if (manifests.some((m) => m.version !== first.version)) {
+    throw new EntryCorruptError('the manifests of an index entry are of different format versions');
+  }
   return {
     digest: top.descriptor.digest,
     configDescriptor,
     layers: manifests.flatMap((m) => m.layers),
+    version: first.version,
     annotations: stringAnnotations(doc.annotations),
   };
 }
@@ -283,7 +294,12 @@ export async function resolveEntry(
     if (isVerificationFailure(err)) throw corruptBlob(err);
     throw err;
   }
-  const config: EntryConfig = parseConfig(parseJson(configBytes, 'config'), layers, options.maxEntrySize);
+  const config: EntryConfig = parseConfig(
+    parseJson(configBytes, 'config'),
+    layers,
+    options.maxEntrySize,
+    manifests.version,
+  );
   const entry: ResolvedEntry = deepFreeze({
     tag,
     digest: manifests.digest,

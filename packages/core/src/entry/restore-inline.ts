@@ -7,7 +7,6 @@
  * entry's whole restore; large entries keep the worker path (restore.ts).
  */
 import { createHash } from 'node:crypto';
-import type { Descriptor } from '@task-cache/oci';
 import { EntryCorruptError, EntryTooLargeError } from '../errors.js';
 import { mapOrdered } from '../internal/ordered.js';
 import type { ExtractedEntry } from '../internal/tar-extract.js';
@@ -15,7 +14,7 @@ import { getZstdCodec } from '../internal/zstd.js';
 import { failureToError } from '../workers/errors.js';
 import { Extractor } from '../workers/extractor.js';
 import { Failure } from '../workers/failure.js';
-import { compressBound, type EntryConfig } from './format.js';
+import { type Frame, fetchRun, runsOf } from './frames.js';
 import type { EntryReader } from './types.js';
 
 /**
@@ -26,8 +25,6 @@ import type { EntryReader } from './types.js';
  */
 export const DEFAULT_INLINE_BELOW = 4 * 1024 * 1024;
 
-type ChunkInfo = EntryConfig['chunks'][number];
-
 /** Options of {@link restoreInline}. */
 export interface InlineRestoreOptions {
   codec: 'node' | 'zstd-codec';
@@ -36,14 +33,13 @@ export interface InlineRestoreOptions {
   concurrency: number;
   signal: AbortSignal;
   /** Called after each chunk verified (progress). */
-  onChunk(layer: Readonly<Descriptor>, size: number): void;
+  onChunk(frame: Frame, size: number): void;
 }
 
 /** Fetches, verifies and extracts the entry's chunks into `staging`; the entries written. */
 export async function restoreInline(
   store: EntryReader,
-  layers: readonly Readonly<Descriptor>[],
-  chunks: readonly ChunkInfo[],
+  frames: readonly Frame[],
   staging: string,
   o: InlineRestoreOptions,
 ): Promise<ExtractedEntry[]> {
@@ -51,36 +47,42 @@ export async function restoreInline(
   const x = new Extractor(0, staging, o.generates, o.keepMtimes, () => undefined);
   let digest: string | undefined;
   try {
-    const verified = mapOrdered(
-      layers.map((layer, i) => ({ layer, info: chunks[i] as ChunkInfo })),
-      o.concurrency,
-      async ({ layer, info }, i) => {
-        const compressed = await fetchAll(store, layer, info, i, o.signal);
-        const data = await codec.decompress(compressed, info.size).catch((err: unknown) => {
+    // One request per run of adjacent frames (the whole entry is below `inlineBelow`).
+    const runs = mapOrdered(runsOf(frames), o.concurrency, async (run) => ({
+      run,
+      bytes: await fetchRun(store, run, new Uint8Array(run.length), o.signal),
+    }));
+    for await (const { run, bytes } of runs) {
+      let at = 0;
+      for (const frame of run.frames) {
+        const compressed = bytes.subarray(at, at + frame.length);
+        at += frame.length;
+        const i = frame.index;
+        const data = await codec.decompress(compressed, frame.size).catch((err: unknown) => {
           if (err instanceof EntryTooLargeError || err instanceof EntryCorruptError) throw err;
-          throw new EntryCorruptError(`chunk ${i} is not valid zstd`, { digest: layer.digest, cause: err });
+          throw new EntryCorruptError(`chunk ${i} is not valid zstd`, {
+            digest: frame.layer.digest,
+            cause: err,
+          });
         });
-        if (data.byteLength !== info.size) {
+        if (data.byteLength !== frame.size) {
           throw new EntryCorruptError(
-            `chunk ${i} decompresses to ${data.byteLength} bytes, the config declares ${info.size}`,
-            { digest: layer.digest },
+            `chunk ${i} decompresses to ${data.byteLength} bytes, the config declares ${frame.size}`,
+            { digest: frame.layer.digest },
           );
         }
         const sha = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-        if (sha !== info.digest) {
+        if (sha !== frame.digest) {
           throw new EntryCorruptError(
-            `chunk ${i} has uncompressed digest ${sha}, the config declares ${info.digest}`,
-            { digest: layer.digest },
+            `chunk ${i} has uncompressed digest ${sha}, the config declares ${frame.digest}`,
+            { digest: frame.layer.digest },
           );
         }
-        o.onChunk(layer, data.byteLength);
-        return { data, layer };
-      },
-    );
-    for await (const { data, layer } of verified) {
-      o.signal.throwIfAborted();
-      digest = layer.digest;
-      x.write(data);
+        o.onChunk(frame, data.byteLength);
+        o.signal.throwIfAborted();
+        digest = frame.layer.digest;
+        x.write(data);
+      }
     }
     digest = undefined;
     return x.end().map((e) => ({
@@ -96,35 +98,4 @@ export async function restoreInline(
   } finally {
     x.close();
   }
-}
-
-/** The chunk's compressed bytes, through the store's verifying reader (size only, see below). */
-async function fetchAll(
-  store: EntryReader,
-  layer: Readonly<Descriptor>,
-  info: ChunkInfo,
-  index: number,
-  signal: AbortSignal,
-): Promise<Uint8Array> {
-  if (layer.size > compressBound(info.size)) {
-    throw new EntryCorruptError(
-      `chunk ${index} is ${layer.size} bytes compressed, too large for ${info.size} bytes of data`,
-      { digest: layer.digest },
-    );
-  }
-  const out = new Uint8Array(layer.size);
-  let pos = 0;
-  // NOTE: one hash per byte, as on the worker path: the uncompressed sha256 from the (digest-verified)
-  // config is checked after decompressing, so the store checks only the compressed size.
-  for await (const p of await store.fetchBlob(layer, { signal, contentVerified: true })) {
-    if (pos + p.byteLength > layer.size) {
-      throw new EntryCorruptError(`chunk ${index} is longer than its descriptor says`, {
-        digest: layer.digest,
-      });
-    }
-    out.set(p, pos);
-    pos += p.byteLength;
-  }
-  signal.throwIfAborted();
-  return out.subarray(0, pos);
 }

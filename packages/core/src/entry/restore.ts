@@ -7,7 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { relative } from 'node:path';
-import { type Descriptor, ManifestInvalidError } from '@task-cache/oci';
+import { ManifestInvalidError } from '@task-cache/oci';
 import {
   asCacheFsError,
   type CacheFsError,
@@ -34,9 +34,8 @@ import {
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
-import type { CodecPool, WorkerCodec } from '../workers/codec-pool.js';
-import { createSlotPool, type Slot, type SlotPool } from '../workers/slots.js';
-import { compressBound, type EntryConfig } from './format.js';
+import { createSlotPool, type Slot } from '../workers/slots.js';
+import { fetchRun, framesOf, largestRun, runsOf } from './frames.js';
 import {
   checkResolvedEntry,
   corruptBlob,
@@ -46,12 +45,14 @@ import {
   resolveEntry,
 } from './resolve.js';
 import { DEFAULT_INLINE_BELOW, restoreInline } from './restore-inline.js';
-import type { EntryReader, RestoreEntry, RestoreEntryResult, TransferProgress } from './types.js';
+import type { RestoreEntry, RestoreEntryResult, TransferProgress } from './types.js';
 
 /** Chunks handed to the extract worker and not yet written. */
 const EXTRACT_WINDOW = 2;
 /** Slots for verified chunks: the extract window, one being handed over, three being decompressed. */
 const OUT_SLOTS = EXTRACT_WINDOW + 4;
+/** Chunks being decompressed at once (the codec pool has two workers). */
+const DECODE_WIDTH = 3;
 
 /**
  * Restores the entry tagged `options.tag` (or the `options.entry` that `lookupEntry` resolved:
@@ -104,6 +105,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     }));
   if (entry === undefined) return undefined;
   const { config, layers } = entry;
+  const frames = framesOf(config.chunks, layers);
   if (codec === 'zstd-codec') {
     // Refused before any download: zstd-codec's fixed heap cannot hold such a chunk.
     let largest = 0;
@@ -119,7 +121,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   const progress: TransferProgress = {
     phase: 'fetch',
     chunksDone: 0,
-    chunksTotal: layers.length,
+    chunksTotal: frames.length,
     bytesDone: 0,
     bytesProcessed: 0,
   };
@@ -140,16 +142,16 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
     let entries: ExtractedEntry[];
     if (archiveSize < inlineBelow) {
       // Small: on this thread, no worker started (restore-inline.ts).
-      entries = await restoreInline(store, layers, config.chunks, staging, {
+      entries = await restoreInline(store, frames, staging, {
         codec,
         generates,
         keepMtimes: config.archive.mtimes === 'kept',
         concurrency,
         signal: inner.signal,
-        onChunk(layer, size) {
-          knownDigests(store).add(layer.digest);
+        onChunk(frame, size) {
+          knownDigests(store).add(frame.layer.digest);
           progress.chunksDone++;
-          progress.bytesDone += layer.size;
+          progress.bytesDone += frame.length;
           progress.bytesProcessed += size;
           options.onProgress?.({ ...progress });
         },
@@ -161,51 +163,83 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
         import('../workers/extract.js'),
       ]);
       const pool = codecPool();
-      // Every chunk passes through two reused slots of shared memory: its compressed bytes (read
-      // in place by a codec worker) and its verified uncompressed bytes (read in place by the
-      // extract worker). Nothing is allocated per chunk on this side.
-      let maxIn = 1;
+      // Every chunk passes through two reused slots of shared memory: the compressed bytes of its
+      // run (one request per run of adjacent frames, read in place by a codec worker) and its
+      // verified uncompressed bytes (read in place by the extract worker). Nothing is allocated
+      // per chunk on this side.
+      const runs = runsOf(frames);
       let maxOut = 1;
-      layers.forEach((layer, i) => {
-        const size = (config.chunks[i] as ChunkInfo).size;
-        maxOut = Math.max(maxOut, size);
-        maxIn = Math.max(maxIn, Math.min(layer.size, compressBound(size)));
-      });
-      const inSlots = createSlotPool(concurrency, maxIn);
+      for (const f of frames) maxOut = Math.max(maxOut, f.size);
+      const inSlots = createSlotPool(concurrency, largestRun(runs));
       const outSlots = createSlotPool(OUT_SLOTS, maxOut);
       const held = new Map<Uint8Array, Slot>();
+      // Stage 1: runs download `concurrency` wide, in order. NOTE: each takes its slot before its
+      // first await, so slots are granted in run order and the run the consumer waits for is
+      // never starved by later ones.
+      const downloads = mapOrdered(
+        runs,
+        concurrency,
+        async (run) => {
+          const slot = inSlots.acquire(inner.signal);
+          const taken = await slot;
+          try {
+            const bytes = await fetchRun(store, run, taken.view, inner.signal);
+            knownDigests(store).add(run.layer.digest);
+            return { run, bytes, slot: taken };
+          } catch (err) {
+            taken.release();
+            throw err;
+          }
+        },
+        (err) => inner.abort(err),
+      );
+      // Stage 2: the frames of the downloaded runs, in stream order; a run's slot goes back once
+      // each of its frames is decompressed.
+      async function* frameJobs() {
+        for await (const { run, bytes, slot } of downloads) {
+          let left = run.frames.length;
+          const done = () => {
+            if (--left === 0) slot.release();
+          };
+          let at = 0;
+          for (const frame of run.frames) {
+            yield { frame, bytes: bytes.subarray(at, at + frame.length), done };
+            at += frame.length;
+          }
+        }
+      }
       // NOTE: output slots are taken strictly in chunk order, so the chunk the extractor waits for
       // is never starved by later ones (any number of slots is deadlock-free).
       let outTurn: Promise<unknown> = Promise.resolve();
       const chunks = mapOrdered(
-        layers.map((layer, i) => ({ layer, info: config.chunks[i] as ChunkInfo })),
-        concurrency,
-        async ({ layer, info }, i) => {
-          // The output slot is taken once this chunk is downloaded and the previous chunk has its
-          // slot: downloads run `concurrency` wide while verified chunks wait in few slots.
-          let fetched: () => void = () => {};
-          const downloaded = new Promise<void>((resolve) => {
-            fetched = resolve;
-          });
-          const turn = Promise.all([outTurn, downloaded]).then(() => outSlots.acquire(inner.signal));
+        frameJobs(),
+        DECODE_WIDTH,
+        async ({ frame, bytes, done }) => {
+          const turn = outTurn.then(() => outSlots.acquire(inner.signal));
           outTurn = turn.catch(() => {});
-          let data: Uint8Array;
           let out: Slot | undefined;
+          let data: Uint8Array;
           try {
-            data = await fetchChunk(store, pool, codec, layer, info, i, inner.signal, inSlots, async () => {
-              fetched();
-              out = await turn;
-              return out.view;
-            });
+            out = await turn;
+            data = await pool.decompress(
+              codec,
+              bytes,
+              frame.size,
+              frame.digest,
+              frame.index,
+              frame.layer.digest,
+              out.view,
+            );
           } catch (err) {
-            fetched();
+            out?.release();
             turn.then((s) => s.release()).catch(() => {});
             throw err;
+          } finally {
+            done();
           }
           held.set(data, out as Slot);
-          knownDigests(store).add(layer.digest);
           progress.chunksDone++;
-          progress.bytesDone += layer.size;
+          progress.bytesDone += frame.length;
           progress.bytesProcessed += data.byteLength;
           options.onProgress?.({ ...progress });
           return data;
@@ -249,8 +283,6 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
   }
 };
 
-type ChunkInfo = EntryConfig['chunks'][number];
-
 /** File-system codes an entry's content can cause while it is moved into place. */
 const ENTRY_FS_CODES = new Set(['ENAMETOOLONG', 'EINVAL', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EILSEQ']);
 
@@ -273,58 +305,4 @@ function restoreFailure(err: unknown, dir: string): unknown {
     );
   }
   return asCacheFsError(err, 'restore');
-}
-
-async function fetchChunk(
-  store: EntryReader,
-  pool: CodecPool,
-  codec: WorkerCodec,
-  layer: Readonly<Descriptor>,
-  info: ChunkInfo,
-  index: number,
-  signal: AbortSignal,
-  inSlots: SlotPool,
-  output: () => Promise<Uint8Array>,
-): Promise<Uint8Array> {
-  if (layer.size > compressBound(info.size)) {
-    throw new EntryCorruptError(
-      `chunk ${index} is ${layer.size} bytes compressed, too large for ${info.size} bytes of data`,
-      {
-        digest: layer.digest,
-      },
-    );
-  }
-  // The compressed bytes go into a reused slot (the verifying reader enforces size and digest);
-  // the codec worker reads them in place and writes the verified chunk into `into`.
-  const slot = await inSlots.acquire(signal);
-  try {
-    const compressed = slot.view;
-    let pos = 0;
-    // NOTE: one hash per byte. The config, verified by its digest from the manifest, lists this
-    // chunk's uncompressed sha256, which the codec worker checks after decompressing (bounded by
-    // the declared size) before a byte reaches the extractor: that proves the content, so the
-    // store checks only the compressed size here (docs/format.md, "What a reader verifies").
-    for await (const p of await store.fetchBlob(layer, { signal, contentVerified: true })) {
-      if (pos + p.byteLength > layer.size) {
-        throw new EntryCorruptError(`chunk ${index} is longer than its descriptor says`, {
-          digest: layer.digest,
-        });
-      }
-      compressed.set(p, pos);
-      pos += p.byteLength;
-    }
-    signal.throwIfAborted();
-    const into = await output();
-    return await pool.decompress(
-      codec,
-      compressed.subarray(0, pos),
-      info.size,
-      info.digest,
-      index,
-      layer.digest,
-      into,
-    );
-  } finally {
-    slot.release();
-  }
 }

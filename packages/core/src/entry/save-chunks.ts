@@ -27,6 +27,10 @@ import type { TransferProgress } from './types.js';
 
 /** What the pipeline produced: the layers in stream order and what the config records. */
 export interface PushedChunks {
+  /** The format version the layers are in (1: one chunk per layer; 2: packs). */
+  version: 1 | 2;
+  /** Version 2: the packing rule's sizes used. */
+  packing?: { minSize: number; maxSize: number; mask: number };
   layers: Descriptor[];
   chunks: EntryConfig['chunks'];
   chunksPushed: number;
@@ -43,8 +47,6 @@ export async function pushChunks(
   onProgress: ((progress: TransferProgress) => void) | undefined,
   signal: AbortSignal | undefined,
 ): Promise<PushedChunks> {
-  const zstd = getZstdCodec(o.codec);
-  const codec = zstd.name;
   let chunksPushed = 0;
   let bytesTotal = 0;
   let chunksDone = 0;
@@ -61,42 +63,7 @@ export async function pushChunks(
   setMaxListeners(0, inner.signal);
   const onAbort = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-  const small = smallOutputs(o);
-  let job: PackJob;
-  /** Compresses a chunk into `into` (a shared slot) or a fresh buffer; the frame and its digest. */
-  let compress: (
-    data: Uint8Array,
-    into: Uint8Array | undefined,
-  ) => Promise<{ output: Uint8Array; digest: string }>;
-  // Compressed chunks wait for their upload in reused shared-memory slots (the codec worker
-  // writes each frame straight into one): no per-chunk buffer crosses threads or becomes garbage.
-  let outSlots: SlotPool | undefined;
-  if (small !== undefined) {
-    job = packInline(o, params, small, inner.signal, signal);
-    // NOTE: the codec worker's own compression (compressFrameSync with node:zlib, the same
-    // zstd-codec build otherwise): the frames are the worker path's, byte for byte.
-    compress = async (data) => {
-      const output = codec === 'node' ? compressFrameSync(data, o.level) : await zstd.compress(data, o.level);
-      return { output, digest: `sha256:${createHash('sha256').update(output).digest('hex')}` };
-    };
-  } else {
-    const [{ codecPool }, { packChunks }, { createSlotPool }] = await Promise.all([
-      import('../workers/codec-pool.js'),
-      import('../workers/pack.js'),
-      import('../workers/slots.js'),
-    ]);
-    const pool = codecPool();
-    outSlots = createSlotPool(o.concurrency, compressBound(params.maxSize));
-    job = packChunks({
-      dir: o.dir,
-      generates: o.generates,
-      keepMtimes: o.keepMtimes,
-      chunking: params,
-      slots: pool.size + 2,
-      signal: inner.signal,
-    });
-    compress = (data, into) => pool.compress(codec, data, o.level, into);
-  }
+  const { job, compress, outSlots } = await chunkSource(o, params, inner.signal, signal);
   // Chunks of this save by uncompressed digest: a repeated chunk is compressed once.
   const byDigest = new Map<string, Promise<Descriptor>>();
   const inflight = new Set<Promise<void>>();
@@ -134,7 +101,12 @@ export async function pushChunks(
       }
       // Reuse: the base already stores this chunk (whatever compressed it): no compression,
       // no existence check, no upload.
-      const reused = base?.chunks.get(c.digest);
+      // (Version 1 reuses only a chunk that is a whole layer of the base, not a frame of a pack.)
+      const frame = base?.chunks.get(c.digest);
+      const reused =
+        frame !== undefined && frame.offset === 0 && frame.length === frame.layer.size
+          ? { mediaType: CHUNK_MEDIA_TYPE, digest: frame.layer.digest, size: frame.layer.size }
+          : undefined;
       if (reused !== undefined) {
         c.release();
         layers[index] = reused;
@@ -210,7 +182,63 @@ export async function pushChunks(
     chunksPushed,
     bytesTotal,
     files: job.stats.files,
+    version: 1,
   };
+}
+
+/** The chunks of a save and how to compress them (see {@link chunkSource}). */
+export interface ChunkSource {
+  job: PackJob;
+  /** Compresses a chunk into `into` (a shared slot) or a fresh buffer; the frame and its digest. */
+  compress(data: Uint8Array, into: Uint8Array | undefined): Promise<{ output: Uint8Array; digest: string }>;
+  /** Slots for compressed frames (worker path only): one per frame waiting for its upload. */
+  outSlots: SlotPool | undefined;
+}
+
+/**
+ * The outputs of `o.dir` as FastCDC chunks in stream order, cut on the calling thread for small
+ * outputs, else by the pack worker with the codec workers compressing.
+ */
+export async function chunkSource(
+  o: SaveSettings,
+  params: ChunkParams,
+  inner: AbortSignal,
+  signal: AbortSignal | undefined,
+): Promise<ChunkSource> {
+  const zstd = getZstdCodec(o.codec);
+  const codec = zstd.name;
+  const small = smallOutputs(o);
+  if (small !== undefined) {
+    // NOTE: the codec worker's own compression (compressFrameSync with node:zlib, the same
+    // zstd-codec build otherwise): the frames are the worker path's, byte for byte.
+    return {
+      job: packInline(o, params, small, inner, signal),
+      compress: async (data) => {
+        const output =
+          codec === 'node' ? compressFrameSync(data, o.level) : await zstd.compress(data, o.level);
+        return { output, digest: `sha256:${createHash('sha256').update(output).digest('hex')}` };
+      },
+      outSlots: undefined,
+    };
+  }
+  const [{ codecPool }, { packChunks }, { createSlotPool }] = await Promise.all([
+    import('../workers/codec-pool.js'),
+    import('../workers/pack.js'),
+    import('../workers/slots.js'),
+  ]);
+  const pool = codecPool();
+  // Compressed chunks wait for their upload in reused shared-memory slots (the codec worker
+  // writes each frame straight into one): no per-chunk buffer crosses threads or becomes garbage.
+  const outSlots = createSlotPool(o.concurrency, compressBound(params.maxSize));
+  const job = packChunks({
+    dir: o.dir,
+    generates: o.generates,
+    keepMtimes: o.keepMtimes,
+    chunking: params,
+    slots: pool.size + 2,
+    signal: inner,
+  });
+  return { job, compress: (data, into) => pool.compress(codec, data, o.level, into), outSlots };
 }
 
 /**

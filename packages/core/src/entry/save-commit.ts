@@ -11,12 +11,14 @@ import {
   compatConfig,
   ENTRY_ANNOTATION,
   ENTRY_ARTIFACT_TYPE,
+  ENTRY_ARTIFACT_TYPE_V2,
   ENTRY_CONFIG_MEDIA_TYPE,
-  ENTRY_FORMAT_VERSION,
+  ENTRY_CONFIG_MEDIA_TYPE_V2,
   type EntryConfig,
   type EntryForm,
   OCI_INDEX_MEDIA_TYPE,
   OCI_MANIFEST_MEDIA_TYPE,
+  PACKING,
 } from './format.js';
 import type { PushedChunks } from './save-chunks.js';
 import type { SaveSettings } from './save-options.js';
@@ -43,8 +45,10 @@ export async function commitEntry(
   signal: AbortSignal | undefined,
 ): Promise<{ top: Descriptor; manifestBytes: number }> {
   const compat = form === 'compat';
+  const v2 = pushed.version === 2;
+  if (compat && v2) throw new TypeError('the compatible form holds format version 1 entries only');
   const config: EntryConfig = {
-    formatVersion: ENTRY_FORMAT_VERSION,
+    formatVersion: pushed.version,
     task: o.task,
     key: o.key,
     created: new Date().toISOString(),
@@ -54,6 +58,7 @@ export async function commitEntry(
     archive: { format: 'tar', mtimes: o.keepMtimes ? 'kept' : 'zero' },
     chunking: { algorithm: 'fastcdc2020', ...params },
     compression: { algorithm: 'zstd', level: o.level },
+    ...(v2 ? { packing: { algorithm: PACKING.algorithm, ...(pushed.packing ?? PACKING) } } : {}),
     chunks: pushed.chunks,
     sources: o.sources,
     ...(o.inputs ? { inputs: o.inputs } : {}),
@@ -61,7 +66,7 @@ export async function commitEntry(
   };
   const configBytes = json(compat ? compatConfig(config) : config);
   const configDesc: Descriptor = {
-    mediaType: compat ? COMPAT_CONFIG_MEDIA_TYPE : ENTRY_CONFIG_MEDIA_TYPE,
+    mediaType: compat ? COMPAT_CONFIG_MEDIA_TYPE : v2 ? ENTRY_CONFIG_MEDIA_TYPE_V2 : ENTRY_CONFIG_MEDIA_TYPE,
     digest: sha256(configBytes),
     size: configBytes.byteLength,
   };
@@ -82,7 +87,7 @@ export async function commitEntry(
   // NOTE: the compatible form says "task-cache entry" with an annotation: registries that
   // allowlist media types refuse an unknown `artifactType` but keep annotations as they are.
   if (compat) annotations[ENTRY_ANNOTATION] = ENTRY_ARTIFACT_TYPE;
-  const artifactType = compat ? {} : { artifactType: ENTRY_ARTIFACT_TYPE };
+  const artifactType = compat ? {} : { artifactType: v2 ? ENTRY_ARTIFACT_TYPE_V2 : ENTRY_ARTIFACT_TYPE };
   const manifestOf = (group: Descriptor[]) => ({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST_MEDIA_TYPE,

@@ -16,6 +16,7 @@ import {
   SHARED_OPTIONS,
 } from '../internal/validate.js';
 import { getZstdCodec, ZSTD_CODEC_MAX_CHUNK } from '../internal/zstd.js';
+import { ENTRY_FORMAT_VERSION, type EntryFormatVersion } from './format.js';
 import type { SaveEntryOptions } from './types.js';
 
 /** {@link SaveEntryOptions} with every default filled in. */
@@ -45,6 +46,7 @@ export interface SaveSettings {
   format: 'auto' | 'standard' | 'compat';
   inlineBelow: number;
   inlineFilesBelow: number;
+  formatVersion: EntryFormatVersion;
 }
 
 /**
@@ -105,6 +107,13 @@ export function saveSettings(o: SaveEntryOptions): SaveSettings {
     pointer: checkBoolean('pointer', o.pointer, true),
     format: checkOneOf('format', o.format, ['auto', 'standard', 'compat'] as const, 'auto'),
     inlineBelow: checkSize('inlineBelow', o.inlineBelow, DEFAULT_SAVE_INLINE_BELOW),
+    formatVersion: checkInt(
+      'formatVersion',
+      o.formatVersion,
+      ENTRY_FORMAT_VERSION,
+      1,
+      2,
+    ) as EntryFormatVersion,
     inlineFilesBelow: checkInt(
       'inlineFilesBelow',
       o.inlineFilesBelow,

@@ -3,7 +3,7 @@
  * each upload (always, or adaptively thinned out, see `SaveEntryOptions.existenceChecks`), and
  * the digests known to be in the store skipped altogether.
  */
-import type { Descriptor } from '@task-cache/oci';
+import type { BlobBody, Descriptor } from '@task-cache/oci';
 import { createSlotPool } from '../workers/slots.js';
 import type { SaveSettings } from './save-options.js';
 import type { EntryWriter } from './types.js';
@@ -18,7 +18,7 @@ export interface BlobPushing {
    * Makes sure the store has `desc` (`body` its bytes): `true` when it was uploaded, `false`
    * when it was known or found to be there.
    */
-  ensure(desc: Descriptor, body: Uint8Array, signal?: AbortSignal): Promise<boolean>;
+  ensure(desc: Descriptor, body: BlobBody, signal?: AbortSignal): Promise<boolean>;
   /** Compressed bytes uploaded so far. */
   readonly bytesPushed: number;
 }
@@ -38,7 +38,7 @@ export function createBlobPusher(
     if (o.existenceChecks === 'always' || misses < ADAPTIVE_MISSES) return true;
     return ++unchecked % ADAPTIVE_PROBE_EVERY === 0;
   };
-  const checkAndPush = async (desc: Descriptor, body: Uint8Array, signal?: AbortSignal): Promise<boolean> => {
+  const checkAndPush = async (desc: Descriptor, body: BlobBody, signal?: AbortSignal): Promise<boolean> => {
     if (known.has(desc.digest)) return false;
     if (shouldCheck()) {
       if (await store.blobExists(desc, { signal })) {

@@ -20,9 +20,11 @@ import {
   rememberRegistry,
 } from '../internal/registry-state.js';
 import type { EntryForm } from './format.js';
+import { packRule } from './pack-spool.js';
 import { pushChunks } from './save-chunks.js';
 import { commitEntry } from './save-commit.js';
 import { type SaveSettings, saveSettings } from './save-options.js';
+import { pushPacks } from './save-packs.js';
 import { createBlobPusher } from './save-push.js';
 import type { EntryWriter, SaveEntry, SaveEntryOptions, SaveEntryResult } from './types.js';
 
@@ -243,7 +245,12 @@ async function saveOnce(
   const { signal } = options;
   const params = chunkParams(o.avgChunkSize);
   const pusher = createBlobPusher(store, o, known);
-  const pushed = await pushChunks(o, params, pusher, base, options.onProgress, signal);
+  // The compatible form holds version 1 entries only (docs/format.md §11.5).
+  const push = (version: 1 | 2) =>
+    version === 2
+      ? pushPacks(o, params, pusher, base, options.onProgress, signal, packRule(store.limits?.maxEntrySize))
+      : pushChunks(o, params, pusher, base, options.onProgress, signal);
+  let pushed = await push(choice.form === 'compat' ? 1 : o.formatVersion);
   const commit = (form: EntryForm, layerCap: number) =>
     commitEntry(store, { ...o, layerCap }, params, pusher, pushed, form, signal);
   let committed: Awaited<ReturnType<typeof commitEntry>> | undefined;
@@ -253,8 +260,10 @@ async function saveOnce(
   } catch (err) {
     if (!isFormRefusal(err)) throw err;
     if (choice.form === 'standard' && choice.fallback) {
-      // The chunks are stored; only the config and the manifests differ between the forms.
+      // Version 1 chunks are stored already: only the config and the manifests differ between the
+      // forms. Version 2 packs are not a version 1 entry: the chunks go up again as chunk layers.
       try {
+        if (pushed.version !== 1) pushed = await push(1);
         committed = await commit('compat', o.layerCap);
         choice.form = 'compat';
         choice.refusedBy = err.registryCode ?? err.code;
@@ -286,7 +295,7 @@ async function saveOnce(
     digest: top.digest,
     mediaType: top.mediaType,
     size: top.size,
-    chunksTotal: pushed.layers.length,
+    chunksTotal: pushed.chunks.length,
     chunksPushed: pushed.chunksPushed,
     bytesTotal: pushed.bytesTotal,
     bytesPushed: pusher.bytesPushed + manifestBytes,

@@ -36,7 +36,7 @@ export type EntryWriter = EntryReader &
   BlobPusher &
   ManifestPusher &
   Tagger &
-  Pick<OciStore, 'location' | 'probeCapabilities' | 'observedCapabilities' | 'assumeCapabilities'>;
+  Pick<OciStore, 'location' | 'limits' | 'probeCapabilities' | 'observedCapabilities' | 'assumeCapabilities'>;
 
 /** What {@link HasEntry} needs: manifests, and an existence check of the config. */
 export type EntryChecker = ManifestFetcher & BlobChecker;
@@ -221,6 +221,16 @@ export interface SaveEntryOptions {
    * @default 'auto'
    */
   format?: 'auto' | 'standard' | 'compat';
+  /**
+   * The entry format version to write (docs/format.md): `2` stores the chunks' zstd frames in
+   * content-defined packs of 16–64 MiB (about 42 blobs per GB instead of ~870, a restore fetching
+   * runs of frames with `Range`); `1` stores one blob per chunk, for fleets whose readers predate
+   * version 2. Readers read both. The compatible form (`format: 'compat'`, or a registry that
+   * refused the standard form) always holds version 1. Version 2 is opt-in while it is measured
+   * (docs/benchmarks.md): packs deduplicate across tasks only where whole packs match.
+   * @default 1
+   */
+  formatVersion?: 1 | 2;
   /** Called once when the registry refused the standard form and the entry was saved in the compatible one. */
   onFallback?: (info: FormFallback) => void;
   /** Called as transfer progresses. */

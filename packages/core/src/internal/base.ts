@@ -82,10 +82,17 @@ export async function rememberBase(
   }
 }
 
-/** A base entry: the stored chunk descriptor for each uncompressed chunk digest. */
+/** Where a base entry stores a chunk: its frame in a layer (in format version 1 the whole layer). */
+export interface BaseFrame {
+  layer: Descriptor;
+  offset: number;
+  length: number;
+}
+
+/** A base entry: where it stores each uncompressed chunk digest. */
 export interface BaseEntry {
   tag: string;
-  chunks: Map<string, Descriptor>;
+  chunks: Map<string, BaseFrame>;
 }
 
 /**
@@ -104,10 +111,16 @@ export async function loadBase(
     try {
       const entry = await resolveEntry(store, tag, { signal, maxEntrySize: Number.POSITIVE_INFINITY });
       if (entry === undefined) continue;
-      const chunks = new Map<string, Descriptor>();
+      const chunks = new Map<string, BaseFrame>();
       entry.config.chunks.forEach((c, i) => {
+        if (chunks.has(c.digest)) return;
+        if (c.layer !== undefined && c.offset !== undefined && c.length !== undefined) {
+          const layer = entry.layers[c.layer];
+          if (layer !== undefined) chunks.set(c.digest, { layer, offset: c.offset, length: c.length });
+          return;
+        }
         const layer = entry.layers[i];
-        if (layer !== undefined && !chunks.has(c.digest)) chunks.set(c.digest, layer);
+        if (layer !== undefined) chunks.set(c.digest, { layer, offset: 0, length: layer.size });
       });
       return { tag, chunks };
     } catch (err) {
