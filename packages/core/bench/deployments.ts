@@ -14,7 +14,8 @@
  * `pnpm --filter @task-cache/core bench:deployments`.
  *
  * Env: TASK_CACHE_BENCH_DIR (corpus location), BENCH_DEPLOY_MB (corpus size, default 1024),
- * BENCH_DEPLOYMENTS (comma-separated subset of the names above, default all), BENCH_RUNS (default 1).
+ * BENCH_DEPLOYMENTS (comma-separated subset of the names above, default all), BENCH_RUNS (default 1),
+ * BENCH_FORMAT (the entry format version of our saves: 1 or 2, default the library's).
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -35,6 +36,8 @@ const corpusMB = Number(process.env.BENCH_DEPLOY_MB ?? 1024);
 const runs = Number(process.env.BENCH_RUNS ?? 1);
 const ALL = ['anonymous', 'basic', 'token', 'token+10ms', 'token+40ms'];
 const wanted = (process.env.BENCH_DEPLOYMENTS ?? ALL.join(',')).split(',').filter(Boolean);
+/** BENCH_FORMAT: the entry format version our saves write (1 or 2; default: the library's). */
+const formatVersion = process.env.BENCH_FORMAT === undefined ? undefined : Number(process.env.BENCH_FORMAT);
 
 interface Measured {
   ms: number;
@@ -160,7 +163,9 @@ await mkdir(scratch, { recursive: true });
 say(
   `# deployments bench — Node ${process.version}, ${new Date().toISOString()}, ${availableParallelism()} CPUs, loadavg ${loadavg()
     .map((l) => l.toFixed(1))
-    .join(' ')}, ${(bytes / MB).toFixed(0)} MB corpus, ${runs} run(s)`,
+    .join(
+      ' ',
+    )}, ${(bytes / MB).toFixed(0)} MB corpus, ${runs} run(s), entry format ${formatVersion ?? 'default'}`,
 );
 
 const registries = new Map<string, RegistryFixture>();
@@ -231,12 +236,20 @@ try {
           requests: 3 + auth.requests,
         };
         const url = `oci://${host}/${repo}:cold${query}`;
-        const c = await child({ op: 'save', dir, url, tag: 'cold', task: `deploy-${kind}`, env });
+        const c = await child({
+          op: 'save',
+          dir,
+          url,
+          tag: 'cold',
+          task: `deploy-${kind}`,
+          env,
+          ...(formatVersion !== undefined ? { extra: { formatVersion } } : {}),
+        });
         const oursSave: Measured = {
           ms: c.ms,
           cpuMs: c.cpuMs,
           registryCpuMs: (await cpuOf(reg.pid)) - reg1,
-          blobs: c.result.chunksTotal ?? 0,
+          blobs: c.result.blobsTotal ?? c.result.chunksTotal ?? 0,
           requests: c.requests,
         };
         say(
@@ -266,7 +279,7 @@ try {
           ms: rc.ms,
           cpuMs: rc.cpuMs,
           registryCpuMs: (await cpuOf(reg.pid)) - reg1,
-          blobs: rc.result.chunksFetched ?? 0,
+          blobs: oursSave.blobs,
           requests: rc.requests,
         };
         await rm(out2, { recursive: true, force: true });

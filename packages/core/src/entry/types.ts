@@ -254,8 +254,12 @@ export interface SaveEntryResult {
   digest: string;
   /** The form the entry was written in. */
   form: EntryForm;
+  /** The entry format version written (see `formatVersion`). */
+  formatVersion: 1 | 2;
   chunksTotal: number;
   chunksPushed: number;
+  /** Blobs (layers) the entry's manifest lists: one per chunk in version 1, packs in version 2. */
+  blobsTotal: number;
   /** Uncompressed bytes of the entry. */
   bytesTotal: number;
   /** Compressed bytes actually uploaded (chunks + config + manifests). */

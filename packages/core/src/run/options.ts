@@ -126,6 +126,7 @@ const POLICY: PolicyRules = {
   lockWaitTimeoutMs: (f, v) => checkSize(f, v, 600_000),
   concurrency: SHARED_OPTIONS.concurrency,
   compressionLevel: SHARED_OPTIONS.compressionLevel,
+  formatVersion: (f, v) => checkInt(f, v, 1, 1, 2) as 1 | 2,
   strict: (f, v) => checkBoolean(f, v, false),
   circuitBreakerThreshold: (f, v) => checkInt(f, v, 3, 1, 2 ** 31 - 1),
   circuitBreakerCooldownMs: (f, v) => checkSize(f, v, 60_000),

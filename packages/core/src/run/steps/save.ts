@@ -86,6 +86,7 @@ export async function saveStep(
           ...(stats.buildMs > 0 ? { buildDurationMs: stats.buildMs } : {}),
           ...(cache.sign ? { sign: cache.sign } : {}),
           compressionLevel: policy.compressionLevel,
+          formatVersion: policy.formatVersion,
           concurrency: policy.concurrency,
           ...(Number.isFinite(maxEntrySize) ? { maxEntrySize } : {}),
           stateDir: cache.basesDir,
