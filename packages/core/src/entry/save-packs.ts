@@ -9,17 +9,23 @@ import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Descriptor } from '@task-cache/oci';
+import { type Descriptor, ManifestBlobUnknownError } from '@task-cache/oci';
 import { EntryTooLargeError } from '../errors.js';
 import type { BaseEntry } from '../internal/base.js';
 import type { ChunkParams } from '../internal/chunk.js';
 import type { Slot } from '../workers/slots.js';
 import { type ChunkRef, PACK_MEDIA_TYPE } from './format.js';
 import { type PackRule, PackSpool, spoolPath } from './pack-spool.js';
+import { isMissing } from './resolve.js';
 import { chunkSource, type PushedChunks } from './save-chunks.js';
 import type { SaveSettings } from './save-options.js';
 import type { BlobPushing } from './save-push.js';
-import type { TransferProgress } from './types.js';
+import type { EntryReader, TransferProgress } from './types.js';
+
+/** Compressed bytes read with one request when repacking (frames adjacent in a base layer). */
+const REPACK_RUN_BYTES = 8 * 1024 * 1024;
+/** Layers an entry may hold above one per `minSize` of its data before small ones are repacked. */
+const LAYER_SLACK = 8;
 
 /** Packs uploading at once (each spooled: at most this many × 64 MiB of temporary files). */
 const MAX_PACK_UPLOADS = 4;
@@ -35,10 +41,14 @@ interface FrameRef {
   layer: LayerRef;
   offset: number;
   length: number;
+  /** The chunk's uncompressed size and digest (the packing rule reads them when it is repacked). */
+  size: number;
+  digest: string;
 }
 
 /** Packs, chunks, compresses and pushes the outputs of `o.dir` as format version 2 packs. */
 export async function pushPacks(
+  store: EntryReader,
   o: SaveSettings,
   params: ChunkParams,
   pusher: BlobPushing,
@@ -148,7 +158,7 @@ export async function pushPacks(
           };
           baseLayers.set(reused.layer.digest, layer);
         }
-        frames[index] = { layer, offset: reused.offset, length: reused.length };
+        frames[index] = { layer, offset: reused.offset, length: reused.length, size, digest };
         chunksDone++;
         progress();
         continue;
@@ -188,7 +198,7 @@ export async function pushPacks(
           if (spool.wouldOverflow(size)) await closePack();
           const offset = await spool.append(output, size);
           open.chunks++;
-          frames[index] = { layer: open, offset, length: output.byteLength };
+          frames[index] = { layer: open, offset, length: output.byteLength, size, digest };
           outSlot?.release();
           outSlot = undefined;
           if (spool.closesAfter(digest)) await closePack();
@@ -201,11 +211,47 @@ export async function pushPacks(
       track(appends, appending);
     }
     await Promise.all(appends);
-    if (failure === undefined) {
-      await closePack();
-      await Promise.all(uploads);
-    }
     if (failure !== undefined) throw failure.err;
+    // Repacking: the live frames of base layers this entry uses little of go into new packs.
+    for (const layer of repackable(frames, baseLayers, bytesTotal, rule)) {
+      const d = layer.descriptor as Descriptor;
+      const moved = new Map<number, FrameRef>();
+      const wanted = [
+        ...new Map(
+          frames
+            .filter((f): f is FrameRef => f !== undefined && f.layer === layer)
+            .map((f) => [f.offset, f] as const),
+        ).values(),
+      ].sort((a, b) => a.offset - b.offset);
+      for (const run of frameRuns(wanted)) {
+        let bytes: Uint8Array;
+        try {
+          bytes = await readRange(store, d, run.offset, run.length, inner.signal);
+        } catch (err) {
+          if (!isMissing(err)) throw err;
+          // The base lost this blob: the retry without a base compresses everything again.
+          throw new ManifestBlobUnknownError(`base layer ${d.digest} is missing`, {
+            missingDigests: [d.digest],
+            cause: err,
+          });
+        }
+        for (const f of run.frames) {
+          if (spool.wouldOverflow(f.size)) await closePack();
+          const at = f.offset - run.offset;
+          const offset = await spool.append(bytes.subarray(at, at + f.length), f.size);
+          open.chunks++;
+          moved.set(f.offset, { layer: open, offset, length: f.length, size: f.size, digest: f.digest });
+          if (spool.closesAfter(f.digest)) await closePack();
+        }
+      }
+      frames.forEach((f, i) => {
+        if (f?.layer === layer) frames[i] = moved.get(f.offset);
+      });
+    }
+    await closePack();
+    await Promise.all(uploads);
+    const failed = failure as { err: unknown } | undefined;
+    if (failed !== undefined) throw failed.err;
   } catch (err) {
     inner.abort(err);
     await Promise.allSettled([...appends, ...uploads]);
@@ -232,4 +278,96 @@ export async function pushPacks(
     return { size: info.size, digest: info.digest, layer: at, offset: f.offset, length: f.length };
   });
   return { layers, chunks, chunksPushed, bytesTotal, files: job.stats.files, version: 2, packing: rule };
+}
+
+/**
+ * The base layers to repack (docs/format.md §11.4): those of which this entry references less
+ * than half the bytes, then — while the entry has more layers than one per `minSize` of its data
+ * plus {@link LAYER_SLACK} — those it uses least, so that warm saves do not add layers forever.
+ */
+function repackable(
+  frames: ReadonlyArray<FrameRef | undefined>,
+  baseLayers: ReadonlyMap<string, LayerRef>,
+  bytesTotal: number,
+  rule: PackRule,
+): LayerRef[] {
+  const live = new Map<LayerRef, Map<number, number>>();
+  const layers = new Set<LayerRef>();
+  for (const f of frames) {
+    if (f === undefined) continue;
+    layers.add(f.layer);
+    if (f.layer.chunks > 0) continue;
+    let offsets = live.get(f.layer);
+    if (offsets === undefined) live.set(f.layer, (offsets = new Map()));
+    offsets.set(f.offset, f.length);
+  }
+  const used = (l: LayerRef) => {
+    let n = 0;
+    for (const len of live.get(l)?.values() ?? []) n += len;
+    return n;
+  };
+  const chosen = new Set<LayerRef>();
+  for (const l of baseLayers.values()) {
+    if (live.has(l) && used(l) * 2 < (l.descriptor as Descriptor).size) chosen.add(l);
+  }
+  const budget = Math.ceil(bytesTotal / rule.minSize) + LAYER_SLACK;
+  // Repacked frames go into about one new layer per `minSize`.
+  let repackedBytes = 0;
+  for (const l of chosen) repackedBytes += used(l);
+  const count = () => layers.size - chosen.size + Math.ceil(repackedBytes / rule.minSize);
+  const rest = [...baseLayers.values()]
+    .filter((l) => live.has(l) && !chosen.has(l))
+    .sort((a, b) => used(a) - used(b));
+  for (const l of rest) {
+    if (count() <= budget) break;
+    chosen.add(l);
+    repackedBytes += used(l);
+  }
+  return [...chosen];
+}
+
+/** Frames sorted by offset, grouped into adjacent runs of at most {@link REPACK_RUN_BYTES}. */
+function frameRuns(
+  frames: readonly FrameRef[],
+): Array<{ offset: number; length: number; frames: FrameRef[] }> {
+  const runs: Array<{ offset: number; length: number; frames: FrameRef[] }> = [];
+  let run: (typeof runs)[number] | undefined;
+  for (const f of frames) {
+    if (
+      run !== undefined &&
+      f.offset === run.offset + run.length &&
+      run.length + f.length <= REPACK_RUN_BYTES
+    ) {
+      run.frames.push(f);
+      run.length += f.length;
+      continue;
+    }
+    run = { offset: f.offset, length: f.length, frames: [f] };
+    runs.push(run);
+  }
+  return runs;
+}
+
+/** `length` bytes of blob `d` from `offset` (a whole-blob read when that is all of it). */
+async function readRange(
+  store: EntryReader,
+  d: Descriptor,
+  offset: number,
+  length: number,
+  signal: AbortSignal,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  const whole = offset === 0 && length === d.size;
+  let pos = 0;
+  for await (const p of await store.fetchBlob(d, {
+    signal,
+    contentVerified: true,
+    ...(whole ? {} : { range: { offset, length } }),
+  })) {
+    if (pos + p.byteLength > length) throw new Error(`blob ${d.digest} is longer than asked`);
+    out.set(p, pos);
+    pos += p.byteLength;
+  }
+  if (pos !== length) throw new Error(`blob ${d.digest} ended after ${pos} of ${length} bytes`);
+  return out;
 }

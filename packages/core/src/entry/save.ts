@@ -248,7 +248,16 @@ async function saveOnce(
   // The compatible form holds version 1 entries only (docs/format.md §11.5).
   const push = (version: 1 | 2) =>
     version === 2
-      ? pushPacks(o, params, pusher, base, options.onProgress, signal, packRule(store.limits?.maxEntrySize))
+      ? pushPacks(
+          store,
+          o,
+          params,
+          pusher,
+          base,
+          options.onProgress,
+          signal,
+          packRule(store.limits?.maxEntrySize),
+        )
       : pushChunks(o, params, pusher, base, options.onProgress, signal);
   let pushed = await push(choice.form === 'compat' ? 1 : o.formatVersion);
   const commit = (form: EntryForm, layerCap: number) =>
