@@ -189,7 +189,9 @@ describe('6 processes run one key through each lock deployment', () => {
           const leases = building && acquiring >= 6 ? await leasesOn(replica) : 0;
           if (leases >= 1) break;
           if (Date.now() > deadline)
-            throw new Error(`jobs never all waited: ${acquiring} acquiring, ${leases} leases on the replica:\n${clients}`);
+            throw new Error(
+              `jobs never all waited: ${acquiring} acquiring, ${leases} leases on the replica:\n${clients}`,
+            );
           await new Promise((r) => setTimeout(r, 50));
         }
         failoverMs = (await sentinel.failover()).ms;
