@@ -189,8 +189,15 @@ export async function pushChunks(
 /** The chunks of a save and how to compress them (see {@link chunkSource}). */
 export interface ChunkSource {
   job: PackJob;
-  /** Compresses a chunk into `into` (a shared slot) or a fresh buffer; the frame and its digest. */
-  compress(data: Uint8Array, into: Uint8Array | undefined): Promise<{ output: Uint8Array; digest: string }>;
+  /**
+   * Compresses a chunk into `into` (a shared slot) or a fresh buffer; the frame and its digest
+   * (empty with `noDigest`: format v2 hashes whole packs, not frames).
+   */
+  compress(
+    data: Uint8Array,
+    into: Uint8Array | undefined,
+    noDigest?: boolean,
+  ): Promise<{ output: Uint8Array; digest: string }>;
   /** Slots for compressed frames (worker path only): one per frame waiting for its upload. */
   outSlots: SlotPool | undefined;
 }
@@ -213,10 +220,13 @@ export async function chunkSource(
     // zstd-codec build otherwise): the frames are the worker path's, byte for byte.
     return {
       job: packInline(o, params, small, inner, signal),
-      compress: async (data) => {
+      compress: async (data, _into, noDigest) => {
         const output =
           codec === 'node' ? compressFrameSync(data, o.level) : await zstd.compress(data, o.level);
-        return { output, digest: `sha256:${createHash('sha256').update(output).digest('hex')}` };
+        return {
+          output,
+          digest: noDigest ? '' : `sha256:${createHash('sha256').update(output).digest('hex')}`,
+        };
       },
       outSlots: undefined,
     };
@@ -238,7 +248,11 @@ export async function chunkSource(
     slots: pool.size + 2,
     signal: inner,
   });
-  return { job, compress: (data, into) => pool.compress(codec, data, o.level, into), outSlots };
+  return {
+    job,
+    compress: (data, into, noDigest) => pool.compress(codec, data, o.level, into, noDigest),
+    outSlots,
+  };
 }
 
 /**

@@ -183,7 +183,7 @@ export async function pushPacks(
       const compressed = (async () => {
         try {
           inner.signal.throwIfAborted();
-          return await compress(c.data, outSlot?.view);
+          return await compress(c.data, outSlot?.view, true);
         } finally {
           c.release();
         }

@@ -43,6 +43,7 @@ export interface CodecPool {
     input: Uint8Array,
     level: number,
     into?: Uint8Array,
+    noDigest?: boolean,
   ): Promise<{ output: Uint8Array; digest: string }>;
   /**
    * Decompresses `input` (a buffer it owns is transferred: do not use it afterwards; shared
@@ -130,11 +131,12 @@ export function createCodecPool(size = 2): CodecPool {
   return {
     stats,
     size,
-    async compress(codec, input, level, into) {
+    async compress(codec, input, level, into, noDigest) {
       stats.compress++;
       stats.compressedBytesIn += input.byteLength;
       const req: CodecRequest = { op: 'compress', id: nextId++, codec, level, input };
       if (into !== undefined) req.into = into;
+      if (noDigest === true) req.noDigest = true;
       const r = await call(req, []);
       return { output: into === undefined ? r.output : into.subarray(0, r.length), digest: r.digest };
     },

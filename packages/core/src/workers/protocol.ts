@@ -19,6 +19,8 @@ export interface CompressRequest {
   codec: 'node' | 'zstd-codec';
   level: number;
   input: Uint8Array;
+  /** Skip the frame's sha256 (the response's `digest` is then empty): format v2 hashes whole packs. */
+  noDigest?: boolean;
   /**
    * Where to put the compressed frame (a view of shared memory, at least the frame bound of
    * `input`); the response then carries an empty `output` and the frame's `length`.
