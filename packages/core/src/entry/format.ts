@@ -295,6 +295,9 @@ export function parseConfig(
     if (!isObject(c) || !isSize(c.size) || typeof c.digest !== 'string' || !SHA256_RE.test(c.digest)) {
       throw corrupt(`config chunk ${i} is invalid`);
     }
+    // NOTE: a version 1 chunk is its whole layer; frame fields there were never checked (checkFrames).
+    if (version === 1 && (c.layer !== undefined || c.offset !== undefined || c.length !== undefined))
+      throw corrupt(`config chunk ${i} names a frame, but a version 1 chunk is its whole layer`);
     if (c.size > maxChunk) {
       throw new EntryTooLargeError(
         `chunk ${i} declares ${c.size} bytes, above the maximum chunk size ${maxChunk}`,
