@@ -10,6 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import type { OciStore } from '@task-cache/oci';
 import { type LockUrl, parseLockOption } from '../config/lock-url.js';
 import { parseStoreUrl, redactUrl, type StoreUrl } from '../config/urls.js';
+import { ENTRY_FORMAT_VERSION } from '../entry/format.js';
 import { checkLimits, type ResolvedLimits } from '../entry/resolve.js';
 import { CacheConfigError, InvalidOptionError } from '../errors.js';
 import type { CacheEventListener } from '../events/types.js';
@@ -126,7 +127,7 @@ const POLICY: PolicyRules = {
   lockWaitTimeoutMs: (f, v) => checkSize(f, v, 600_000),
   concurrency: SHARED_OPTIONS.concurrency,
   compressionLevel: SHARED_OPTIONS.compressionLevel,
-  formatVersion: (f, v) => checkInt(f, v, 1, 1, 2) as 1 | 2,
+  formatVersion: (f, v) => checkInt(f, v, ENTRY_FORMAT_VERSION, 1, 2) as 1 | 2,
   strict: (f, v) => checkBoolean(f, v, false),
   circuitBreakerThreshold: (f, v) => checkInt(f, v, 3, 1, 2 ** 31 - 1),
   circuitBreakerCooldownMs: (f, v) => checkSize(f, v, 60_000),
