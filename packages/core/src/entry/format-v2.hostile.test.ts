@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Descriptor } from '@task-cache/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
-import { archive, dir, file } from '../../test/hostile.js';
+import { archive, dir, file, type HostileEntry } from '../../test/hostile.js';
 import { EntryCorruptError, EntryTooLargeError } from '../errors.js';
 import { getZstdCodec } from '../internal/zstd.js';
 import { createMemoryStore, type MemoryStore } from '../store/memory.js';
@@ -121,11 +121,13 @@ const compress = (b: Uint8Array) => getZstdCodec('auto').compress(b, 3);
 const A_TXT = 'alpha\n'.repeat(2000);
 const B_BIN = seededBytes(40 * 1024, 2101);
 const C_TXT = 'gamma';
+/** A regular file of binary content (test/hostile.ts's `file` takes a string). */
+const binFile = (name: string, data: Buffer): HostileEntry => ({ ...file(name), data });
 async function material() {
   const raw = await archive([
     dir('dist'),
     file('dist/a.txt', A_TXT),
-    file('dist/b.bin', B_BIN),
+    binFile('dist/b.bin', B_BIN),
     file('dist/c.txt', C_TXT),
   ]);
   // Cut anywhere: a reader concatenates the chunks into the archive, it does not cut them.
@@ -150,9 +152,13 @@ const chunk = (data: Uint8Array, layer: unknown, offset: unknown, length: unknow
 const cat = (...parts: Uint8Array[]) => Buffer.concat(parts);
 
 /** The well-formed entry: pack 0 holds frames 0 and 1, pack 1 holds frame 2. */
-function valid(): { packs: Buffer[]; chunks: RawChunk[] } {
-  const [f0, f1, f2] = m.frames as [Uint8Array, Uint8Array, Uint8Array];
-  const [d0, d1, d2] = m.data as [Uint8Array, Uint8Array, Uint8Array];
+function valid(): { packs: Uint8Array[]; chunks: RawChunk[] } {
+  const [f0, f1, f2] = [0, 1, 2].map((i) => m.frames[i] as Uint8Array) as [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+  ];
+  const [d0, d1, d2] = [0, 1, 2].map((i) => m.data[i] as Uint8Array) as [Uint8Array, Uint8Array, Uint8Array];
   return {
     packs: [cat(f0, f1), cat(f2)],
     chunks: [
@@ -198,7 +204,7 @@ describe.each(PATHS)('format v2 hand-built entries (%s restore)', (_path, pathOp
     const x = seededBytes(64 * 1024, 2201);
     const y = seededBytes(32 * 1024, 2202);
     const content = cat(x, x, y, x);
-    const raw = await archive([dir('dist'), file('dist/r.bin', content)]);
+    const raw = await archive([dir('dist'), binFile('dist/r.bin', content)]);
     // [dir header][file header] x x y x [padding + end blocks]
     const head = raw.subarray(0, 1024);
     const tail = raw.subarray(1024 + content.byteLength);
@@ -460,7 +466,7 @@ describe.each(PATHS)('format v2 hand-built entries (%s restore)', (_path, pathOp
         // whose bytes are the other chunk's.
         const p = seededBytes(16 * 1024, 2501);
         const q = seededBytes(16 * 1024, 2502);
-        const raw = await archive([dir('dist'), file('dist/pq.bin', cat(p, q))]);
+        const raw = await archive([dir('dist'), binFile('dist/pq.bin', cat(p, q))]);
         const head = raw.subarray(0, 1024);
         const tail = raw.subarray(1024 + 32 * 1024);
         const [fh, fp, fq, ft] = (await Promise.all([head, p, q, tail].map(compress))) as Uint8Array[] as [
