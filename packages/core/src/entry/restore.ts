@@ -51,6 +51,8 @@ import type { RestoreEntry, RestoreEntryResult, TransferProgress } from './types
 const EXTRACT_WINDOW = 2;
 /** Slots for verified chunks: the extract window, one being handed over, three being decompressed. */
 const OUT_SLOTS = EXTRACT_WINDOW + 4;
+/** Runs downloading at once, at most (each up to `RUN_BYTES`, 8 MiB, of compressed bytes). */
+const RUNS_IN_FLIGHT = 4;
 /** Chunks being decompressed at once (the codec pool has two workers). */
 const DECODE_WIDTH = 3;
 
@@ -170,7 +172,9 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
       const runs = runsOf(frames);
       let maxOut = 1;
       for (const f of frames) maxOut = Math.max(maxOut, f.size);
-      const inSlots = createSlotPool(concurrency, largestRun(runs));
+      // NOTE: runs are up to 8 MiB: at most RUNS_IN_FLIGHT of them download at once (32 MiB).
+      const width = Math.min(concurrency, RUNS_IN_FLIGHT);
+      const inSlots = createSlotPool(width, largestRun(runs));
       const outSlots = createSlotPool(OUT_SLOTS, maxOut);
       const held = new Map<Uint8Array, Slot>();
       // Stage 1: runs download `concurrency` wide, in order. NOTE: each takes its slot before its
@@ -178,7 +182,7 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
       // never starved by later ones.
       const downloads = mapOrdered(
         runs,
-        concurrency,
+        width,
         async (run) => {
           const slot = inSlots.acquire(inner.signal);
           const taken = await slot;

@@ -28,7 +28,7 @@ const REPACK_RUN_BYTES = 8 * 1024 * 1024;
 const LAYER_SLACK = 8;
 
 /** Packs uploading at once (each spooled: at most this many × 64 MiB of temporary files). */
-const MAX_PACK_UPLOADS = 4;
+const MAX_PACK_UPLOADS = 2;
 
 /** A layer of the new entry: a pack of this save (its descriptor once closed) or a base layer. */
 interface LayerRef {
@@ -77,7 +77,15 @@ export async function pushPacks(
   const baseLayers = new Map<string, LayerRef>();
 
   let spools = 0;
-  let spool = new PackSpool(spoolPath(spoolDir, spools++), rule);
+  // A small save (compressed on this thread, no slots) keeps its pack in memory.
+  const { job, compress, outSlots } = await chunkSource(o, params, inner.signal, signal).catch(
+    async (err: unknown) => {
+      await rm(spoolDir, { recursive: true, force: true });
+      throw err;
+    },
+  );
+  const inMemory = outSlots === undefined ? Number.POSITIVE_INFINITY : 0;
+  let spool = new PackSpool(spoolPath(spoolDir, spools++), rule, inMemory);
   let open: LayerRef = { descriptor: undefined, chunks: 0 };
   const uploads = new Set<Promise<void>>();
   const appends = new Set<Promise<void>>();
@@ -104,7 +112,7 @@ export async function pushPacks(
     if (spool.size === 0) return;
     const closing = spool;
     const layer = open;
-    spool = new PackSpool(spoolPath(spoolDir, spools++), rule);
+    spool = new PackSpool(spoolPath(spoolDir, spools++), rule, inMemory);
     open = { descriptor: undefined, chunks: 0 };
     const pack = await closing.finish();
     layer.descriptor = pack.descriptor;
@@ -125,7 +133,6 @@ export async function pushPacks(
 
   // Frames are appended in stream order: each append waits for the previous one.
   let appending: Promise<void> = Promise.resolve();
-  const { job, compress, outSlots } = await chunkSource(o, params, inner.signal, signal);
   try {
     for await (const c of job.chunks) {
       if (failure !== undefined) {
