@@ -138,7 +138,15 @@ export async function inspectCommand(argv: readonly string[], io: CliIo): Promis
       return EXIT.doctorFailed;
     }
     const c = entry.config;
-    const compressed = entry.layers.reduce((n, l) => n + l.size, 0);
+    // Version 2: the frames the entry uses (its packs may hold frames of older entries too).
+    const frames = new Map<string, number>();
+    for (const ch of c.chunks)
+      if (ch.layer !== undefined && ch.length !== undefined)
+        frames.set(`${ch.layer}:${ch.offset}`, ch.length);
+    const compressed =
+      c.formatVersion === 2
+        ? [...frames.values()].reduce((n, l) => n + l, 0)
+        : entry.layers.reduce((n, l) => n + l.size, 0);
     const view = {
       key: entry.tag,
       digest: entry.digest,
@@ -148,7 +156,9 @@ export async function inspectCommand(argv: readonly string[], io: CliIo): Promis
       files: c.files,
       size: c.size,
       compressedSize: compressed,
+      formatVersion: c.formatVersion,
       chunks: c.chunks.length,
+      blobs: entry.layers.length,
       chunking: c.chunking,
       compression: c.compression,
       inputs: c.sources,
@@ -166,6 +176,7 @@ export async function inspectCommand(argv: readonly string[], io: CliIo): Promis
           `files:       ${view.files}`,
           `size:        ${formatBytes(view.size)} (${formatBytes(compressed)} compressed)`,
           `chunks:      ${view.chunks} (${c.chunking.algorithm}, avg ${formatBytes(c.chunking.avgSize)}; ${c.compression.algorithm} level ${c.compression.level})`,
+          `blobs:       ${view.blobs} (format v${view.formatVersion}${view.formatVersion === 2 ? ': packs' : ': one per chunk'})`,
           `signature:   ${view.signature.text}`,
           `inputs:      ${c.sources.length} source files`,
           ...c.sources.map((s) => `  ${s.digest.slice(0, 19)}…  ${s.path}`),
