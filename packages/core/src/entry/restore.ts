@@ -51,8 +51,8 @@ import type { RestoreEntry, RestoreEntryResult, TransferProgress } from './types
 const EXTRACT_WINDOW = 2;
 /** Slots for verified chunks: the extract window, one being handed over, three being decompressed. */
 const OUT_SLOTS = EXTRACT_WINDOW + 4;
-/** Runs downloading at once, at most (each up to `RUN_BYTES`, 8 MiB, of compressed bytes). */
-const RUNS_IN_FLIGHT = 4;
+/** Compressed bytes of the runs downloading at once, at most (a run is up to 8 MiB). */
+const IN_FLIGHT_BYTES = 36 * 1024 * 1024;
 /** Chunks being decompressed at once (the codec pool has two workers). */
 const DECODE_WIDTH = 3;
 
@@ -172,9 +172,11 @@ export const restoreEntry: RestoreEntry = async (store, options) => {
       const runs = runsOf(frames);
       let maxOut = 1;
       for (const f of frames) maxOut = Math.max(maxOut, f.size);
-      // NOTE: runs are up to 8 MiB: at most RUNS_IN_FLIGHT of them download at once (32 MiB).
-      const width = Math.min(concurrency, RUNS_IN_FLIGHT);
-      const inSlots = createSlotPool(width, largestRun(runs));
+      // NOTE: as many runs download at once as `concurrency` allows within IN_FLIGHT_BYTES of
+      // compressed bytes: 8 one-chunk runs of version 1 (≤ 4.2 MiB each), 4 runs of version 2.
+      const largest = largestRun(runs);
+      const width = Math.max(1, Math.min(concurrency, Math.floor(IN_FLIGHT_BYTES / largest)));
+      const inSlots = createSlotPool(width, largest);
       const outSlots = createSlotPool(OUT_SLOTS, maxOut);
       const held = new Map<Uint8Array, Slot>();
       // Stage 1: runs download `concurrency` wide, in order. NOTE: each takes its slot before its
