@@ -279,7 +279,11 @@ export async function resolveEntry(
     // The chunks are compressed: their sum may exceed the uncompressed size only by zstd's
     // worst-case growth (a few bytes per chunk, well under 1/128 of the data).
     const declared = layers.reduce((n, l) => n + l.size, 0);
-    const bound = options.maxEntrySize + Math.ceil(options.maxEntrySize / 128) + layers.length * 1024;
+    // NOTE: a version 2 entry's packs may also hold frames it does not use — a reused pack is kept
+    // while at least half of its bytes are live (docs/format.md §11.4): up to twice its frames.
+    const bound =
+      (manifests.version === 2 ? 2 : 1) *
+      (options.maxEntrySize + Math.ceil(options.maxEntrySize / 128) + layers.length * 1024);
     if (declared > bound)
       throw new EntryTooLargeError(
         `entry chunks (${declared} bytes) are above maxEntrySize (${options.maxEntrySize}); not fetched`,
