@@ -62,6 +62,8 @@ interface V2Spec {
   size?: number;
   /** The config has no `packing` section. */
   noPacking?: boolean;
+  /** Replaces stored pack bytes after the push (the store then holds other bytes than the manifest says). */
+  stored?: ReadonlyArray<Uint8Array | undefined>;
 }
 
 /** Pushes `spec` to `store` under `tag`: the packs, the config, then the tagged manifest. */
@@ -113,6 +115,8 @@ async function pushV2(store: MemoryStore, tag: string, spec: V2Spec): Promise<vo
     }),
   );
   await store.pushManifest(manifest, OCI_MANIFEST_MEDIA_TYPE, { tag });
+  for (const [i, bytes] of (spec.stored ?? []).entries())
+    if (bytes !== undefined) store.corruptBlob((layers[i] as Descriptor).digest, bytes);
 }
 
 const compress = (b: Uint8Array) => getZstdCodec('auto').compress(b, 3);
@@ -519,6 +523,26 @@ describe.each(PATHS)('format v2 hand-built entries (%s restore)', (_path, pathOp
       },
       error: EntryCorruptError,
       message: /zstd|chunk 2/,
+    },
+    {
+      label: 'a pack the store holds truncated (a run of the whole pack)',
+      build: () => {
+        const v = valid();
+        return { ...v, stored: [undefined, (v.packs[1] as Uint8Array).subarray(0, f(2).byteLength - 10)] };
+      },
+      error: EntryCorruptError,
+      message: /failed verification|ended after|size/,
+    },
+    {
+      label: 'a pack the store holds truncated inside a ranged run',
+      build: () => {
+        const v = valid();
+        // Pack 0 also holds an unreferenced frame after f0 and f1: their run is a Range.
+        v.packs[0] = cat(f(0), f(1), f(2));
+        return { ...v, stored: [(v.packs[0] as Uint8Array).subarray(0, f(0).byteLength + 10)] };
+      },
+      error: EntryCorruptError,
+      message: /failed verification|ended after|size/,
     },
     {
       label: 'chunk sizes that do not add up to the config size',
