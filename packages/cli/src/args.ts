@@ -23,6 +23,7 @@ export const ENV_TWINS = {
   'no-progress': 'TASK_CACHE_NO_PROGRESS',
   explain: 'TASK_CACHE_EXPLAIN',
   summary: 'TASK_CACHE_SUMMARY',
+  'format-version': 'TASK_CACHE_FORMAT_VERSION',
 } as const;
 
 const RUN_OPTIONS = {
@@ -42,6 +43,7 @@ const RUN_OPTIONS = {
   'no-progress': { type: 'boolean' },
   explain: { type: 'boolean' },
   summary: { type: 'string' },
+  'format-version': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -67,6 +69,8 @@ export interface RunFlags {
   noProgress?: boolean;
   explain?: boolean;
   summary?: string;
+  /** Entry format version of saves (core's `formatVersion`). */
+  formatVersion?: 1 | 2;
   help?: boolean;
 }
 
@@ -111,6 +115,8 @@ export function parseRunArgs(argv: readonly string[], where = 'run'): RunFlags {
   set('noProgress', v['no-progress']);
   set('explain', v.explain);
   set('summary', v.summary);
+  if (v['format-version'] !== undefined)
+    set('formatVersion', formatVersion(`${where}: --format-version`, v['format-version']));
   set('help', v.help);
   return flags;
 }
@@ -131,6 +137,16 @@ export function envFlag(name: string, value: string | undefined): boolean | unde
     'CLI_ERR_USAGE',
     `${name}: expected 1/true/yes or 0/false/no, got ${JSON.stringify(value)}`,
   );
+}
+
+/**
+ * The entry format version of `--format-version` or its twin: `1` or `2` (docs/format.md §11).
+ * `name` says where the value came from, for the message.
+ */
+export function formatVersion(name: string, value: string): 1 | 2 {
+  const v = value.trim();
+  if (v === '1' || v === '2') return Number(v) as 1 | 2;
+  throw new CliError('CLI_ERR_USAGE', `${name}: expected 1 or 2, got ${JSON.stringify(value)}`);
 }
 
 /** `--tool NAME=VERSION` values as the `tools` record of the key. */

@@ -28,6 +28,11 @@ export interface CliConfig {
   cache?: string;
   /** Lock URL. @default '' (the local lock) */
   lock?: string;
+  /**
+   * Entry format version of saves (`--format-version`): `2` packs the chunks into 16–64 MiB blobs
+   * (docs/format.md §11); restores read both. @default core's default (1)
+   */
+  formatVersion?: 1 | 2;
   /** Tasks by name. @default {} */
   tasks?: Record<string, ConfigTask>;
   /** Where it was read from (for messages). */
@@ -43,10 +48,12 @@ function check(config: unknown, file: string): CliConfig {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) bad('the config', 'an object');
   const c = config as Record<string, unknown>;
   for (const k of Object.keys(c))
-    if (!['cache', 'lock', 'tasks', '$schema'].includes(k))
-      bad(k, 'one of cache, lock, tasks (unknown field)');
+    if (!['cache', 'lock', 'formatVersion', 'tasks', '$schema'].includes(k))
+      bad(k, 'one of cache, lock, formatVersion, tasks (unknown field)');
   if (c.cache !== undefined && typeof c.cache !== 'string') bad('cache', 'a store URL string');
   if (c.lock !== undefined && typeof c.lock !== 'string') bad('lock', 'a lock URL string');
+  if (c.formatVersion !== undefined && c.formatVersion !== 1 && c.formatVersion !== 2)
+    bad('formatVersion', `1 or 2, got ${JSON.stringify(c.formatVersion)}`);
   if (c.tasks !== undefined) {
     if (typeof c.tasks !== 'object' || c.tasks === null || Array.isArray(c.tasks)) bad('tasks', 'an object');
     for (const [name, t] of Object.entries(c.tasks as Record<string, unknown>)) {

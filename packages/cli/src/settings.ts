@@ -3,7 +3,7 @@
  * file > default) and the key inputs they give core: both commands must compute the same key.
  */
 import { resolve } from 'node:path';
-import { ENV_TWINS, envFlag, envList, parseTools, type RunFlags } from './args.js';
+import { ENV_TWINS, envFlag, envList, formatVersion, parseTools, type RunFlags } from './args.js';
 import { loadConfig } from './config.js';
 import { CliError } from './errors.js';
 
@@ -40,6 +40,8 @@ export interface Settings {
   explain: boolean;
   /** Where the run summary JSON goes (absolute), if anywhere. */
   summary?: string;
+  /** Entry format version of saves, when set; unset: core's default. */
+  formatVersion?: 1 | 2;
 }
 
 /** Merges the flags, their environment twins and the config file's task (`command` names the subcommand in errors). */
@@ -75,6 +77,14 @@ export async function settings(flags: RunFlags, io: CliIo, where = 'run'): Promi
     v ?? envFlag(ENV_TWINS[k], e[ENV_TWINS[k]]) ?? false;
   const json = flag(flags.json, 'json');
   const summary = flags.summary ?? e[ENV_TWINS.summary];
+  // NOTE: an empty twin is unset, as for the list twins (a CI variable that expands to nothing).
+  const envVersion = e[ENV_TWINS['format-version']];
+  const version =
+    flags.formatVersion ??
+    (envVersion === undefined || envVersion.trim() === ''
+      ? undefined
+      : formatVersion(ENV_TWINS['format-version'], envVersion)) ??
+    config.formatVersion;
   return {
     task,
     dir,
@@ -97,6 +107,7 @@ export async function settings(flags: RunFlags, io: CliIo, where = 'run'): Promi
     progress: !json && !flag(flags.noProgress, 'no-progress') && io.stderr.isTTY === true,
     explain: flag(flags.explain, 'explain'),
     ...(summary ? { summary: resolve(io.cwd, summary) } : {}),
+    ...(version !== undefined ? { formatVersion: version } : {}),
   };
 }
 
