@@ -61,7 +61,7 @@ saves its outputs and output on a miss (only when it exits 0). TASK names a task
       --no-progress      no progress line on a TTY               [TASK_CACHE_NO_PROGRESS]
       --explain          on a miss, print which inputs changed   [TASK_CACHE_EXPLAIN]
       --summary FILE     write the run summary JSON to FILE      [TASK_CACHE_SUMMARY]
-      --format-version N entry format of saves: 1, or 2 (packs)  [TASK_CACHE_FORMAT_VERSION]
+      --format-version N entry format of saves: 2 (packs, default) or 1  [TASK_CACHE_FORMAT_VERSION]
 
 Exit: the command's code on a miss; 0 on a hit; 64 usage error; 78 cache configuration error
 (--strict); 75 cache trouble (--strict); 127 command not found; 128+N killed by signal N.

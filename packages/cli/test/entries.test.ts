@@ -54,11 +54,11 @@ describe('task-cache ls / inspect', () => {
     const view = JSON.parse(r.stdout);
     // dist/x and the output log.
     expect(view).toMatchObject({ key, task: 'build', files: 2, chunks: 1 });
-    expect(view).toMatchObject({ formatVersion: 1, blobs: 1 });
+    expect(view).toMatchObject({ formatVersion: 2, blobs: 1 });
     expect(view.inputs).toEqual([{ path: 'src/a.txt', digest: expect.stringMatching(/^sha256:/) }]);
     const text = await cli(['inspect', key], box.project, box.env);
     expect(text.stdout).toMatch(/^files: +2$/m);
-    expect(text.stdout).toMatch(/^blobs: +1 \(format v1: one per chunk\)$/m);
+    expect(text.stdout).toMatch(/^blobs: +1 \(format v2: packs\)$/m);
     expect(text.stdout).toContain('src/a.txt');
     const missing = await cli(['inspect', 'build-nope'], box.project, box.env);
     expect(missing.code).toBe(1);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { OciStore } from '@task-cache/oci';
 import { hostileTar, type TarRecord, tarDir, tarEnd, tarFile, tarSymlink } from '@task-cache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EntryForm, OCI_INDEX_MEDIA_TYPE } from '../src/entry/format.js';
+import { ENTRY_FORMAT_VERSION, type EntryForm, OCI_INDEX_MEDIA_TYPE } from '../src/entry/format.js';
 import {
   countingStore,
   EntryError,
@@ -68,7 +68,7 @@ export interface ConformanceOptions {
    * @default 'standard'
    */
   form?: EntryForm;
-  /** The entry format version the saves write (`formatVersion`). @default 1 */
+  /** The entry format version the saves write (`formatVersion`). @default the library's default */
   formatVersion?: 1 | 2;
 }
 
@@ -90,9 +90,10 @@ export function entryConformance(
       await removeDir(root);
     });
     // The remembered bases stay in the suite's temp dir: no test writes under HOME (CI checks).
-    const v2 = options.formatVersion === 2;
+    const version = options.formatVersion ?? ENTRY_FORMAT_VERSION;
+    const v2 = version === 2;
     const saveEntry: typeof saveEntryIn = (store, o) =>
-      saveEntryIn(store, { stateDir: join(root, 'state'), ...(v2 ? { formatVersion: 2 } : {}), ...o });
+      saveEntryIn(store, { stateDir: join(root, 'state'), formatVersion: version, ...o });
     const restoreEntry: typeof restoreEntryIn = (store, o) =>
       restoreEntryIn(store, { stateDir: join(root, 'state'), ...o });
     const taskDir = async (label: string) => {
@@ -121,7 +122,9 @@ export function entryConformance(
       const tag = nextTag('basic');
       const saved = await saveEntry(store, { dir: src, generates: ALL, tag, task: 'build', key: tag });
       expect(saved.files).toBe(8);
-      expect(saved.chunksPushed).toBe(saved.chunksTotal);
+      // NOTE: a registry refusing the standard form makes a version 2 save push its chunks again
+      // as version 1 chunk layers; a one-frame pack is that very blob, so it is not pushed twice.
+      if (!(v2 && options.form === 'compat')) expect(saved.chunksPushed).toBe(saved.chunksTotal);
       expect(await hasEntry(store, tag)).toBe(true);
 
       const dst = await taskDir('dst');
@@ -247,7 +250,7 @@ export function entryConformance(
     }
 
     if (options.gigabyte) {
-      it('a 1 GiB entry: cold save in the index form, warm save after a one-file change pushes < 2 % of the bytes, restore is byte-identical', async () => {
+      it(`a 1 GiB entry: cold save ${v2 ? 'in at most 64 packs' : 'in the index form'}, warm save after a one-file change pushes < 2 % of the bytes, restore is byte-identical`, async () => {
         const { store } = await makeStore();
         const src = await taskDir('gib');
         await mkdir(join(src, 'dist/bin'), { recursive: true });
@@ -274,7 +277,14 @@ export function entryConformance(
         expect(cold.chunksPushed).toBe(cold.chunksTotal);
         expect(cold.chunksTotal).toBeGreaterThan(500);
         const top = await store.fetchManifest(t1);
-        expect(top?.descriptor.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+        if (v2 && options.form !== 'compat') {
+          // One manifest of packs: at most one per 16 MiB of data.
+          expect(top?.descriptor.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+          expect(cold.blobsTotal).toBeLessThanOrEqual(Math.ceil(cold.bytesTotal / (16 * MiB)));
+          expect(cold.blobsTotal).toBeLessThanOrEqual(64 + 1);
+        } else {
+          expect(top?.descriptor.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+        }
         await writeFile(join(src, 'dist/text/middle.txt'), seededBytes(10 * 1024, 7001));
         const t2 = nextTag('gib');
         const warm = await saveEntry(store, { dir: src, generates: ALL, tag: t2, task: 'gib', key: t2 });
@@ -283,9 +293,16 @@ export function entryConformance(
         expect(warm.chunksPushed).toBeLessThanOrEqual(3);
         expect(warm.bytesPushed / cold.bytesPushed).toBeLessThan(0.02);
         const dst = await taskDir('gib-dst');
-        const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag: t1 });
-        expect(restored?.chunksFetched).toBe(cold.chunksTotal);
-        expect(await treeHash(dst, 'dist')).toBe(want);
+        if (v2) {
+          // The warm entry: frames of the cold packs read with ranges around the changed chunks.
+          const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag: t2 });
+          expect(restored?.chunksFetched).toBe(warm.chunksTotal);
+          expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
+        } else {
+          const restored = await restoreEntry(store, { dir: dst, generates: ALL, tag: t1 });
+          expect(restored?.chunksFetched).toBe(cold.chunksTotal);
+          expect(await treeHash(dst, 'dist')).toBe(want);
+        }
         await removeDir(dst);
         await removeDir(src);
       }, 900_000);

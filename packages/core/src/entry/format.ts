@@ -68,7 +68,7 @@ export const COMPAT_PLATFORM = 'unknown';
  * Version of the config document this code writes by default (`formatVersion` of a save); it
  * reads versions 1 and 2.
  */
-export const ENTRY_FORMAT_VERSION: EntryFormatVersion = 1;
+export const ENTRY_FORMAT_VERSION: EntryFormatVersion = 2;
 
 /** Largest chunk any reader accepts, whatever a config declares. */
 export const HARD_MAX_CHUNK_SIZE = 64 * 1024 * 1024;

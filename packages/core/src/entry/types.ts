@@ -226,9 +226,9 @@ export interface SaveEntryOptions {
    * content-defined packs of 16–64 MiB (about 42 blobs per GB instead of ~870, a restore fetching
    * runs of frames with `Range`); `1` stores one blob per chunk, for fleets whose readers predate
    * version 2. Readers read both. The compatible form (`format: 'compat'`, or a registry that
-   * refused the standard form) always holds version 1. Version 2 is opt-in while it is measured
-   * (docs/benchmarks.md): packs deduplicate across tasks only where whole packs match.
-   * @default 1
+   * refused the standard form) always holds version 1. Across tasks, version 2 deduplicates whole
+   * packs (chunks only within the base entry); version 1 deduplicates every chunk.
+   * @default 2
    */
   formatVersion?: 1 | 2;
   /** Called once when the registry refused the standard form and the entry was saved in the compatible one. */

@@ -62,7 +62,7 @@ export interface CachePolicy {
    * Entry format version of saves (`saveEntry`'s `formatVersion`): `2` packs the chunks into
    * 16–64 MiB blobs (about 42 per GB instead of ~870; docs/format.md §11); `1` for fleets with
    * readers older than version 2. Restores read both.
-   * @default 1
+   * @default 2
    */
   formatVersion?: 1 | 2;
   /** Cache trouble (registry down, 401, OOM, lost lease, corrupt entry) rejects the run instead of warning. @default false */
