@@ -1,7 +1,8 @@
 /**
  * Entries against the real CNCF distribution registry (docker-registry 2.8.2) with TLS and token
- * auth, through the testkit fixture: the conformance suite (with the big cases), garbage
- * collection safety, and restores interrupted by the registry going away.
+ * auth, through the testkit fixture: the conformance suite (the default format version with the
+ * big cases, version 1 with the small ones), garbage collection safety, and restores interrupted
+ * by the registry going away.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -42,6 +43,11 @@ function backend(repo = `entries/r${++repoSeq}`): OciBackend {
 isolateCacheDir();
 
 entryConformance('registry (token auth)', async () => ({ store: backend() }), { big: true });
+// Version 1 is still written on request (and read everywhere): the same suite, small sizes.
+entryConformance('registry v1 (token auth)', async () => ({ store: backend() }), {
+  formatVersion: 1,
+  small: true,
+});
 
 const ALL = ['dist/**'];
 let dirSeq = 0;
