@@ -4,11 +4,17 @@ import { NetworkError, type OciStore } from '@task-cache/oci';
 import { describe, expect, it } from 'vitest';
 import { entryConformance } from '../../test/conformance.js';
 import { isolateCacheDir, removeDir, seededBytes, tempDir, treeHash, writeTree } from '../../test/helpers.js';
+import { expectedRuns, readEntry } from '../../test/v2.js';
 import { EntryOutputsError, EntryRefusedError } from '../errors.js';
 import { hasNodeZstd } from '../internal/zstd.js';
 import { countingStore } from '../store/counting.js';
 import { createMemoryStore } from '../store/memory.js';
-import { CHUNK_MEDIA_TYPE, ENTRY_CONFIG_MEDIA_TYPE } from './format.js';
+import {
+  CHUNK_MEDIA_TYPE,
+  ENTRY_CONFIG_MEDIA_TYPE,
+  ENTRY_CONFIG_MEDIA_TYPE_V2,
+  PACK_MEDIA_TYPE,
+} from './format.js';
 import { restoreEntry } from './restore.js';
 import { saveEntry } from './save.js';
 
@@ -27,11 +33,42 @@ entryConformance(
       },
     };
   },
-  { tamper: true },
+  // NOTE: version 1 here; format-v2.test.ts runs the suite with version 2 (the default) on this store.
+  { tamper: true, formatVersion: 1 },
 );
 
+const VERSIONS = [1, 2] as const;
+const MiB = 1024 * 1024;
+/** The media type of an entry's layers: one chunk each (v1), or packs of frames (v2). */
+const layerType = (v: 1 | 2) => (v === 2 ? PACK_MEDIA_TYPE : CHUNK_MEDIA_TYPE);
+
+/**
+ * The requests a restore of the entry tagged `tag` makes for its layers (docs/format.md §11.3):
+ * one per chunk in version 1, one per run of adjacent frames in version 2.
+ */
+async function runsOfEntry(store: OciStore, tag: string) {
+  const entry = await readEntry(store, tag);
+  if (entry.config.formatVersion === 2) return expectedRuns(entry);
+  return entry.config.chunks.map((_, i) => ({
+    layer: i,
+    offset: 0,
+    length: entry.manifest.layers[i]!.size,
+    whole: true,
+  }));
+}
+
+/**
+ * `store` declaring a 192 KiB blob cap, as the Redis store does: a version 2 save then cuts packs
+ * of 64–127 KiB (docs/format.md §11.1, the store-cap rule), so a few hundred KiB make several.
+ */
+function smallPacks<S extends OciStore>(store: S): S {
+  return Object.assign(store, { limits: { maxEntrySize: 192 * 1024 } });
+}
+
 describe('one hash per byte on restore (issue 15)', () => {
-  it('chunks are fetched with contentVerified (their uncompressed digest is checked), the config without', async () => {
+  it.each(
+    VERSIONS,
+  )('chunks are fetched with contentVerified (their uncompressed digest is checked), the config without (format v%i)', async (formatVersion) => {
     const store = createMemoryStore();
     const src = await tempDir();
     const dst = await tempDir();
@@ -44,6 +81,7 @@ describe('one hash per byte on restore (issue 15)', () => {
         task: 't',
         key: 't',
         avgChunkSize: 16 * 1024,
+        formatVersion,
       });
       const seen: Array<{ mediaType: string; contentVerified: boolean }> = [];
       const tracking: OciStore = {
@@ -56,11 +94,17 @@ describe('one hash per byte on restore (issue 15)', () => {
       const restored = await restoreEntry(tracking, { dir: dst, generates: ['dist/**'], tag: 't' });
       expect(restored?.chunksFetched).toBeGreaterThan(1);
       expect(await treeHash(dst)).toBe(await treeHash(src));
-      const chunks = seen.filter((s) => s.mediaType === CHUNK_MEDIA_TYPE);
-      expect(chunks).toHaveLength(restored?.chunksFetched as number);
-      expect(chunks.every((s) => s.contentVerified)).toBe(true);
-      expect(seen.filter((s) => s.mediaType !== CHUNK_MEDIA_TYPE)).toEqual([
-        { mediaType: ENTRY_CONFIG_MEDIA_TYPE, contentVerified: false },
+      // One request per chunk (v1) or per run of frames (v2: this entry is one pack, one run).
+      const layers = seen.filter((s) => s.mediaType === layerType(formatVersion));
+      const runs = await runsOfEntry(store, 't');
+      expect(layers).toHaveLength(runs.length);
+      if (formatVersion === 1) expect(layers).toHaveLength(restored?.chunksFetched as number);
+      expect(layers.every((s) => s.contentVerified)).toBe(true);
+      expect(seen.filter((s) => s.mediaType !== layerType(formatVersion))).toEqual([
+        {
+          mediaType: formatVersion === 2 ? ENTRY_CONFIG_MEDIA_TYPE_V2 : ENTRY_CONFIG_MEDIA_TYPE,
+          contentVerified: false,
+        },
       ]);
     } finally {
       await removeDir(src);
@@ -70,12 +114,21 @@ describe('one hash per byte on restore (issue 15)', () => {
 });
 
 describe('a store failing mid-restore (in-memory fake)', () => {
-  it('rejects with the store error and leaves the previous outputs intact (regression: hung inside a large file)', async () => {
+  // Version 1: 2 MiB in 16 KiB chunks, the 11th chunk fails. Version 2: 20 MiB in one or two
+  // packs, read in runs of at most 8 MiB (ranged GETs); the third run fails, inside the file.
+  it.each([
+    { formatVersion: 1 as const, size: 2 * MiB, failAfter: 10 },
+    { formatVersion: 2 as const, size: 20 * MiB, failAfter: 2 },
+  ])('rejects with the store error and leaves the previous outputs intact (regression: hung inside a large file; format v$formatVersion)', async ({
+    formatVersion,
+    size,
+    failAfter,
+  }) => {
     const store = createMemoryStore();
     const src = await tempDir();
     const dst = await tempDir();
     try {
-      await writeTree(src, { 'dist/big.bin': seededBytes(2 * 1024 * 1024, 1) });
+      await writeTree(src, { 'dist/big.bin': seededBytes(size, 1) });
       await saveEntry(store, {
         dir: src,
         generates: ['dist/**'],
@@ -83,14 +136,21 @@ describe('a store failing mid-restore (in-memory fake)', () => {
         task: 't',
         key: 't',
         avgChunkSize: 16 * 1024,
+        formatVersion,
       });
+      expect((await runsOfEntry(store, 't')).length).toBeGreaterThan(failAfter + 1);
       await writeTree(dst, { 'dist/big.bin': 'previous' });
       const before = await treeHash(dst);
       let fetches = 0;
+      let doneAtFailure = -1;
+      let done = 0;
       const failing: OciStore = {
         ...store,
         fetchBlob: async (d, o) => {
-          if (d.mediaType === CHUNK_MEDIA_TYPE && ++fetches > 10) throw new NetworkError('connection reset');
+          if (d.mediaType === layerType(formatVersion) && ++fetches > failAfter) {
+            doneAtFailure = done;
+            throw new NetworkError('connection reset');
+          }
           return store.fetchBlob(d, o);
         },
       };
@@ -99,8 +159,13 @@ describe('a store failing mid-restore (in-memory fake)', () => {
         generates: ['dist/**'],
         tag: 't',
         concurrency: 2,
+        onProgress: (p) => {
+          done = p.chunksDone;
+        },
       }).catch((e) => e);
       expect(err).toBeInstanceOf(NetworkError);
+      // The failure came mid-restore: chunks of the big file were verified before it.
+      expect(doneAtFailure).toBeGreaterThan(0);
       expect(await treeHash(dst)).toBe(before);
     } finally {
       await removeDir(src);
@@ -143,19 +208,38 @@ describe('entries written by one zstd codec restore with the other', () => {
 });
 
 describe('save and restore edge cases (memory store)', () => {
-  it('re-pushes chunks the store lost after this process saw them (MANIFEST_BLOB_UNKNOWN → retry)', async () => {
-    const store = countingStore(createMemoryStore());
+  // Version 2 on a store with small packs (several of them), so that one pack is lost, not all.
+  it.each(
+    VERSIONS,
+  )('re-pushes chunks the store lost after this process saw them (MANIFEST_BLOB_UNKNOWN → retry; format v%i)', async (formatVersion) => {
+    const memory = createMemoryStore();
+    const pushed: string[] = [];
+    const push = memory.pushBlob;
+    memory.pushBlob = (d, body, o) => {
+      if (d.mediaType === layerType(formatVersion)) pushed.push(d.digest);
+      return push(d, body, o);
+    };
+    const store = countingStore(formatVersion === 2 ? smallPacks(memory) : memory);
     const src = await tempDir();
     try {
-      await writeTree(src, { 'dist/a.bin': seededBytes(100_000, 5) });
-      const opts = { dir: src, generates: ['dist/**'], task: 't', avgChunkSize: 16 * 1024 };
-      await saveEntry(store, { ...opts, tag: 'one', key: 'one' });
-      const layers = JSON.parse(Buffer.from((await store.fetchManifest('one'))!.bytes).toString()).layers;
-      store.deleteBlob(layers[1].digest);
+      await writeTree(src, { 'dist/a.bin': seededBytes(formatVersion === 2 ? 500_000 : 100_000, 5) });
+      const opts = { dir: src, generates: ['dist/**'], task: 't', avgChunkSize: 16 * 1024, formatVersion };
+      const one = await saveEntry(store, { ...opts, tag: 'one', key: 'one' });
+      const stored = await readEntry(store, 'one');
+      const lost = stored.manifest.layers[1]!.digest;
+      // The chunks whose compressed bytes were in the lost blob: chunk 1 (v1), pack 1's frames (v2).
+      const inLost = formatVersion === 2 ? stored.config.chunks.filter((c) => c.layer === 1).length : 1;
+      if (formatVersion === 2) {
+        expect(one.blobsTotal).toBeGreaterThan(2);
+        expect(inLost).toBeGreaterThan(1);
+      }
+      store.deleteBlob(lost);
       store.resetCounts();
+      pushed.length = 0;
       const again = await saveEntry(store, { ...opts, tag: 'two', key: 'two' });
       expect(store.counts.pushManifest).toBe(2); // refused once, then accepted
-      expect(again.chunksPushed).toBe(1);
+      expect(again.chunksPushed).toBe(inLost);
+      expect(pushed).toEqual([lost]); // only the lost blob went up again
       const dst = await tempDir();
       await restoreEntry(store, { dir: dst, generates: ['dist/**'], tag: 'two' });
       expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
@@ -221,20 +305,23 @@ describe('save and restore edge cases (memory store)', () => {
     }
   });
 
-  it('passes mountFrom to every chunk push (cross-repository mount)', async () => {
-    const inner = createMemoryStore();
-    const seen: Array<string[] | undefined> = [];
+  // Version 2 on a store with small packs, so that several packs are pushed.
+  it.each(
+    VERSIONS,
+  )('passes mountFrom to every chunk push (cross-repository mount; format v%i)', async (formatVersion) => {
+    const inner = formatVersion === 2 ? smallPacks(createMemoryStore()) : createMemoryStore();
+    const seen: Array<{ mediaType: string; mountFrom: string[] | undefined }> = [];
     const store: OciStore = {
       ...inner,
       pushBlob: (d, body, o) => {
-        seen.push(o?.mountFrom);
+        seen.push({ mediaType: d.mediaType, mountFrom: o?.mountFrom });
         return inner.pushBlob(d, body, o);
       },
     };
     const src = await tempDir();
     try {
-      await writeTree(src, { 'dist/a.bin': seededBytes(50_000, 9) });
-      await saveEntry(store, {
+      await writeTree(src, { 'dist/a.bin': seededBytes(formatVersion === 2 ? 500_000 : 50_000, 9) });
+      const saved = await saveEntry(store, {
         dir: src,
         generates: ['dist/**'],
         tag: 't',
@@ -242,20 +329,32 @@ describe('save and restore edge cases (memory store)', () => {
         key: 't',
         avgChunkSize: 8192,
         mountFrom: ['team/shared'],
+        formatVersion,
       });
-      expect(seen.length).toBeGreaterThan(3);
-      expect(seen.every((m) => m?.[0] === 'team/shared')).toBe(true);
+      // Every layer (a chunk, or a pack) and the config.
+      expect(saved.blobsTotal).toBeGreaterThan(formatVersion === 2 ? 2 : 3);
+      expect(seen.filter((s) => s.mediaType === layerType(formatVersion))).toHaveLength(saved.blobsTotal);
+      expect(seen).toHaveLength(saved.blobsTotal + 1);
+      expect(seen.every((s) => s.mountFrom?.[0] === 'team/shared')).toBe(true);
     } finally {
       await removeDir(src);
     }
   });
 
-  it('extracts the first files into staging while later chunks are still downloading', async () => {
+  // Version 1: 1 MiB in 16 KiB chunks, the last chunk held. Version 2: 12 MiB in one pack, read
+  // in two runs (ranged GETs of at most 8 MiB), the run holding the last frame held.
+  it.each([
+    { formatVersion: 1 as const, size: MiB },
+    { formatVersion: 2 as const, size: 12 * MiB },
+  ])('extracts the first files into staging while later chunks are still downloading (format v$formatVersion)', async ({
+    formatVersion,
+    size,
+  }) => {
     const inner = createMemoryStore();
     const src = await tempDir();
     const dst = await tempDir();
     try {
-      await writeTree(src, { 'dist/a-first.txt': 'first', 'dist/b-big.bin': seededBytes(1024 * 1024, 10) });
+      await writeTree(src, { 'dist/a-first.txt': 'first', 'dist/b-big.bin': seededBytes(size, 10) });
       await saveEntry(inner, {
         dir: src,
         generates: ['dist/**'],
@@ -263,9 +362,16 @@ describe('save and restore edge cases (memory store)', () => {
         task: 't',
         key: 't',
         avgChunkSize: 16 * 1024,
+        formatVersion,
       });
-      const layers = JSON.parse(Buffer.from((await inner.fetchManifest('t'))!.bytes).toString()).layers;
-      const last = layers[layers.length - 1].digest;
+      expect((await runsOfEntry(inner, 't')).length).toBeGreaterThan(1);
+      // Where the last chunk's frame is: the whole last layer (v1), or a range of a pack (v2).
+      const { manifest, config } = await readEntry(inner, 't');
+      const lastChunk = config.chunks[config.chunks.length - 1]!;
+      const last =
+        formatVersion === 2
+          ? { digest: manifest.layers[lastChunk.layer]!.digest, offset: lastChunk.offset }
+          : { digest: manifest.layers[manifest.layers.length - 1]!.digest, offset: 0 };
       const stagedFirst = async () => {
         for (const name of await readdir(dst)) {
           if (!name.startsWith('.task-cache-restore-')) continue;
@@ -278,7 +384,9 @@ describe('save and restore edge cases (memory store)', () => {
       const store: OciStore = {
         ...inner,
         fetchBlob: async (d, o) => {
-          if (d.digest === last) {
+          const from = o?.range?.offset ?? 0;
+          const to = o?.range === undefined ? d.size : from + o.range.length;
+          if (d.digest === last.digest && from <= last.offset && last.offset < to) {
             // The last chunk is only served once the first file sits in staging: a restore that
             // waited for every chunk before extracting would never finish.
             while (!(await stagedFirst())) await new Promise((r) => setTimeout(r, 5));
