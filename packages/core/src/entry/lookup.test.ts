@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDir, tempDir, writeTree } from '../../test/helpers.js';
 import { EntryCorruptError, EntryTooLargeError, InvalidOptionError } from '../errors.js';
 import { createMemoryStore } from '../store/memory.js';
-import { ENTRY_CONFIG_MEDIA_TYPE } from './format.js';
+import {
+  CHUNK_MEDIA_TYPE,
+  ENTRY_CONFIG_MEDIA_TYPE,
+  ENTRY_CONFIG_MEDIA_TYPE_V2,
+  PACK_MEDIA_TYPE,
+} from './format.js';
 import { hasEntry, lookupEntry } from './resolve.js';
 import { restoreEntry } from './restore.js';
 import { saveEntry } from './save.js';
@@ -22,6 +27,17 @@ beforeAll(async () => {
     task: 't',
     key: 'e1',
     stateDir: false,
+    formatVersion: 2,
+  });
+  // The same outputs in format version 1.
+  await saveEntry(store, {
+    dir: join(root, 'src'),
+    generates: ['dist/**'],
+    tag: 'e1-v1',
+    task: 't',
+    key: 'e1-v1',
+    stateDir: false,
+    formatVersion: 1,
   });
 });
 afterAll(async () => {
@@ -36,15 +52,23 @@ const target = async () => {
 };
 
 describe('lookupEntry → restoreEntry({ entry }): the entry is resolved once', () => {
-  it('a three-line fake reader is enough, and the restore fetches only the chunks', async () => {
+  it.each([
+    { formatVersion: 1, tag: 'e1-v1', config: ENTRY_CONFIG_MEDIA_TYPE, layer: CHUNK_MEDIA_TYPE },
+    { formatVersion: 2, tag: 'e1', config: ENTRY_CONFIG_MEDIA_TYPE_V2, layer: PACK_MEDIA_TYPE },
+  ])('a three-line fake reader is enough, and the restore fetches only the chunks (format v$formatVersion)', async ({
+    formatVersion,
+    tag,
+    config,
+    layer,
+  }) => {
     const calls: string[] = [];
     const reader: EntryReader = {
       fetchManifest: (ref, o) => store.fetchManifest(ref, o).finally(() => calls.push(`manifest ${ref}`)),
       fetchBlob: (d, o) => store.fetchBlob(d, o).finally(() => calls.push(`blob ${d.mediaType}`)),
     };
-    const entry = await lookupEntry(reader, { tag: 'e1' });
-    expect(entry).toMatchObject({ tag: 'e1', config: { task: 't', files: 2 } });
-    expect(calls).toEqual(['manifest e1', `blob ${ENTRY_CONFIG_MEDIA_TYPE}`]);
+    const entry = await lookupEntry(reader, { tag });
+    expect(entry).toMatchObject({ tag, config: { task: 't', files: 2, formatVersion } });
+    expect(calls).toEqual([`manifest ${tag}`, `blob ${config}`]);
     calls.length = 0;
     const dir = await target();
     const restored = await restoreEntry(reader, {
@@ -54,7 +78,8 @@ describe('lookupEntry → restoreEntry({ entry }): the entry is resolved once', 
       stateDir: false,
     });
     expect(restored).toMatchObject({ digest: entry!.digest, files: 2 });
-    expect(calls.every((c) => c === 'blob application/vnd.task-cache.chunk.v1+zstd')).toBe(true);
+    // One request per chunk (v1), one per run of adjacent frames (v2: here one pack, one run).
+    expect(calls.every((c) => c === `blob ${layer}`)).toBe(true);
     expect(calls).toHaveLength(entry!.layers.length);
     expect(await readFile(join(dir, 'dist/b/c.txt'), 'utf8')).toBe('gamma');
   });
