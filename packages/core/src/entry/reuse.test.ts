@@ -143,7 +143,9 @@ describe('reuse across zstd implementations', () => {
   // NOTE: on Node 20 there is no node:zlib zstd, so the second save also uses zstd-codec; the
   // test then still shows that reused chunks are neither compressed nor checked (no HEAD).
   const second = hasNodeZstd() ? 'node' : 'zstd-codec';
-  it(`an entry compressed with zstd-codec is reused by a save compressing with ${second}: unchanged chunks are not re-uploaded`, async () => {
+  it.each([
+    1, 2,
+  ] as const)(`an entry compressed with zstd-codec is reused by a save compressing with ${second}: unchanged chunks are not re-uploaded (format v%i)`, async (formatVersion) => {
     const store = countingStore(createMemoryStore());
     const dir = await project();
     const common = {
@@ -153,22 +155,38 @@ describe('reuse across zstd implementations', () => {
       stateDir: join(root, `xs${seq}`),
       // NOTE: the codec workers count the compressions (see opts).
       inlineBelow: 0,
+      formatVersion,
     };
     const first = await saveEntry(store, { ...common, dir, tag: 'z1', key: 'z1', codec: 'zstd-codec' });
     await appendFile(join(dir, 'dist/pages/p10.html'), 'changed\n');
     store.resetCounts();
     const c0 = compressions();
     const next = await saveEntry(store, { ...common, dir, tag: 'n1', key: 'n1', codec: second });
+    expect(next.formatVersion).toBe(formatVersion);
     expect(compressions() - c0).toBeLessThanOrEqual(3);
     expect(next.chunksPushed).toBeLessThanOrEqual(3);
-    expect(store.counts.pushBlob).toBeLessThanOrEqual(4); // ≤ 3 chunks + the config
-    expect(store.counts.blobExists).toBeLessThanOrEqual(4);
-    // the unchanged layers are the zstd-codec blobs of the first entry
+    // ≤ 3 chunks (v1) or the one pack of the changed chunks (v2), and the config.
+    const newBlobs = formatVersion === 2 ? 1 : 3;
+    expect(store.counts.pushBlob).toBeLessThanOrEqual(newBlobs + 1);
+    expect(store.counts.blobExists).toBeLessThanOrEqual(newBlobs + 1);
+    // the unchanged chunks are the zstd-codec bytes of the first entry: its blobs (v1), or its
+    // frames where they are in its pack (v2)
     const a = await resolveEntry(store, 'z1', { maxEntrySize: Infinity });
     const b = await resolveEntry(store, 'n1', { maxEntrySize: Infinity });
-    const old = new Set(a?.layers.map((l) => l.digest));
-    const kept = b?.layers.filter((l) => old.has(l.digest)).length ?? 0;
+    if (a === undefined || b === undefined) throw new Error('entries not found');
+    const frame = (e: typeof a, i: number) => {
+      const c = e.config.chunks[i]!;
+      const layer = formatVersion === 2 ? e.layers[c.layer!]! : e.layers[i]!;
+      return `${c.digest} ${layer.digest} ${c.offset ?? 0} ${c.length ?? layer.size}`;
+    };
+    const old = new Set(a.config.chunks.map((_, i) => frame(a, i)));
+    const kept = b.config.chunks.filter((_, i) => old.has(frame(b, i))).length;
     expect(kept).toBeGreaterThanOrEqual(first.chunksTotal - 3);
+    if (formatVersion === 2) {
+      // the first entry's pack is a layer of the new one as it is, beside one new pack
+      expect(b.layers.map((l) => l.digest)).toEqual(expect.arrayContaining(a.layers.map((l) => l.digest)));
+      expect(b.layers.length).toBeLessThanOrEqual(a.layers.length + 1);
+    }
     if (hasNodeZstd()) {
       // control: without the base, node:zlib's bytes differ and every chunk is pushed again
       const control = await saveEntry(store, {
