@@ -21,9 +21,14 @@ afterAll(async () => {
   await removeDir(work);
 });
 
-/** Saves `dir` into a fresh memory store; the entry as resolved, and whether codec workers ran. */
-async function saveWith(dir: string, extra: Partial<SaveEntryOptions>) {
+/**
+ * Saves `dir` into a fresh memory store; the entry as resolved, and whether codec workers ran.
+ * `blobCap` makes the store declare that blob cap, as the Redis store does (a version 2 save then
+ * cuts smaller packs, docs/format.md §11.1).
+ */
+async function saveWith(dir: string, extra: Partial<SaveEntryOptions>, blobCap?: number) {
   const store = createMemoryStore();
+  if (blobCap !== undefined) Object.assign(store, { limits: { maxEntrySize: blobCap } });
   const before = codecPool().stats.compress;
   const saved = await saveEntry(store, {
     dir,
@@ -73,36 +78,57 @@ describe('save on the calling thread (inlineBelow, inlineFilesBelow)', () => {
   afterEach(() => {
     vi.useRealTimers();
   });
-  for (const c of cases) {
-    it(`both paths store byte-identical entries: ${c.name}`, async () => {
-      const src = join(work, c.name.replace(/\W+/g, '-'));
-      await writeTree(src, c.files);
-      const inline = await saveWith(src, c.extra);
-      const workers = await saveWith(src, { ...c.extra, inlineBelow: 0 });
-      // The inline save compressed nothing in the codec workers; the worker save did.
-      expect(inline.compressedByWorkers).toBe(0);
-      expect(workers.compressedByWorkers).toBeGreaterThan(0);
-      // Same chunks (uncompressed), same frames, same config, same manifest.
-      expect(inline.entry.config.chunks).toEqual(workers.entry.config.chunks);
-      expect(inline.entry.layers).toEqual(workers.entry.layers);
-      expect(inline.entry.config).toEqual(workers.entry.config);
-      expect(inline.entry.configDescriptor.digest).toBe(workers.entry.configDescriptor.digest);
-      expect(inline.saved.digest).toBe(workers.saved.digest);
-      expect(inline.saved).toMatchObject({
-        chunksTotal: workers.saved.chunksTotal,
-        chunksPushed: workers.saved.chunksPushed,
-        bytesTotal: workers.saved.bytesTotal,
-        bytesPushed: workers.saved.bytesPushed,
-        files: workers.saved.files,
+  // Each case in format v1 and v2; the many-chunk case in v2 also on a store declaring a 192 KiB
+  // blob cap: several packs of 64–127 KiB, cut the same way on both paths.
+  const variants = (c: (typeof cases)[number]) => [
+    { formatVersion: 1 as const, cap: undefined, label: 'format v1' },
+    { formatVersion: 2 as const, cap: undefined, label: 'format v2' },
+    ...(c.extra.avgChunkSize === undefined
+      ? []
+      : [{ formatVersion: 2 as const, cap: 192 * 1024, label: 'format v2, small packs' }]),
+  ];
+  for (const c of cases)
+    for (const { formatVersion, cap, label } of variants(c)) {
+      it(`both paths store byte-identical entries: ${c.name} (${label})`, async () => {
+        const src = join(work, `${c.name}-${label}`.replace(/\W+/g, '-'));
+        await writeTree(src, c.files);
+        const inline = await saveWith(src, { ...c.extra, formatVersion }, cap);
+        const workers = await saveWith(src, { ...c.extra, formatVersion, inlineBelow: 0 }, cap);
+        expect(inline.saved.formatVersion).toBe(formatVersion);
+        // The inline save compressed nothing in the codec workers; the worker save did.
+        expect(inline.compressedByWorkers).toBe(0);
+        expect(workers.compressedByWorkers).toBeGreaterThan(0);
+        // Same chunks (uncompressed), same frames, same config, same manifest.
+        expect(inline.entry.config.chunks).toEqual(workers.entry.config.chunks);
+        expect(inline.entry.layers).toEqual(workers.entry.layers);
+        expect(inline.entry.config).toEqual(workers.entry.config);
+        expect(inline.entry.configDescriptor.digest).toBe(workers.entry.configDescriptor.digest);
+        expect(inline.saved.digest).toBe(workers.saved.digest);
+        expect(inline.saved).toMatchObject({
+          chunksTotal: workers.saved.chunksTotal,
+          chunksPushed: workers.saved.chunksPushed,
+          blobsTotal: workers.saved.blobsTotal,
+          bytesTotal: workers.saved.bytesTotal,
+          bytesPushed: workers.saved.bytesPushed,
+          files: workers.saved.files,
+        });
+        if (c.extra.avgChunkSize !== undefined) {
+          // Many chunks: a blob each (v1), one pack (v2), or several packs of many frames (v2, cap).
+          expect(inline.entry.config.chunks.length).toBeGreaterThan(10);
+          if (formatVersion === 1) expect(inline.entry.layers.length).toBe(inline.entry.config.chunks.length);
+          else if (cap === undefined) expect(inline.entry.layers.length).toBe(1);
+          else {
+            expect(inline.entry.layers.length).toBeGreaterThan(3);
+            expect(inline.entry.layers.length).toBeLessThan(inline.entry.config.chunks.length / 4);
+          }
+        }
+        // And the entry restores the tree it was saved from.
+        const dst = `${src}-restored`;
+        await mkdir(dst, { recursive: true });
+        await restoreEntry(inline.store, { dir: dst, generates: ['dist/**'], tag: 'same', stateDir: false });
+        expect(await treeHash(dst)).toBe(await treeHash(src));
       });
-      if (c.extra.avgChunkSize !== undefined) expect(inline.entry.layers.length).toBeGreaterThan(10);
-      // And the entry restores the tree it was saved from.
-      const dst = join(work, `${c.name.replace(/\W+/g, '-')}-restored`);
-      await mkdir(dst, { recursive: true });
-      await restoreEntry(inline.store, { dir: dst, generates: ['dist/**'], tag: 'same', stateDir: false });
-      expect(await treeHash(dst)).toBe(await treeHash(src));
-    });
-  }
+    }
 
   it('outputs at or above either threshold go through the workers', async () => {
     const src = join(work, 'thresholds');
