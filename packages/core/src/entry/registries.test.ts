@@ -335,6 +335,8 @@ describe('registry rules the profiles reproduce', () => {
         avgChunkSize: 8 * 1024,
         stateDir: false,
         concurrency: 2,
+        // Version 1: a blob per chunk, ~12 uploads against 4 per window; version 2 packs them in one.
+        formatVersion: 1,
       });
       expect(saved.chunksPushed).toBeGreaterThan(4);
       expect(proxy.refusals.some((r) => r.rule === 'rate-limit' && r.status === 429)).toBe(true);
@@ -383,6 +385,9 @@ describe('registry rules the profiles reproduce', () => {
         avgChunkSize: 1024,
         stateDir,
         layerCap: 500,
+        // Version 1: a layer per chunk passes the limit with ~100 chunks; version 2 would need
+        // over 32 packs of 16+ MiB (the halving stops at 32 layers).
+        formatVersion: 1,
       } as const;
       const capRefusals = () => proxy.refusals.filter((r) => r.rule === 'layer-cap').length;
       const saved = await saveEntry(store, { ...opts, tag: 'many', key: 'many' });
@@ -446,6 +451,8 @@ describe('remembered capabilities', () => {
       key: 'x',
       avgChunkSize: 1024,
       stateDir,
+      // Version 1: ~20 chunk layers, an index if the cap of 1 were taken; version 2 is one pack.
+      formatVersion: 1,
     });
     expect(saved.chunksTotal).toBeGreaterThan(5);
     expect((await manifestOf(store, 'x')).mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
