@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createOciBackend, type OciBackend, TooManyRequestsError } from '@task-cache/oci';
+import { createOciBackend, descriptorOf, type OciBackend, TooManyRequestsError } from '@task-cache/oci';
 import {
   QUIRK_PROFILES,
   type QuirkProfile,
@@ -340,6 +340,51 @@ describe('registry rules the profiles reproduce', () => {
       });
       expect(saved.chunksPushed).toBeGreaterThan(4);
       expect(proxy.refusals.some((r) => r.rule === 'rate-limit' && r.status === 429)).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('ghcr: a 429 with Retry-After on a pack upload slows a version 2 save down instead of failing it', async () => {
+    const proxy = await startQuirkProxy({
+      upstream: reg.baseUrl,
+      profile: 'ghcr',
+      layerPushesPerWindow: 2,
+      rateWindowMs: 2000,
+    });
+    try {
+      const store = via(proxy);
+      // Another upload took the window's tokens: the save's first upload, its pack, is refused.
+      for (const seed of [1711, 1712]) {
+        const bytes = seededBytes(1024, seed);
+        await store.pushBlob(descriptorOf(bytes, 'application/octet-stream'), bytes);
+      }
+      // Above the inline threshold (4 MiB), the pack is spooled to a file, as every real pack is,
+      // and its upload starts again from there.
+      const src = await taskDir({ 'dist/a.bin': seededBytes(5 * 1024 * 1024, 1713) });
+      const saved = await saveEntry(store, {
+        dir: src,
+        generates: ALL,
+        tag: 'rl-v2',
+        task: 't',
+        key: 'rl-v2',
+        avgChunkSize: 64 * 1024,
+        stateDir: false,
+        formatVersion: 2,
+      });
+      expect(saved.formatVersion).toBe(2);
+      expect(saved.blobsTotal).toBe(1);
+      expect(saved.chunksPushed).toBe(saved.chunksTotal);
+      const [pack] = (await manifestOf(store, 'rl-v2')).layers as { digest: string }[];
+      const hex = pack!.digest.slice('sha256:'.length);
+      expect(
+        proxy.refusals.some((r) => r.rule === 'rate-limit' && r.status === 429 && r.url.includes(hex)),
+      ).toBe(true);
+      const dst = await taskDir({});
+      expect((await restoreEntry(store, { dir: dst, generates: ALL, tag: 'rl-v2' }))?.digest).toBe(
+        saved.digest,
+      );
+      expect(await treeHash(dst, 'dist')).toBe(await treeHash(src, 'dist'));
     } finally {
       await proxy.close();
     }
