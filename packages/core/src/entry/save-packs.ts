@@ -305,7 +305,10 @@ function repackable(
     layers.add(f.layer);
     if (f.layer.chunks > 0) continue;
     let offsets = live.get(f.layer);
-    if (offsets === undefined) live.set(f.layer, (offsets = new Map()));
+    if (offsets === undefined) {
+      offsets = new Map();
+      live.set(f.layer, offsets);
+    }
     offsets.set(f.offset, f.length);
   }
   const used = (l: LayerRef) => {
