@@ -86,18 +86,25 @@ describe('the guide’s walkthrough against a real registry and Redis', () => {
     const raw = await skopeo('inspect', '--raw', `docker://${registry.host}/task-cache/build:${tag}`);
     const manifest = JSON.parse(raw);
     expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
-    expect(manifest.artifactType).toBe('application/vnd.task-cache.entry.v1');
-    expect(manifest.config.mediaType).toBe('application/vnd.task-cache.entry.config.v1+json');
+    // The default entry format, version 2 (docs/format.md §11): chunks packed into pack layers.
+    expect(manifest.artifactType).toBe('application/vnd.task-cache.entry.v2');
+    expect(manifest.config.mediaType).toBe('application/vnd.task-cache.entry.config.v2+json');
     const layers = manifest.layers as { mediaType: string; size: number }[];
     expect(layers.length).toBeGreaterThan(0);
     expect(new Set(layers.map((l) => l.mediaType))).toEqual(
-      new Set(['application/vnd.task-cache.chunk.v1+zstd']),
+      new Set(['application/vnd.task-cache.pack.v2+zstd']),
     );
+    const config = JSON.parse(
+      await skopeo('inspect', '--config', '--raw', `docker://${registry.host}/task-cache/build:${tag}`),
+    ) as { formatVersion: number; chunks: { layer: number }[] };
+    expect(config.formatVersion).toBe(2);
+    expect(new Set(config.chunks.map((c) => c.layer))).toEqual(new Set(layers.map((_, i) => i)));
     // "pushed N/N chunks, SIZE": every chunk was new, and SIZE is what went over the wire
-    // (compressed chunks + config + manifest).
+    // (packs + config + manifest).
+    const chunks = config.chunks.length;
     const pushed = layers.reduce((n, l) => n + l.size, 0) + manifest.config.size + Buffer.byteLength(raw);
     expect(first.lines[1]).toBe(
-      `task: "build" saved to cache (pushed ${layers.length}/${layers.length} chunks, ${formatBytes(pushed)})`,
+      `task: "build" saved to cache (pushed ${chunks}/${chunks} chunks, ${formatBytes(pushed)})`,
     );
 
     // rm -rf dist .task; task build   # task: "build" restored from cache

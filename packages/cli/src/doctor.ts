@@ -16,16 +16,21 @@ import {
   describeLockUrl,
   ENTRY_ANNOTATION,
   ENTRY_ARTIFACT_TYPE,
+  ENTRY_ARTIFACT_TYPE_V2,
   ENTRY_CONFIG_MEDIA_TYPE,
+  ENTRY_CONFIG_MEDIA_TYPE_V2,
+  ENTRY_FORMAT_VERSION,
   isTlsFailure,
   type LockUrl,
   openStore,
+  PACK_MEDIA_TYPE,
   parseLockUrl,
   parseStoreUrl,
   type RedisStandaloneLockUrl,
   redactUrl,
   redisReplyCode,
 } from '@task-cache/core';
+import { formatVersion } from './args.js';
 import { CliError, EXIT } from './errors.js';
 import type { CliIo } from './run.js';
 
@@ -43,12 +48,14 @@ export interface CheckResult {
   fix?: string;
 }
 
-export const DOCTOR_USAGE = `Usage: task-cache doctor [--cache URL] [--lock URL] [--json]
+export const DOCTOR_USAGE = `Usage: task-cache doctor [--cache URL] [--lock URL] [--format-version N] [--json]
 
 Checks the store (oci://… registry) and the lock (redis://…, rediss://…) against the operator guide:
 each check prints ok, warn or fail, with the fix. The URLs default to TASK_CACHE_URL and
 TASK_CACHE_LOCK_URL; registry credentials come from TASK_CACHE_OCI_USER / TASK_CACHE_OCI_PASSWORD
-(or the docker/podman config), its CA from ?ca= or TASK_CACHE_OCI_CA. Exit 0 when nothing fails.
+(or the docker/podman config), its CA from ?ca= or TASK_CACHE_OCI_CA. The media-type check pushes a
+manifest of the entry format saves write: --format-version or TASK_CACHE_FORMAT_VERSION, default 2.
+Exit 0 when nothing fails.
 `;
 
 /** The first `code` (string) along `error`'s cause chain that `pick` accepts. */
@@ -72,7 +79,13 @@ export async function checkRegistry(
   url: string,
   env: Record<string, string | undefined>,
   signal: AbortSignal,
+  version: 1 | 2 = ENTRY_FORMAT_VERSION,
 ): Promise<CheckResult[]> {
+  // The media types of the entry format the saves write (docs/format.md §11.2).
+  const media =
+    version === 2
+      ? { artifact: ENTRY_ARTIFACT_TYPE_V2, config: ENTRY_CONFIG_MEDIA_TYPE_V2, layer: PACK_MEDIA_TYPE }
+      : { artifact: ENTRY_ARTIFACT_TYPE, config: ENTRY_CONFIG_MEDIA_TYPE, layer: CHUNK_MEDIA_TYPE };
   const out: CheckResult[] = [];
   const parsed = parseStoreUrl(url);
   if (parsed.kind !== 'oci') {
@@ -148,7 +161,7 @@ export async function checkRegistry(
     // 2. Push and pull a throw-away blob (random bytes: never one the registry already has).
     const bytes = randomBytes(64);
     const blob = {
-      mediaType: CHUNK_MEDIA_TYPE,
+      mediaType: media.layer,
       digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
       size: bytes.length,
     };
@@ -211,7 +224,7 @@ export async function checkRegistry(
         ),
       );
       const configDesc = {
-        mediaType: compat ? COMPAT_CONFIG_MEDIA_TYPE : ENTRY_CONFIG_MEDIA_TYPE,
+        mediaType: compat ? COMPAT_CONFIG_MEDIA_TYPE : media.config,
         digest: `sha256:${createHash('sha256').update(config).digest('hex')}`,
         size: config.length,
       };
@@ -220,9 +233,10 @@ export async function checkRegistry(
         JSON.stringify({
           schemaVersion: 2,
           mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          ...(compat ? {} : { artifactType: ENTRY_ARTIFACT_TYPE }),
+          ...(compat ? {} : { artifactType: media.artifact }),
           config: configDesc,
-          layers: [blob],
+          // The compatible form holds format version 1 entries only (docs/format.md §5a, §11.5).
+          layers: [compat ? { ...blob, mediaType: CHUNK_MEDIA_TYPE } : blob],
           annotations: {
             'org.opencontainers.image.title': 'task-cache doctor (throw-away)',
             ...(compat ? { [ENTRY_ANNOTATION]: ENTRY_ARTIFACT_TYPE } : {}),
@@ -238,7 +252,7 @@ export async function checkRegistry(
       out.push({
         name: 'registry media types',
         status: 'ok',
-        detail: `accepts ${ENTRY_ARTIFACT_TYPE} manifests (the standard entry form)`,
+        detail: `accepts ${media.artifact} manifests (the standard entry form)`,
       });
     } catch (error) {
       try {
@@ -567,13 +581,14 @@ export async function checkRedis(url: string, signal: AbortSignal): Promise<Chec
 
 /** `task-cache doctor`: returns the exit code. */
 export async function doctorCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  let values: { cache?: string; lock?: string; json?: boolean; help?: boolean };
+  let values: { cache?: string; lock?: string; 'format-version'?: string; json?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...argv],
       options: {
         cache: { type: 'string' },
         lock: { type: 'string' },
+        'format-version': { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -588,6 +603,12 @@ export async function doctorCommand(argv: readonly string[], io: CliIo): Promise
   }
   const cacheUrl = values.cache ?? io.env.TASK_CACHE_URL ?? '';
   const lockUrl = values.lock ?? io.env.TASK_CACHE_LOCK_URL ?? '';
+  const version =
+    values['format-version'] !== undefined
+      ? formatVersion('doctor: --format-version', values['format-version'])
+      : io.env.TASK_CACHE_FORMAT_VERSION
+        ? formatVersion('TASK_CACHE_FORMAT_VERSION', io.env.TASK_CACHE_FORMAT_VERSION)
+        : ENTRY_FORMAT_VERSION;
   const controller = new AbortController();
   const stop = () => controller.abort(new Error('interrupted'));
   process.once('SIGINT', stop);
@@ -595,7 +616,7 @@ export async function doctorCommand(argv: readonly string[], io: CliIo): Promise
   const results: CheckResult[] = [];
   try {
     try {
-      results.push(...(await checkRegistry(cacheUrl, io.env, controller.signal)));
+      results.push(...(await checkRegistry(cacheUrl, io.env, controller.signal, version)));
     } catch (error) {
       results.push({
         name: 'store',

@@ -99,12 +99,29 @@ describe('task-cache doctor', () => {
       'redis SET NX PX',
     ]);
     expect(r.text).toMatch(/^ok {4}registry push: /m);
+    // The media types probed are those of the format saves write: version 2 by default.
+    expect(r.byName.get('registry media types')?.detail).toBe(
+      'accepts application/vnd.task-cache.entry.v2 manifests (the standard entry form)',
+    );
     // The throw-away manifest is gone: no tag, nothing left behind.
     expect(r.byName.get('registry delete')?.detail).toContain('deleted');
     // distribution over TLS: monolithic uploads, Range, HTTP/2 by ALPN, no referrers API (2.8).
     expect(r.byName.get('registry capabilities')?.detail).toBe(
       'monolithic upload yes, Range on blobs yes, referrers API no, HTTP/2 yes',
     );
+  });
+
+  it('--format-version 1 (or TASK_CACHE_FORMAT_VERSION) probes the media types of version 1; a bad value is a usage error', async () => {
+    const url = reg.ociUrl('task-cache/build');
+    const flag = await doctor(['--cache', url, '--format-version', '1']);
+    expect(flag.byName.get('registry media types')?.detail).toBe(
+      'accepts application/vnd.task-cache.entry.v1 manifests (the standard entry form)',
+    );
+    const twin = await doctor(['--cache', url], env({ TASK_CACHE_FORMAT_VERSION: '1' }));
+    expect(twin.byName.get('registry media types')?.detail).toContain('entry.v1 manifests');
+    const bad = await cli(['doctor', '--cache', url, '--format-version', '3'], box.project, env());
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toContain('doctor: --format-version: expected 1 or 2, got "3"');
   });
 
   it('a registry that allowlists media types (the gitlab quirk profile): warn, the compatible form is taken, exit 0', async () => {

@@ -37,10 +37,13 @@ export {
   COMPAT_CONFIG_MEDIA_TYPE,
   ENTRY_ANNOTATION,
   ENTRY_ARTIFACT_TYPE,
+  ENTRY_ARTIFACT_TYPE_V2,
   ENTRY_CONFIG_MEDIA_TYPE,
+  ENTRY_CONFIG_MEDIA_TYPE_V2,
   ENTRY_FORMAT_VERSION,
   type EntryConfig,
   type EntryForm,
+  PACK_MEDIA_TYPE,
 } from './entry/format.js';
 export { restoreEntry, saveEntry } from './entry/lazy.js';
 export { hasEntry, lookupEntry } from './entry/resolve.js';
