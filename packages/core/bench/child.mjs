@@ -27,6 +27,20 @@ let requests = 0;
 subscribe('undici:request:create', () => {
   requests++;
 });
+// BENCH_TRACE=1: one line per request on stderr (ms since start: created, headers, done; method,
+// path) — where a round trip stalls the pipeline.
+if (process.env.BENCH_TRACE === '1') {
+  const t0 = performance.now();
+  const seen = new Map();
+  const ms = () => (performance.now() - t0).toFixed(0);
+  subscribe('undici:request:create', ({ request }) => seen.set(request, [ms()]));
+  subscribe('undici:request:headers', ({ request }) => seen.get(request)?.push(ms()));
+  subscribe('undici:request:trailers', ({ request }) => {
+    const t = seen.get(request);
+    if (!t) return;
+    process.stderr.write(`trace ${t.join(' ')} ${ms()} ${request.method} ${request.path.slice(0, 80)}\n`);
+  });
+}
 // Start the worker threads the operation uses before the clock starts (a few tens of ms; not
 // what is measured). A restore has no pack worker (each thread costs ~20 MB of RSS).
 {

@@ -15,7 +15,9 @@
  *
  * Env: TASK_CACHE_BENCH_DIR (corpus location), BENCH_DEPLOY_MB (corpus size, default 1024),
  * BENCH_DEPLOYMENTS (comma-separated subset of the names above, default all), BENCH_RUNS (default 1),
- * BENCH_FORMAT (the entry format version of our saves: 1 or 2, default the library's).
+ * BENCH_FORMAT (the entry format version of our saves: 1 or 2, default the library's), BENCH_TRACE=1
+ * (our child prints one `trace` line per HTTP request: ms since start when created, when its
+ * headers came, when it ended; method, path).
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -10,7 +10,8 @@
  * 5. peak RSS of each of our runs (each runs in a fresh child process)
  *
  * Env: TASK_CACHE_BENCH_DIR (corpus location; tmpfs takes the disk out), BENCH_RUNS (default 2),
- * BENCH_PROFILE=1 (writes `--cpu-prof` profiles of our save and restore to <bench dir>/profiles).
+ * BENCH_PROFILE=1 (writes `--cpu-prof` profiles of our save and restore to <bench dir>/profiles),
+ * BENCH_FORMAT (the entry format version of our saves: 1 or 2, default the library's).
  */
 import { execFile, spawn } from 'node:child_process';
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -26,6 +27,8 @@ const exec = promisify(execFile);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const runs = Number(process.env.BENCH_RUNS ?? 2);
 const profile = process.env.BENCH_PROFILE === '1';
+/** BENCH_FORMAT: the entry format version our saves write (1 or 2; default: the library's). */
+const formatVersion = process.env.BENCH_FORMAT === undefined ? undefined : Number(process.env.BENCH_FORMAT);
 const MB = 1e6;
 
 interface ChildResult {
@@ -36,6 +39,8 @@ interface ChildResult {
 }
 
 async function child(args: Record<string, unknown>, label: string): Promise<ChildResult> {
+  if (args.op === 'save' && formatVersion !== undefined)
+    args = { ...args, extra: { ...(args.extra as object | undefined), formatVersion } };
   // NOTE: plain `node child.mjs` (no TypeScript loader in the measured process), so that peak
   // RSS is the package's own and --cpu-prof profiles the measured process and its worker threads.
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(benchRoot, 'profiles', label)}`] : [];
@@ -120,7 +125,7 @@ say(
     .map((l) => l.toFixed(1))
     .join(
       ' ',
-    )}, corpus on ${fsOut.trim()} (${benchRoot}), ${fmtMB(corpusBytes)} of files, ${runs} run(s) each (median)`,
+    )}, corpus on ${fsOut.trim()} (${benchRoot}), ${fmtMB(corpusBytes)} of files, ${runs} run(s) each (median), entry format ${formatVersion ?? 'default'}`,
 );
 
 const reg = await startRegistry({ mode: 'anonymous' });
