@@ -26,6 +26,19 @@ import type { EntryReader, TransferProgress } from './types.js';
 const REPACK_RUN_BYTES = 8 * 1024 * 1024;
 /** Layers an entry may hold above one per `minSize` of its data before small ones are repacked. */
 const LAYER_SLACK = 8;
+/** The slack stops here: an entry of up to 4 GiB keeps at most 256 layers (16 MiB packs). */
+const LAYER_CEILING = 256;
+
+/**
+ * The layers an entry of `bytesTotal` uncompressed bytes may keep before a warm save repacks the
+ * base packs it uses least (docs/format.md §11.4): one per `minSize` plus {@link LAYER_SLACK}, the
+ * slack not taking it above {@link LAYER_CEILING}.
+ * @internal exported for tests.
+ */
+export function layerBudget(bytesTotal: number, minSize: number): number {
+  const need = Math.ceil(bytesTotal / minSize);
+  return Math.max(need, Math.min(need + LAYER_SLACK, LAYER_CEILING));
+}
 
 /** Packs uploading at once (each spooled: at most this many × 64 MiB of temporary files). */
 const MAX_PACK_UPLOADS = 2;
@@ -290,7 +303,8 @@ export async function pushPacks(
 /**
  * The base layers to repack (docs/format.md §11.4): those of which this entry references less
  * than half the bytes, then — while the entry has more layers than one per `minSize` of its data
- * plus {@link LAYER_SLACK} — those it uses least, so that warm saves do not add layers forever.
+ * plus {@link LAYER_SLACK} ({@link layerBudget}) — those it uses least, so that warm saves do not
+ * add layers forever.
  */
 function repackable(
   frames: ReadonlyArray<FrameRef | undefined>,
@@ -320,7 +334,7 @@ function repackable(
   for (const l of baseLayers.values()) {
     if (live.has(l) && used(l) * 2 < (l.descriptor as Descriptor).size) chosen.add(l);
   }
-  const budget = Math.ceil(bytesTotal / rule.minSize) + LAYER_SLACK;
+  const budget = layerBudget(bytesTotal, rule.minSize);
   // Repacked frames go into about one new layer per `minSize`.
   let repackedBytes = 0;
   for (const l of chosen) repackedBytes += used(l);
