@@ -60,6 +60,11 @@ export interface CodecPool {
     layerDigest?: string,
     into?: Uint8Array,
   ): Promise<Uint8Array>;
+  /**
+   * The `sha256:` digest of `input` (a view of shared memory, untouched until this settles),
+   * computed by a worker.
+   */
+  digest(input: Uint8Array): Promise<string>;
   readonly stats: CodecStats;
   readonly size: number;
   /** Stops the workers (a later call starts new ones). */
@@ -139,6 +144,9 @@ export function createCodecPool(size = 2): CodecPool {
       if (noDigest === true) req.noDigest = true;
       const r = await call(req, []);
       return { output: into === undefined ? r.output : into.subarray(0, r.length), digest: r.digest };
+    },
+    async digest(input) {
+      return (await call({ op: 'digest', id: nextId++, input }, [])).digest;
     },
     async decompress(codec, input, size, digest, index, layerDigest, into) {
       // NOTE: a zstd frame is never empty; an empty view is also what a transferred (detached)

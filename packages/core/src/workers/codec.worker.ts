@@ -222,6 +222,13 @@ function transferable(out: Uint8Array): { output: Uint8Array; transfer: ArrayBuf
 
 async function handle(req: CodecRequest): Promise<{ res: CodecResponse; transfer: ArrayBuffer[] }> {
   try {
+    if (req.op === 'digest') {
+      const length = req.input.byteLength;
+      return {
+        res: { id: req.id, ok: true, output: new Uint8Array(0), digest: sha256(req.input), length },
+        transfer: [],
+      };
+    }
     if (req.op === 'compress' && req.into !== undefined && req.codec === 'node' && direct) {
       const length = compressInto(req.input, req.level, req.into);
       const digest = req.noDigest ? '' : sha256(req.into.subarray(0, length));

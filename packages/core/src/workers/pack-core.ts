@@ -25,6 +25,8 @@ export interface PackSyncInput {
   outputs?: readonly PackOutput[];
   /** The window buffer to reuse (at least `windowSize(chunking)` bytes); a fresh one otherwise. */
   window?: Buffer;
+  /** Emit an empty digest: the caller hashes the chunks elsewhere. @default false */
+  noDigest?: boolean;
 }
 
 /** What a pack produced. */
@@ -62,7 +64,7 @@ export function packSync(
 
   const out = (data: Uint8Array) => {
     total += data.byteLength;
-    emit(data, `sha256:${createHash('sha256').update(data).digest('hex')}`);
+    emit(data, req.noDigest ? '' : `sha256:${createHash('sha256').update(data).digest('hex')}`);
   };
 
   /** Cuts the window; emits every chunk whose end cannot change any more (all of them at EOF). */

@@ -26,6 +26,12 @@ export interface PackChunksOptions {
   chunking: PackRequest['chunking'];
   /** Chunks that may be held at once (slots). @default 6 */
   slots?: number;
+  /**
+   * Hashes a chunk elsewhere (e.g. a codec worker) instead of on the pack worker's thread, which
+   * then only reads and cuts: hashing starts as soon as a chunk is cut and overlaps the next cut.
+   * @default the pack worker hashes each chunk itself
+   */
+  digest?: (data: Uint8Array) => Promise<string>;
   signal?: AbortSignal;
 }
 
@@ -69,12 +75,20 @@ export function packChunks(o: PackChunksOptions): PackJob {
 
   // A tiny queue between the worker's messages and the async iterator.
   const queue: PackResponse[] = [];
+  // With `o.digest`: each chunk's digest, started when its message arrives.
+  const digests = new Map<PackResponse, Promise<string>>();
   let wake: (() => void) | undefined;
   let failed: unknown;
   let finished = false;
   const worker = takeWorker();
   const onMessage = (m: PackResponse) => {
     if (m.id !== id) return;
+    if (m.op === 'chunk' && o.digest !== undefined) {
+      const p = o.digest(new Uint8Array(slots, m.slot * slotSize, m.length));
+      // Awaited when the chunk is handed out; a job stopped early never asks.
+      p.catch(() => {});
+      digests.set(m, p);
+    }
     queue.push(m);
     wake?.();
   };
@@ -105,6 +119,7 @@ export function packChunks(o: PackChunksOptions): PackJob {
     slotSize,
     slotCount,
     control,
+    ...(o.digest !== undefined ? { noDigest: true } : {}),
   };
   worker.postMessage(req);
 
@@ -129,9 +144,12 @@ export function packChunks(o: PackChunksOptions): PackJob {
         }
         if (m.op === 'chunk') {
           let released = false;
+          const pending = digests.get(m);
+          digests.delete(m);
+          const digest = pending === undefined ? m.digest : await pending;
           yield {
             data: new Uint8Array(slots, m.slot * slotSize, m.length),
-            digest: m.digest,
+            digest,
             release: () => {
               if (released) return;
               released = true;

@@ -46,7 +46,14 @@ function run(req: PackRequest): void {
     entries,
     size: total,
   } = packSync(
-    { dir: req.dir, generates: req.generates, keepMtimes: req.keepMtimes, chunking: req.chunking, window },
+    {
+      dir: req.dir,
+      generates: req.generates,
+      keepMtimes: req.keepMtimes,
+      chunking: req.chunking,
+      window,
+      noDigest: req.noDigest === true,
+    },
     emit,
     aborted,
   );

@@ -47,7 +47,17 @@ export interface DecompressRequest {
   into?: Uint8Array;
 }
 
-export type CodecRequest = CompressRequest | DecompressRequest;
+/**
+ * The sha256 of one chunk (`input` views a pack slot): the pack worker leaves the chunk digests to
+ * the codec workers, so that cutting and hashing run on different cores.
+ */
+export interface DigestRequest {
+  op: 'digest';
+  id: number;
+  input: Uint8Array;
+}
+
+export type CodecRequest = CompressRequest | DecompressRequest | DigestRequest;
 
 export type CodecResponse =
   | { id: number; ok: true; output: Uint8Array; digest: string; length: number }
@@ -89,6 +99,8 @@ export interface PackRequest {
   slotCount: number;
   /** Int32Array: [free slots, abort flag, slot states (0 free, 1 taken)...]. */
   control: SharedArrayBuffer;
+  /** Leave the chunks' digests to the caller (`chunk` messages then carry an empty `digest`). */
+  noDigest?: boolean;
 }
 
 export type PackResponse =

@@ -49,13 +49,19 @@ async function streamingChunks(dir: string, avg: number): Promise<string[]> {
   return out;
 }
 
-async function workerChunks(dir: string, avg: number, slots?: number): Promise<string[]> {
+async function workerChunks(
+  dir: string,
+  avg: number,
+  slots?: number,
+  digest?: (data: Uint8Array) => Promise<string>,
+): Promise<string[]> {
   const job = packChunks({
     dir,
     generates: ['dist/**'],
     keepMtimes: false,
     chunking: chunkParams(avg),
     slots,
+    ...(digest ? { digest } : {}),
   });
   const out: string[] = [];
   for await (const c of job.chunks) {
@@ -74,6 +80,38 @@ describe('pack worker', () => {
       const expected = await streamingChunks(dir, avg);
       expect(expected.length).toBeGreaterThan(avg === 1024 * 1024 ? 2 : 20);
       expect(await workerChunks(dir, avg, avg === 1024 ? 1 : undefined)).toEqual(expected);
+    }
+  });
+
+  it('with `digest`, the chunks are hashed off the pack worker (codec workers): same chunks, same digests', async () => {
+    const dir = await fixture();
+    const pool = createCodecPool(2);
+    let calls = 0;
+    try {
+      for (const avg of [1024, 64 * 1024]) {
+        const expected = await streamingChunks(dir, avg);
+        const got = await workerChunks(dir, avg, avg === 1024 ? 2 : 8, (data) => {
+          calls++;
+          return pool.digest(data);
+        });
+        expect(got).toEqual(expected);
+      }
+      expect(calls).toBeGreaterThan(20);
+      // A digest that fails fails the job (the chunk is never handed out unhashed).
+      const job = packChunks({
+        dir,
+        generates: ['dist/**'],
+        keepMtimes: false,
+        chunking: chunkParams(1024),
+        digest: () => Promise.reject(new Error('hash failed')),
+      });
+      await expect(
+        (async () => {
+          for await (const c of job.chunks) c.release();
+        })(),
+      ).rejects.toThrow('hash failed');
+    } finally {
+      await pool.close();
     }
   });
 
