@@ -2,6 +2,8 @@
 // process start-up, ports, ACL users and teardown; one file keeps their life cycles in one place.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { TestkitError } from './errors.js';
 import { freePort, sleep } from './internal/process.js';
@@ -200,7 +202,25 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         });
         const ms = performance.now() - t0;
         const newMaster = byPort(newPort);
-        // Back, empty, as a master; the sentinels turn it into the new master's replica.
+        // NOTE: only once every sentinel names the new master. The old node comes back empty and
+        // as a master until the sentinels turn it into the new master's replica; a client that
+        // asked a sentinel still naming it would find an empty master there and take a lock
+        // another client holds on the new master (CI saw a second build in the failover test).
+        await waitFor('every sentinel to name the new master', timeoutMs, async () => {
+          for (const sen of sentinels) {
+            if (sen.pid === undefined) continue;
+            const reply = (await sen
+              .command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)
+              .catch(() => null)) as string[] | null;
+            if (reply === null || Number(reply[1]) !== newPort) return false;
+          }
+          return true;
+        });
+        // Back, empty, as the new master's replica from its first moment: an empty node that came
+        // back as a master could be taken for the master by a sentinel or client still catching up,
+        // and the promoted node could even be made its replica and lose its data (CI saw a lease
+        // lost after the failover). The later `replicaof` line wins over an earlier one.
+        appendFileSync(join(oldMaster.dir, 'redis.conf'), `replicaof 127.0.0.1 ${newPort}\n`);
         await oldMaster.restart();
         return { oldMaster, newMaster, ms };
       },

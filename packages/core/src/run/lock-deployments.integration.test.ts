@@ -201,6 +201,7 @@ describe('6 processes run one key through each lock deployment', () => {
     console.log(
       `failover during the build: ${Math.round(failoverMs)} ms; statuses ${outcomes.map((o) => o.status).join(', ')}`,
     );
+    if (builds.length !== 1) console.log(JSON.stringify(outcomes, null, 1));
     expect(builds).toHaveLength(1);
     expect(outcomes.map((o) => o.status).sort()).toEqual(ONE_SAVE_FIVE_RESTORES);
     await sentinel.waitForReplication();
