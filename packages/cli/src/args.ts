@@ -149,6 +149,16 @@ export function formatVersion(name: string, value: string): 1 | 2 {
   throw new CliError('CLI_ERR_USAGE', `${name}: expected 1 or 2, got ${JSON.stringify(value)}`);
 }
 
+/**
+ * The entry format version of the environment twin `TASK_CACHE_FORMAT_VERSION`, or `undefined`
+ * when it is unset or empty (a CI variable that expands to nothing, as for the list twins).
+ */
+export function envFormatVersion(env: Record<string, string | undefined>): 1 | 2 | undefined {
+  const name = ENV_TWINS['format-version'];
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : formatVersion(name, value);
+}
+
 /** `--tool NAME=VERSION` values as the `tools` record of the key. */
 export function parseTools(values: readonly string[], where: string): Record<string, string> {
   const tools: Record<string, string> = {};

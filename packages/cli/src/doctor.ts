@@ -30,7 +30,7 @@ import {
   redactUrl,
   redisReplyCode,
 } from '@task-cache/core';
-import { formatVersion } from './args.js';
+import { envFormatVersion, formatVersion } from './args.js';
 import { CliError, EXIT } from './errors.js';
 import type { CliIo } from './run.js';
 
@@ -606,9 +606,7 @@ export async function doctorCommand(argv: readonly string[], io: CliIo): Promise
   const version =
     values['format-version'] !== undefined
       ? formatVersion('doctor: --format-version', values['format-version'])
-      : io.env.TASK_CACHE_FORMAT_VERSION
-        ? formatVersion('TASK_CACHE_FORMAT_VERSION', io.env.TASK_CACHE_FORMAT_VERSION)
-        : ENTRY_FORMAT_VERSION;
+      : (envFormatVersion(io.env) ?? ENTRY_FORMAT_VERSION);
   const controller = new AbortController();
   const stop = () => controller.abort(new Error('interrupted'));
   process.once('SIGINT', stop);

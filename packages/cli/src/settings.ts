@@ -3,7 +3,7 @@
  * file > default) and the key inputs they give core: both commands must compute the same key.
  */
 import { resolve } from 'node:path';
-import { ENV_TWINS, envFlag, envList, formatVersion, parseTools, type RunFlags } from './args.js';
+import { ENV_TWINS, envFlag, envFormatVersion, envList, parseTools, type RunFlags } from './args.js';
 import { loadConfig } from './config.js';
 import { CliError } from './errors.js';
 
@@ -77,14 +77,7 @@ export async function settings(flags: RunFlags, io: CliIo, where = 'run'): Promi
     v ?? envFlag(ENV_TWINS[k], e[ENV_TWINS[k]]) ?? false;
   const json = flag(flags.json, 'json');
   const summary = flags.summary ?? e[ENV_TWINS.summary];
-  // NOTE: an empty twin is unset, as for the list twins (a CI variable that expands to nothing).
-  const envVersion = e[ENV_TWINS['format-version']];
-  const version =
-    flags.formatVersion ??
-    (envVersion === undefined || envVersion.trim() === ''
-      ? undefined
-      : formatVersion(ENV_TWINS['format-version'], envVersion)) ??
-    config.formatVersion;
+  const version = flags.formatVersion ?? envFormatVersion(e) ?? config.formatVersion;
   return {
     task,
     dir,

@@ -133,17 +133,20 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       return true;
     });
 
+    /** The master port `s` names, or `undefined` when it is down, busy or names none. */
+    const portNamedBy = async (s: RedisFixture): Promise<number | undefined> => {
+      if (s.pid === undefined) return undefined;
+      try {
+        const reply = (await s.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)) as string[] | null;
+        return reply ? Number(reply[1]) : undefined;
+      } catch {
+        return undefined; // a sentinel may be busy
+      }
+    };
     const masterPort = async (): Promise<number> => {
       for (const s of sentinels) {
-        if (s.pid === undefined) continue;
-        try {
-          const reply = (await s.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)) as
-            | string[]
-            | null;
-          if (reply) return Number(reply[1]);
-        } catch {
-          // a sentinel may be busy; ask the next one
-        }
+        const port = await portNamedBy(s);
+        if (port !== undefined) return port;
       }
       throw new TestkitError('TESTKIT_ERR_COMMAND_FAILED', 'no sentinel names a master');
     };
@@ -202,24 +205,18 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         });
         const ms = performance.now() - t0;
         const newMaster = byPort(newPort);
-        // NOTE: only once every sentinel names the new master. The old node comes back empty and
-        // as a master until the sentinels turn it into the new master's replica; a client that
-        // asked a sentinel still naming it would find an empty master there and take a lock
-        // another client holds on the new master (CI saw a second build in the failover test).
+        // NOTE: the old node comes back empty, so it must never pass for the master: it restarts
+        // only once every sentinel names the new master, and as the new master's replica from its
+        // first moment. An empty node back as a master could be taken for the master by a client
+        // or a sentinel still catching up, and the promoted node could even be made its replica
+        // and lose its data (CI saw a lease lost after the failover: a second build). The later
+        // `replicaof` line of the config file wins over an earlier one.
         await waitFor('every sentinel to name the new master', timeoutMs, async () => {
           for (const sen of sentinels) {
-            if (sen.pid === undefined) continue;
-            const reply = (await sen
-              .command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)
-              .catch(() => null)) as string[] | null;
-            if (reply === null || Number(reply[1]) !== newPort) return false;
+            if (sen.pid !== undefined && (await portNamedBy(sen)) !== newPort) return false;
           }
           return true;
         });
-        // Back, empty, as the new master's replica from its first moment: an empty node that came
-        // back as a master could be taken for the master by a sentinel or client still catching up,
-        // and the promoted node could even be made its replica and lose its data (CI saw a lease
-        // lost after the failover). The later `replicaof` line wins over an earlier one.
         appendFileSync(join(oldMaster.dir, 'redis.conf'), `replicaof 127.0.0.1 ${newPort}\n`);
         await oldMaster.restart();
         return { oldMaster, newMaster, ms };
